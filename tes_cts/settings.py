@@ -1,0 +1,130 @@
+"""Settings: dynaconf over `settings.toml` and `TES_CTS_*` environment variables.
+
+Every setting has its default and type in `VALIDATORS`, so the service runs with no settings file
+at all; `settings.toml` only holds what differs per environment (`TES_CTS_ENV` chooses one).
+Nested names use `__` in the environment: `TES_CTS_SERVER__BIND=0.0.0.0:8080`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from dynaconf import Dynaconf, ValidationError, Validator
+
+ENV_PREFIX = "TES_CTS"
+SETTINGS_FILE_VARIABLE = "TES_CTS_SETTINGS_FILE"
+DEFAULT_SETTINGS_FILE = Path(__file__).resolve().parent.parent / "settings.toml"
+MIN_CONTENT_BYTES = 128 * 1024
+STORE_KINDS = ("sqlite", "mongodb")
+BACKEND_KINDS = ("local",)
+
+
+class SettingsError(Exception):
+    """A setting is missing, of the wrong type or out of range; the message names it."""
+
+
+def _positive(name: str) -> Validator:
+    return Validator(name, is_type_of=int, gte=1, messages={"operations": _RANGE_MESSAGE})
+
+
+_RANGE_MESSAGE = "setting {name} must be {operation} {op_value}, but it is {value}"
+
+VALIDATORS = [
+    Validator("work_dir", default="./tes-cts-work", is_type_of=str, len_min=1),
+    Validator("server.bind", default="127.0.0.1:8000", is_type_of=str, len_min=1),
+    Validator("server.workers", default=1),
+    _positive("server.workers"),
+    Validator("server.max_body_bytes", default=16 * 1024 * 1024),
+    _positive("server.max_body_bytes"),
+    Validator("store.kind", default="sqlite", is_in=STORE_KINDS),
+    Validator("store.sqlite_path", default="", is_type_of=str),
+    Validator("store.mongodb_uri", default="mongodb://127.0.0.1:27017", is_type_of=str),
+    Validator("store.mongodb_database", default="tes_cts", is_type_of=str, len_min=1),
+    Validator("service.id", default="local.tes-cts", is_type_of=str, len_min=1),
+    Validator("service.name", default="tes-cts", is_type_of=str, len_min=1),
+    Validator(
+        "service.description",
+        default="GA4GH TES v1.1 server running tasks as checksum-verified CTS-style jobs",
+        is_type_of=str,
+    ),
+    Validator("service.organization_name", default="tes-cts operators", is_type_of=str, len_min=1),
+    Validator("service.organization_url", default="https://example.org", is_type_of=str, len_min=1),
+    Validator("service.contact_url", default="", is_type_of=str),
+    Validator("service.documentation_url", default="", is_type_of=str),
+    Validator("service.environment", default="", is_type_of=str),
+    Validator("tasks.content_max_bytes", default=MIN_CONTENT_BYTES),
+    Validator(
+        "tasks.content_max_bytes",
+        is_type_of=int,
+        gte=MIN_CONTENT_BYTES,
+        messages={"operations": _RANGE_MESSAGE + " (TES requires at least 128 KiB of input content)"},
+    ),
+    Validator("storage.file_roots", default=[], is_type_of=list),
+    Validator("backend.kind", default="local", is_in=BACKEND_KINDS),
+]
+
+
+def load_settings(overrides: dict | None = None, settings_file: str | os.PathLike | None = None):
+    """Load, apply `overrides` (dotted names), validate, and return the settings object.
+
+    Raises SettingsError naming the offending setting.
+    """
+    path = settings_file or os.environ.get(SETTINGS_FILE_VARIABLE) or DEFAULT_SETTINGS_FILE
+    files = [str(path)] if Path(path).exists() else []
+    if settings_file and not files:
+        raise SettingsError(f"settings file {settings_file} does not exist")
+    settings = Dynaconf(
+        envvar_prefix=ENV_PREFIX,
+        settings_files=files,
+        environments=True,
+        env_switcher=f"{ENV_PREFIX}_ENV",
+        merge_enabled=True,
+    )
+    for name, value in (overrides or {}).items():
+        settings.set(name, value)
+    settings.validators.register(*VALIDATORS)
+    try:
+        settings.validators.validate_all()
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
+    _check_file_roots(settings.storage.file_roots)
+    return settings
+
+
+def _describe(exc: ValidationError) -> str:
+    details = getattr(exc, "details", None) or []
+    messages = [_plain(message) for _validator, message in details] or [_plain(str(exc))]
+    return "invalid settings: " + "; ".join(messages) + f" (environment variables use the {ENV_PREFIX}_ prefix, e.g. {ENV_PREFIX}_SERVER__WORKERS)"
+
+
+_OPERATION_WORDS = {
+    "must be gte": "must be at least",
+    "must be lte": "must be at most",
+    "must be is_type_of <class 'int'>": "must be an integer",
+    "must be is_type_of <class 'str'>": "must be a string",
+    "must be is_type_of <class 'list'>": "must be a list",
+    "must be is_type_of <class 'bool'>": "must be true or false",
+    "must be len_min 1": "must not be empty",
+}
+
+
+def _plain(message: str) -> str:
+    for operation, words in _OPERATION_WORDS.items():
+        message = message.replace(operation, words)
+    return message
+
+
+def _check_file_roots(roots: list) -> None:
+    for root in roots:
+        if not isinstance(root, str) or not root.startswith("/"):
+            raise SettingsError(f"invalid settings: storage.file_roots entries must be absolute paths, got {root!r}")
+
+
+def sqlite_path(settings) -> Path:
+    configured = settings.store.sqlite_path
+    return Path(configured) if configured else Path(settings.work_dir) / "tes-cts.sqlite3"
+
+
+def environment_name(settings) -> str:
+    return settings.service.environment or str(settings.current_env).lower()

@@ -1,0 +1,67 @@
+"""The `TaskStore` contract every store implements, and the query it answers.
+
+Stores hold records and apply compare-and-set on the record version; they know no state rules.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+from ..tasks.record import TaskRecord
+from ..tasks.states import TesState
+
+
+class DuplicateTaskId(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Position in the newest-first order: the last task of the previous page."""
+
+    created_us: int
+    task_id: str
+
+
+@dataclass(frozen=True)
+class TaskQuery:
+    """A page of tasks, newest first (by creation time, then id, both descending).
+
+    `tags` maps key -> value; an empty value matches any value but the key must exist.
+    `name_prefix` is a literal prefix: no character in it is a wildcard.
+    `owner` None means every owner's tasks.
+    """
+
+    limit: int
+    owner: str | None = None
+    name_prefix: str | None = None
+    state: TesState | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    after: Cursor | None = None
+
+
+class TaskStore(ABC):
+    @abstractmethod
+    def insert(self, record: TaskRecord) -> None:
+        """Store a new record (its version as given). Raises DuplicateTaskId if the id exists."""
+
+    @abstractmethod
+    def get(self, task_id: str) -> TaskRecord | None:
+        """The record with this id, or None."""
+
+    @abstractmethod
+    def query(self, query: TaskQuery) -> list[TaskRecord]:
+        """Up to `query.limit` records matching every filter, strictly after `query.after`."""
+
+    @abstractmethod
+    def compare_and_set(self, record: TaskRecord, expected_version: int) -> bool:
+        """Replace the stored record with `record` if its stored version is `expected_version`.
+
+        On success the stored version becomes expected_version + 1 and `record.version` is set to
+        it; returns False, storing nothing, if the version differs or the task does not exist.
+        """
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections."""
