@@ -1,0 +1,1 @@
+"""The HTTP edge: the Connexion app, one handler per operationId, and error responses."""

@@ -1,0 +1,102 @@
+"""The Connexion application: the project's spec served at /ga4gh/tes/v1 and /v1."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import connexion
+from connexion.exceptions import ProblemException
+from connexion.middleware import MiddlewarePosition
+from connexion.options import SwaggerUIOptions
+from connexion.resolver import Resolver
+from connexion.validators import VALIDATOR_MAP, JSONRequestBodyValidator
+from connexion.datastructures import MediaTypeDict
+import flask
+
+from ..backends import supported_backend_parameters
+from ..settings import load_settings
+from ..store import open_store
+from ..store.base import TaskStore
+from ..tasks.paging import BadListRequest
+from ..tasks.record import now_us, rfc3339
+from ..tasks.service import TaskNotFound, TaskService
+from ..tasks.validation import TaskValidationError, ValidationLimits
+from . import errors, handlers
+from .body_limit import BodyLimitMiddleware
+from .service_info import build_service_info
+
+SPEC_FILE = Path(__file__).resolve().parent.parent.parent / "openapi" / "tes.yaml"
+BASE_PATHS = ("/ga4gh/tes/v1", "/v1")
+SWAGGER_UI_PATH = BASE_PATHS[0] + "/ui/"
+
+
+class TaskBodyPassthrough(JSONRequestBodyValidator):
+    """Parses the JSON body but leaves checking it to `tasks.validation`, which reports every
+    problem at once with its field; the schema validator would stop at the first."""
+
+    def _validate(self, body):
+        return body
+
+
+@dataclass
+class AppState:
+    service: TaskService
+    service_info: dict
+    store: TaskStore
+
+
+def create_app(settings=None, store: TaskStore | None = None) -> connexion.FlaskApp:
+    settings = settings if settings is not None else load_settings()
+    store = store if store is not None else open_store(settings)
+    limits = ValidationLimits(
+        content_max_bytes=settings.tasks.content_max_bytes,
+        file_roots=tuple(settings.storage.file_roots),
+        supported_backend_parameters=frozenset(supported_backend_parameters(settings.backend.kind)),
+    )
+    state = AppState(
+        service=TaskService(store, limits),
+        service_info=build_service_info(settings, rfc3339(now_us())),
+        store=store,
+    )
+
+    validators = dict(VALIDATOR_MAP)
+    validators["body"] = MediaTypeDict({**VALIDATOR_MAP["body"], "*/*json": TaskBodyPassthrough})
+    app = connexion.FlaskApp(
+        __name__,
+        specification_dir=str(SPEC_FILE.parent),
+        resolver=Resolver(function_resolver=lambda operation_id: handlers.OPERATIONS[operation_id]),
+        validator_map=validators,
+        swagger_ui_options=SwaggerUIOptions(swagger_ui=True),
+    )
+    for base_path in BASE_PATHS:
+        app.add_api(SPEC_FILE.name, base_path=base_path, name=base_path.strip("/").replace("/", "_"))
+    app.add_middleware(
+        BodyLimitMiddleware,
+        position=MiddlewarePosition.BEFORE_EXCEPTION,
+        max_body_bytes=settings.server.max_body_bytes,
+    )
+    _add_error_handlers(app)
+
+    flask_app = app.app
+    flask_app.extensions[handlers.EXTENSION_KEY] = state
+    flask_app.add_url_rule("/", "root", lambda: flask.redirect(SWAGGER_UI_PATH))
+    flask_app.add_url_rule("/ui", "ui", lambda: flask.redirect(SWAGGER_UI_PATH))
+    flask_app.add_url_rule("/ui/", "ui_slash", lambda: flask.redirect(SWAGGER_UI_PATH))
+    return app
+
+
+def _add_error_handlers(app: connexion.FlaskApp) -> None:
+    def validation_failed(_request, exc: TaskValidationError):
+        return errors.field_errors_response([(p.field, p.reason) for p in exc.problems])
+
+    def bad_list_request(_request, exc: BadListRequest):
+        return errors.field_errors_response([(exc.field, exc.reason)])
+
+    def problem(_request, exc: ProblemException):
+        return errors.error_response(exc.status, exc.title, exc.detail or exc.title)
+
+    app.add_error_handler(TaskValidationError, validation_failed)
+    app.add_error_handler(BadListRequest, bad_list_request)
+    app.add_error_handler(TaskNotFound, errors.not_found)
+    app.add_error_handler(ProblemException, problem)

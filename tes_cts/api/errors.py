@@ -1,0 +1,35 @@
+"""Every error response has one shape: {title, status, detail, errors: [{field, reason}]}."""
+
+from __future__ import annotations
+
+import json
+
+from connexion.lifecycle import ConnexionRequest, ConnexionResponse
+from connexion.problem import problem  # noqa: F401  (kept for Connexion's own problems)
+
+ERROR_MEDIA_TYPE = "application/problem+json"
+
+
+def error_body(status: int, title: str, detail: str, errors: list[dict] | None = None) -> dict:
+    body = {"title": title, "status": status, "detail": detail}
+    if errors:
+        body["errors"] = errors
+    return body
+
+
+def error_response(status: int, title: str, detail: str, errors: list[dict] | None = None) -> ConnexionResponse:
+    return ConnexionResponse(
+        status_code=status,
+        body=json.dumps(error_body(status, title, detail, errors)),
+        content_type=ERROR_MEDIA_TYPE,
+    )
+
+
+def field_errors_response(problems: list[tuple[str, str]]) -> ConnexionResponse:
+    errors = [{"field": field, "reason": reason} for field, reason in problems]
+    summary = "; ".join(f"{field}: {reason}" for field, reason in problems)
+    return error_response(400, "Bad Request", summary, errors)
+
+
+def not_found(_request: ConnexionRequest, exc) -> ConnexionResponse:
+    return error_response(404, "Not Found", str(exc))

@@ -1,0 +1,38 @@
+"""The service-info document, built once from settings."""
+
+from __future__ import annotations
+
+from .. import __version__
+from ..backends import supported_backend_parameters
+from ..settings import environment_name
+
+TES_SERVICE_TYPE = {"group": "org.ga4gh", "artifact": "tes", "version": "1.1.0"}
+
+
+def build_service_info(settings, started_at: str) -> dict:
+    service = settings.service
+    info = {
+        "id": service.id,
+        "name": service.name,
+        "type": dict(TES_SERVICE_TYPE),
+        "description": service.description,
+        "organization": {"name": service.organization_name, "url": service.organization_url},
+        "createdAt": started_at,
+        "updatedAt": started_at,
+        "environment": environment_name(settings),
+        "version": __version__,
+        "storage": storage_locations(settings),
+        "tesResources_backend_parameters": list(supported_backend_parameters(settings.backend.kind)),
+    }
+    if service.contact_url:
+        info["contactUrl"] = service.contact_url
+    if service.documentation_url:
+        info["documentationUrl"] = service.documentation_url
+    return info
+
+
+def storage_locations(settings) -> list[str]:
+    """Where inputs may come from and outputs may go: the configured file roots, plus http(s)
+    for inputs."""
+    roots = [f"file://{root}" for root in settings.storage.file_roots]
+    return roots + ["http://", "https://"]

@@ -1,0 +1,11 @@
+"""Compute backends behind one submit/poll/cancel contract; one module each."""
+
+# backend kind -> the tesResources.backend_parameters keys it honours (lower case).
+# A key is listed only once the backend really acts on it.
+BACKEND_PARAMETERS: dict[str, tuple[str, ...]] = {
+    "local": (),
+}
+
+
+def supported_backend_parameters(kind: str) -> tuple[str, ...]:
+    return BACKEND_PARAMETERS[kind]

@@ -1,0 +1,110 @@
+"""The TES operations as plain functions over a store: what the API handlers call."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..store.base import Cursor, DuplicateTaskId, TaskQuery, TaskStore
+from .lifecycle import move
+from .paging import BadListRequest, decode_token, encode_token, page_size_or_default
+from .record import TaskRecord, new_task_id, now_us
+from .states import TERMINAL_PHASES, Phase, TesState
+from .validation import ValidationLimits, validate_task
+from .views import View, render_task
+
+# A cancel competes with the poller for the same record; each lost compare-and-set is re-read
+# and decided again. Losing this many times in a row means something is looping on the task.
+_CANCEL_ATTEMPTS = 20
+
+
+class TaskNotFound(Exception):
+    def __init__(self, task_id: str):
+        super().__init__(f"no task with id {task_id!r}")
+        self.task_id = task_id
+
+
+@dataclass(frozen=True)
+class ListRequest:
+    name_prefix: str | None = None
+    state: str | None = None
+    tag_keys: tuple[str, ...] = ()
+    tag_values: tuple[str, ...] = ()
+    page_size: int | None = None
+    page_token: str | None = None
+    view: View = View.MINIMAL
+
+
+class TaskService:
+    def __init__(self, store: TaskStore, limits: ValidationLimits):
+        self.store = store
+        self.limits = limits
+
+    def create(self, body: object, owner: str = "") -> str:
+        accepted = validate_task(body, self.limits)
+        created_us = now_us()
+        # The first log entry exists before any attempt only to carry what validation had to
+        # say (dropped backend_parameters); the first attempt fills it in.
+        logs = [{"logs": [], "outputs": [], "system_logs": accepted.warnings}] if accepted.warnings else []
+        while True:
+            record = TaskRecord(
+                id=new_task_id(), owner=owner, created_us=created_us, phase=Phase.CREATED,
+                task=accepted.task, logs=logs,
+            ).with_phase(Phase.CREATED, "task accepted", at_us=created_us)
+            try:
+                self.store.insert(record)
+                return record.id
+            except DuplicateTaskId:  # 128 random bits: never in practice, but never an overwrite
+                continue
+
+    def get(self, task_id: str, view: View, owner: str | None = None) -> dict:
+        return render_task(self._visible(task_id, owner), view)
+
+    def list(self, request: ListRequest, owner: str | None = None) -> dict:
+        page_size = page_size_or_default(request.page_size)
+        query = TaskQuery(
+            limit=page_size + 1,
+            owner=owner,
+            name_prefix=request.name_prefix or None,
+            state=TesState(request.state) if request.state else None,
+            tags=tag_filter(request.tag_keys, request.tag_values),
+            after=decode_token(request.page_token) if request.page_token else None,
+        )
+        records = self.store.query(query)
+        page = records[:page_size]
+        response: dict = {"tasks": [render_task(r, request.view) for r in page]}
+        if len(records) > page_size:
+            last = page[-1]
+            response["next_page_token"] = encode_token(Cursor(last.created_us, last.id))
+        return response
+
+    def cancel(self, task_id: str, owner: str | None = None) -> None:
+        """Cancel now if no backend can hold the task yet; otherwise ask the poller to."""
+        for _ in range(_CANCEL_ATTEMPTS):
+            record = self._visible(task_id, owner)
+            if record.phase in TERMINAL_PHASES or record.phase is Phase.CANCELING:
+                return
+            if record.phase is Phase.CREATED:
+                moved = move(self.store, record, Phase.CANCELED, "canceled by the user before dispatch")
+            else:
+                moved = move(self.store, record, Phase.CANCELING, "cancel requested by the user")
+            if moved is not None:
+                return
+        raise RuntimeError(f"task {task_id}: cancel kept losing to concurrent updates")
+
+    def _visible(self, task_id: str, owner: str | None) -> TaskRecord:
+        record = self.store.get(task_id)
+        if record is None or (owner is not None and record.owner != owner):
+            raise TaskNotFound(task_id)
+        return record
+
+
+def tag_filter(keys: tuple[str, ...], values: tuple[str, ...]) -> dict[str, str]:
+    """Pair tag_key[i] with tag_value[i]; a key without a value matches any value."""
+    if len(values) > len(keys):
+        raise BadListRequest("tag_value", "has more entries than tag_key; every tag_value needs its tag_key")
+    pairs: dict[str, str] = {}
+    for index, key in enumerate(keys):
+        if key in pairs:
+            raise BadListRequest("tag_key", f"{key!r} is given more than once")
+        pairs[key] = values[index] if index < len(values) else ""
+    return pairs

@@ -1,0 +1,93 @@
+"""TES views (MINIMAL, BASIC, FULL) built from the schema's field lists.
+
+Responses are assembled field by field from these lists, never by dumping a stored record, so a
+strict client (py-tes, Cromwell) never meets a key it does not know or a null it cannot parse.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from .record import TaskRecord, rfc3339
+
+
+class View(StrEnum):
+    MINIMAL = "MINIMAL"
+    BASIC = "BASIC"
+    FULL = "FULL"
+
+
+DEFAULT_VIEW = View.MINIMAL
+
+EXECUTOR_FIELDS = ("image", "command", "workdir", "stdin", "stdout", "stderr", "env", "ignore_error")
+INPUT_FIELDS = ("name", "description", "url", "path", "type", "content", "streamable")
+OUTPUT_FIELDS = ("name", "description", "url", "path", "path_prefix", "type")
+RESOURCES_FIELDS = (
+    "cpu_cores",
+    "preemptible",
+    "ram_gb",
+    "disk_gb",
+    "zones",
+    "backend_parameters",
+    "backend_parameters_strict",
+)
+EXECUTOR_LOG_FIELDS = ("start_time", "end_time", "stdout", "stderr", "exit_code")
+OUTPUT_FILE_LOG_FIELDS = ("url", "path", "size_bytes")
+TASK_LOG_FIELDS = ("logs", "metadata", "start_time", "end_time", "outputs", "system_logs")
+
+# What BASIC leaves out of FULL, by object.
+BASIC_OMITS_INPUT = frozenset({"content"})
+BASIC_OMITS_EXECUTOR_LOG = frozenset({"stdout", "stderr"})
+BASIC_OMITS_TASK_LOG = frozenset({"system_logs"})
+
+
+def render_task(record: TaskRecord, view: View) -> dict:
+    if view is View.MINIMAL:
+        return {"id": record.id, "state": record.state.value}
+    basic = view is View.BASIC
+    task = record.task
+    rendered: dict = {"id": record.id, "state": record.state.value}
+    _put(rendered, "name", task.get("name"))
+    _put(rendered, "description", task.get("description"))
+    omit_content = BASIC_OMITS_INPUT if basic else frozenset()
+    _put(rendered, "inputs", [_pick(i, INPUT_FIELDS, omit_content) for i in task.get("inputs") or []])
+    _put(rendered, "outputs", [_pick(o, OUTPUT_FIELDS) for o in task.get("outputs") or []])
+    if task.get("resources"):
+        rendered["resources"] = _pick(task["resources"], RESOURCES_FIELDS)
+    rendered["executors"] = [_pick(e, EXECUTOR_FIELDS) for e in task.get("executors") or []]
+    _put(rendered, "volumes", task.get("volumes"))
+    _put(rendered, "tags", task.get("tags"))
+    _put(rendered, "logs", [_render_task_log(log, basic) for log in record.logs])
+    rendered["creation_time"] = rfc3339(record.created_us)
+    return rendered
+
+
+def _render_task_log(log: dict, basic: bool) -> dict:
+    omit_log = BASIC_OMITS_TASK_LOG if basic else frozenset()
+    omit_executor = BASIC_OMITS_EXECUTOR_LOG if basic else frozenset()
+    rendered = _pick(log, TASK_LOG_FIELDS, omit_log | {"logs", "outputs"})
+    # `logs` and `outputs` are required by tesTaskLog, so they are present even when empty.
+    rendered["logs"] = [_render_executor_log(e, omit_executor) for e in log.get("logs") or []]
+    rendered["outputs"] = [_render_output_log(o) for o in log.get("outputs") or []]
+    return rendered
+
+
+def _render_executor_log(log: dict, omit: frozenset) -> dict:
+    rendered = _pick(log, EXECUTOR_LOG_FIELDS, omit)
+    rendered["exit_code"] = int(log.get("exit_code", -1))  # required by tesExecutorLog
+    return rendered
+
+
+def _render_output_log(log: dict) -> dict:
+    rendered = _pick(log, OUTPUT_FILE_LOG_FIELDS)
+    rendered["size_bytes"] = str(log.get("size_bytes", 0))  # an int64 carried as a JSON string
+    return rendered
+
+
+def _pick(source: dict, fields: tuple[str, ...], omit: frozenset = frozenset()) -> dict:
+    return {name: source[name] for name in fields if name not in omit and source.get(name) is not None}
+
+
+def _put(target: dict, name: str, value) -> None:
+    if value is not None and value != [] and value != {}:
+        target[name] = value
