@@ -16,6 +16,10 @@ class DuplicateTaskId(Exception):
     pass
 
 
+class StoreUnavailable(Exception):
+    """The store cannot be opened or reached; the message says which one and why (no secrets)."""
+
+
 @dataclass(frozen=True)
 class Cursor:
     """Position in the newest-first order: the last task of the previous page."""
@@ -39,6 +43,11 @@ class TaskQuery:
     state: TesState | None = None
     tags: dict[str, str] = field(default_factory=dict)
     after: Cursor | None = None
+
+
+def tag_pairs(record: TaskRecord) -> list[tuple[str, str]]:
+    """The record's tags as (key, value) pairs, the form every store indexes for tag filters."""
+    return sorted(record.tags.items())
 
 
 class TaskStore(ABC):

@@ -1,0 +1,47 @@
+"""Shared fixtures: settings in a temporary work directory, the real app, its store."""
+
+from __future__ import annotations
+
+import pytest
+
+from tes_cts.api.app import create_app
+from tes_cts.settings import load_settings
+from tes_cts.store import open_store
+
+
+@pytest.fixture
+def make_settings(tmp_path, monkeypatch):
+    # Tests never read the developer's environment.
+    for name in [n for n in __import__("os").environ if n.startswith("TES_CTS_")]:
+        if name != "TES_CTS_TEST_MONGO_URI":
+            monkeypatch.delenv(name)
+
+    def make(**overrides):
+        values = {"work_dir": str(tmp_path / "work")}
+        values.update({name.replace("__", "."): value for name, value in overrides.items()})
+        return load_settings(values)
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings):
+    return make_settings()
+
+
+@pytest.fixture
+def store(settings):
+    opened = open_store(settings)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def app(settings, store):
+    return create_app(settings, store)
+
+
+@pytest.fixture
+def client(app):
+    with app.test_client() as test_client:
+        yield test_client

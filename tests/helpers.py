@@ -1,0 +1,25 @@
+"""Task bodies and checks shared by the API tests."""
+
+from __future__ import annotations
+
+import re
+
+RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
+
+
+def echo_task(**fields) -> dict:
+    body = {"executors": [{"image": "busybox:latest", "command": ["echo", "hello"]}]}
+    body.update(fields)
+    return body
+
+
+def assert_no_nulls(value, where="response"):
+    """Strict clients reject null where the schema has a type: nothing we send is null."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            assert item is not None, f"{where}.{key} is null"
+            assert_no_nulls(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            assert item is not None, f"{where}[{index}] is null"
+            assert_no_nulls(item, f"{where}[{index}]")

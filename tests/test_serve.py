@@ -1,0 +1,76 @@
+"""`tes-cts serve` as a real process: gunicorn, several workers, a SQLite file that outlives it."""
+
+from __future__ import annotations
+
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+
+from .helpers import echo_task
+from .live_server import TES_CTS, LiveServer, free_port
+
+
+def test_several_workers_share_the_store_and_tasks_survive_kill_9(tmp_path):
+    env = {"TES_CTS_WORK_DIR": str(tmp_path / "work")}
+    server = LiveServer(tmp_path, ["--workers", "3"], env).wait_ready()
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            ids = list(pool.map(
+                lambda i: requests.post(f"{server.url}/v1/tasks", json=echo_task(name=f"n{i}"), timeout=30).json()["id"],
+                range(60),
+            ))
+        listed = requests.get(f"{server.url}/ga4gh/tes/v1/tasks?page_size=100", timeout=30).json()["tasks"]
+        assert sorted(t["id"] for t in listed) == sorted(ids)
+    finally:
+        server.kill()  # SIGKILL to the master and every worker
+
+    assert (tmp_path / "work" / "tes-cts.sqlite3").exists()
+    with LiveServer(tmp_path, ["--workers", "2"], env) as again:
+        listed = requests.get(f"{again.url}/v1/tasks?page_size=100&view=BASIC", timeout=30).json()["tasks"]
+        assert sorted(t["id"] for t in listed) == sorted(ids)
+        assert {t["name"] for t in listed} == {f"n{i}" for i in range(60)}
+
+
+def test_embedded_default_needs_no_settings(tmp_path):
+    # No settings file, no TES_CTS_* variables: SQLite under ./tes-cts-work of the current dir.
+    env = {"TES_CTS_SETTINGS_FILE": str(tmp_path / "absent.toml")}
+    with LiveServer(tmp_path, env=env) as server:
+        task_id = requests.post(f"{server.url}/ga4gh/tes/v1/tasks", json=echo_task(), timeout=10).json()["id"]
+        assert requests.get(f"{server.url}/v1/tasks/{task_id}", timeout=10).json()["state"] == "QUEUED"
+    assert (tmp_path / "tes-cts-work" / "tes-cts.sqlite3").exists()
+
+
+def test_default_bind_is_loopback_port_8000():
+    from tes_cts.settings import load_settings
+
+    settings = load_settings({})
+    assert settings.server.bind == "127.0.0.1:8000" and settings.server.workers == 1
+    assert settings.store.kind == "sqlite" and settings.work_dir == "./tes-cts-work"
+
+
+def test_bind_and_workers_can_come_from_the_environment(tmp_path):
+    port = free_port()
+    env = {"TES_CTS_WORK_DIR": str(tmp_path / "w"), "TES_CTS_SERVER__BIND": f"127.0.0.1:{port}",
+           "TES_CTS_SERVER__WORKERS": "2"}
+    import os
+
+    process = subprocess.Popen([TES_CTS, "serve"], cwd=tmp_path, env={**os.environ, **env},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    server = LiveServer.__new__(LiveServer)
+    server.process, server.url, server.log = process, f"http://127.0.0.1:{port}", open(tmp_path / "log", "ab")
+    try:
+        server.wait_ready()
+        workers = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout.split()
+        assert len(workers) == 2
+    finally:
+        server.kill()
+
+
+def test_bad_setting_stops_serve_with_a_message_naming_it(tmp_path):
+    import os
+
+    env = {**os.environ, "TES_CTS_SERVER__WORKERS": "zero", "TES_CTS_WORK_DIR": str(tmp_path)}
+    result = subprocess.run([TES_CTS, "serve"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "server.workers" in result.stderr and "integer" in result.stderr
