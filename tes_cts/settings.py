@@ -37,10 +37,10 @@ VALIDATORS = [
     _positive("server.workers"),
     Validator("server.max_body_bytes", default=16 * 1024 * 1024),
     _positive("server.max_body_bytes"),
-    Validator("store.kind", default="sqlite", is_in=STORE_KINDS),
-    Validator("store.sqlite_path", default="", is_type_of=str),
-    Validator("store.mongodb_uri", default="mongodb://127.0.0.1:27017", is_type_of=str),
-    Validator("store.mongodb_database", default="tes_cts", is_type_of=str, len_min=1),
+    Validator("database.kind", default="sqlite", is_in=STORE_KINDS),
+    Validator("database.sqlite_path", default="", is_type_of=str),
+    Validator("database.mongodb_uri", default="mongodb://127.0.0.1:27017", is_type_of=str),
+    Validator("database.mongodb_database", default="tes_cts", is_type_of=str, len_min=1),
     Validator("service.id", default="local.tes-cts", is_type_of=str, len_min=1),
     Validator("service.name", default="tes-cts", is_type_of=str, len_min=1),
     Validator(
@@ -122,7 +122,7 @@ def _check_file_roots(roots: list) -> None:
 
 
 def sqlite_path(settings) -> Path:
-    configured = settings.store.sqlite_path
+    configured = settings.database.sqlite_path
     return Path(configured) if configured else Path(settings.work_dir) / "tes-cts.sqlite3"
 
 

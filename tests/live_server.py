@@ -39,9 +39,9 @@ class LiveServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"tes-cts serve exited with {self.process.returncode}; see {self.log.name}")
             try:
-                if requests.get(f"{self.url}/ga4gh/tes/v1/service-info", timeout=1).ok:
+                if requests.get(f"{self.url}/ga4gh/tes/v1/service-info", timeout=5).ok:
                     return self
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or workers still booting
                 pass
             time.sleep(0.1)
         raise TimeoutError(f"tes-cts serve did not answer within {timeout}s")

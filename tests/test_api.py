@@ -417,7 +417,15 @@ def test_body_above_the_limit_is_a_413(make_settings, store):
         response = client.post("/v1/tasks", content=chunks(), headers={"content-type": "application/json"})
         assert response.status_code == 413
         assert client.post("/v1/tasks", json=echo_task()).status_code == 200
-    assert len(store.query(__import__("tes_cts.store.base", fromlist=["TaskQuery"]).TaskQuery(limit=10))) == 1
+
+        def small_chunks():  # a chunked body under the limit is accepted
+            data = json.dumps(echo_task(name="chunked")).encode()
+            yield data[:10]
+            yield data[10:]
+
+        response = client.post("/v1/tasks", content=small_chunks(), headers={"content-type": "application/json"})
+        assert response.status_code == 200, response.text
+    assert len(store.query(__import__("tes_cts.store.base", fromlist=["TaskQuery"]).TaskQuery(limit=10))) == 2
 
 
 def test_unsupported_backend_parameters_are_dropped_with_a_warning(client):

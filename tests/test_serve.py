@@ -46,7 +46,7 @@ def test_default_bind_is_loopback_port_8000():
 
     settings = load_settings({})
     assert settings.server.bind == "127.0.0.1:8000" and settings.server.workers == 1
-    assert settings.store.kind == "sqlite" and settings.work_dir == "./tes-cts-work"
+    assert settings.database.kind == "sqlite" and settings.work_dir == "./tes-cts-work"
 
 
 def test_bind_and_workers_can_come_from_the_environment(tmp_path):

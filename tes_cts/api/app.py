@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import connexion
-from connexion.exceptions import ProblemException
+from connexion.exceptions import BadRequestProblem, ProblemException
 from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 from connexion.resolver import Resolver
@@ -24,6 +24,7 @@ from ..tasks.service import TaskNotFound, TaskService
 from ..tasks.validation import TaskValidationError, ValidationLimits
 from . import errors, handlers
 from .body_limit import BodyLimitMiddleware
+from .parameters import InvalidParameters, NamingParameterValidator
 from .service_info import build_service_info
 
 SPEC_FILE = Path(__file__).resolve().parent.parent.parent / "openapi" / "tes.yaml"
@@ -34,6 +35,12 @@ SWAGGER_UI_PATH = BASE_PATHS[0] + "/ui/"
 class TaskBodyPassthrough(JSONRequestBodyValidator):
     """Parses the JSON body but leaves checking it to `tasks.validation`, which reports every
     problem at once with its field; the schema validator would stop at the first."""
+
+    async def _parse(self, stream, scope):
+        try:
+            return await super()._parse(stream, scope)
+        except UnicodeDecodeError as exc:
+            raise BadRequestProblem(detail=f"request body is not valid {self._encoding}: {exc.reason}") from None
 
     def _validate(self, body):
         return body
@@ -61,6 +68,7 @@ def create_app(settings=None, store: TaskStore | None = None) -> connexion.Flask
     )
 
     validators = dict(VALIDATOR_MAP)
+    validators["parameter"] = NamingParameterValidator
     validators["body"] = MediaTypeDict({**VALIDATOR_MAP["body"], "*/*json": TaskBodyPassthrough})
     app = connexion.FlaskApp(
         __name__,
@@ -93,10 +101,14 @@ def _add_error_handlers(app: connexion.FlaskApp) -> None:
     def bad_list_request(_request, exc: BadListRequest):
         return errors.field_errors_response([(exc.field, exc.reason)])
 
+    def invalid_parameters(_request, exc: InvalidParameters):
+        return errors.field_errors_response(exc.problems)
+
     def problem(_request, exc: ProblemException):
         return errors.error_response(exc.status, exc.title, exc.detail or exc.title)
 
     app.add_error_handler(TaskValidationError, validation_failed)
     app.add_error_handler(BadListRequest, bad_list_request)
     app.add_error_handler(TaskNotFound, errors.not_found)
+    app.add_error_handler(InvalidParameters, invalid_parameters)
     app.add_error_handler(ProblemException, problem)

@@ -1,12 +1,12 @@
-"""ASGI middleware that refuses request bodies above a size limit with 413, before parsing."""
+"""ASGI middleware that bounds request bodies: 413 above the limit, before anything parses them.
+
+A body sent without Content-Length (chunked) is read here up to the limit and replayed with its
+length, because Connexion treats a body without Content-Length as missing.
+"""
 
 from __future__ import annotations
 
 import json
-
-
-class BodyTooLarge(Exception):
-    pass
 
 
 class BodyLimitMiddleware:
@@ -17,62 +17,58 @@ class BodyLimitMiddleware:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        declared = _content_length(scope)
-        if declared is not None and declared > self.max_body_bytes:
-            return await self._refuse(send)
+        declared = _header(scope, b"content-length")
+        if declared is not None:
+            if not declared.isdigit() or int(declared) > self.max_body_bytes:
+                return await self._refuse(send, declared)
+            return await self.app(scope, receive, send)
+        if _header(scope, b"transfer-encoding") is None:
+            return await self.app(scope, receive, send)
 
-        received = 0
-        response_started = False
-
-        async def counted_receive():
-            nonlocal received
+        body = bytearray()
+        more = True
+        while more:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    raise BodyTooLarge()
-            return message
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.max_body_bytes:
+                return await self._refuse(send, None)
+        await self.app(_with_length(scope, len(body)), _replay(bytes(body), receive), send)
 
-        async def tracked_send(message):
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-            await send(message)
-
-        try:
-            await self.app(scope, counted_receive, tracked_send)
-        except BodyTooLarge:
-            if response_started:
-                raise
-            await self._refuse(send)
-
-    async def _refuse(self, send):
-        body = json.dumps(
-            {
-                "title": "Payload Too Large",
-                "status": 413,
-                "detail": f"request body exceeds the limit of {self.max_body_bytes} bytes "
-                "(setting server.max_body_bytes)",
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/problem+json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
+    async def _refuse(self, send, declared: str | None):
+        if declared is not None and not declared.isdigit():
+            status, title, detail = 400, "Bad Request", f"Content-Length {declared!r} is not a number"
+        else:
+            status, title = 413, "Payload Too Large"
+            detail = f"request body exceeds the limit of {self.max_body_bytes} bytes (setting server.max_body_bytes)"
+        body = json.dumps({"title": title, "status": status, "detail": detail}).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
 
-def _content_length(scope) -> int | None:
-    for name, value in scope.get("headers", []):
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
+def _header(scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return value.decode("latin-1").strip()
     return None
+
+
+def _with_length(scope, length: int) -> dict:
+    headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"transfer-encoding"]
+    return {**scope, "headers": headers + [(b"content-length", str(length).encode())]}
+
+
+def _replay(body: bytes, receive):
+    sent = False
+
+    async def replay_receive():
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay_receive

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
-from connexion.problem import problem  # noqa: F401  (kept for Connexion's own problems)
 
-ERROR_MEDIA_TYPE = "application/problem+json"
+ERROR_MEDIA_TYPE = "application/json"
 
 
 def error_body(status: int, title: str, detail: str, errors: list[dict] | None = None) -> dict:

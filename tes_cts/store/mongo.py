@@ -1,0 +1,128 @@
+"""The shared store for more than one host: one MongoDB collection, one document per task.
+
+A document is `TaskRecord.to_document()` with the id as `_id`, plus two fields kept only for
+queries: `name` and `tag_pairs`. Tags are stored as [{k, v}] because tag keys may contain `.` or
+`$`, which a dotted-path query on the `task.tags` map would misread. Storing such keys inside
+`task` needs MongoDB 5.0 or later.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pymongo import ASCENDING, DESCENDING, MongoClient
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+from ..tasks.record import TaskRecord
+from .base import DuplicateTaskId, StoreUnavailable, TaskQuery, TaskStore, tag_pairs
+
+COLLECTION = "tasks"
+# Also the longest any operation waits for a reachable server: fail fast, let clients retry.
+SERVER_SELECTION_TIMEOUT_MS = 5000
+
+_NEWEST_FIRST = [("created_us", DESCENDING), ("_id", DESCENDING)]
+_INDEXES = [
+    [("owner", ASCENDING), *_NEWEST_FIRST],
+    [("state", ASCENDING), *_NEWEST_FIRST],
+    _NEWEST_FIRST,
+    [("tag_pairs.k", ASCENDING), ("tag_pairs.v", ASCENDING)],
+]
+_QUERY_ONLY_FIELDS = {"name": 0, "tag_pairs": 0}
+
+
+class MongoTaskStore(TaskStore):
+    """Give it a connected client (also a mongomock one), or a URI for a client of its own."""
+
+    def __init__(self, client_or_uri, database_name: str):
+        self._owns_client = isinstance(client_or_uri, str)
+        self._client = None
+        where = redact_uri(client_or_uri) if self._owns_client else "the given client"
+        try:
+            self._client = (
+                MongoClient(client_or_uri, serverSelectionTimeoutMS=SERVER_SELECTION_TIMEOUT_MS)
+                if self._owns_client
+                else client_or_uri
+            )
+            self._client.admin.command("ping")
+            self._tasks = self._client[database_name][COLLECTION]
+            for keys in _INDEXES:
+                self._tasks.create_index(keys)
+        except PyMongoError as exc:
+            self.close()
+            # from None: the message already says what failed, and the cause's repr could
+            # carry the URI.
+            raise StoreUnavailable(
+                f"cannot use MongoDB at {where} (database {database_name!r}): {exc}"
+            ) from None
+
+    def insert(self, record: TaskRecord) -> None:
+        try:
+            self._tasks.insert_one(_document(record, record.version))
+        except DuplicateKeyError:
+            raise DuplicateTaskId(record.id) from None
+
+    def get(self, task_id: str) -> TaskRecord | None:
+        doc = self._tasks.find_one({"_id": task_id}, _QUERY_ONLY_FIELDS)
+        return _record(doc) if doc else None
+
+    def query(self, query: TaskQuery) -> list[TaskRecord]:
+        if query.limit < 1:  # MongoDB reads limit 0 as "no limit"
+            return []
+        found = self._tasks.find(_filter(query), _QUERY_ONLY_FIELDS).sort(_NEWEST_FIRST)
+        return [_record(doc) for doc in found.limit(query.limit)]
+
+    def compare_and_set(self, record: TaskRecord, expected_version: int) -> bool:
+        result = self._tasks.replace_one(
+            {"_id": record.id, "version": expected_version},
+            _document(record, expected_version + 1),
+        )
+        if result.matched_count != 1:
+            return False
+        record.version = expected_version + 1
+        return True
+
+    def close(self) -> None:
+        if self._owns_client and self._client is not None:
+            self._client.close()
+
+
+def redact_uri(uri: str) -> str:
+    """The URI with its password, if any, replaced by ***."""
+    return re.sub(r"(?<=://)([^:@/]*):[^@/]*@", r"\1:***@", uri)
+
+
+def _document(record: TaskRecord, version: int) -> dict:
+    doc = {**record.to_document(), "version": version}
+    doc["_id"] = doc.pop("id")
+    doc["name"] = record.name
+    doc["tag_pairs"] = [{"k": key, "v": value} for key, value in tag_pairs(record)]
+    return doc
+
+
+def _record(doc: dict) -> TaskRecord:
+    doc["id"] = doc.pop("_id")
+    return TaskRecord.from_document(doc)
+
+
+def _filter(query: TaskQuery) -> dict:
+    found: dict = {}
+    if query.owner is not None:
+        found["owner"] = query.owner
+    if query.state is not None:
+        found["state"] = query.state.value
+    if query.name_prefix:
+        found["name"] = {"$regex": "^" + re.escape(query.name_prefix)}
+    if query.tags:
+        # An empty value asks only that the key exists.
+        found["tag_pairs"] = {
+            "$all": [
+                {"$elemMatch": {"k": key, "v": value} if value else {"k": key}}
+                for key, value in query.tags.items()
+            ]
+        }
+    if query.after is not None:
+        # created_us < c, or created_us == c and _id < id; the $lte gives the index its bounds.
+        after = query.after
+        found["created_us"] = {"$lte": after.created_us}
+        found["$or"] = [{"created_us": {"$lt": after.created_us}}, {"_id": {"$lt": after.task_id}}]
+    return found

@@ -1,0 +1,584 @@
+"""Checking a submitted TES task: every problem at once, or the normalized task to store.
+
+`validate_task(body, limits)` returns an `AcceptedTask` (the task cut down to the tesTask fields,
+`type` defaulted to FILE, backend_parameters keys in lower case and unsupported ones dropped with
+a warning) or raises `TaskValidationError` listing every problem found. Nothing else is raised,
+whatever the body is.
+
+Conventions:
+- `Problem.field` is a JSON path relative to the task: "executors[0].command", "inputs[2].url",
+  "tags.PROJECT", 'executors[0].env["A=B"]' for keys that are not plain names. The empty string
+  means the task document itself.
+- A property given as JSON null is absent. A null as an array item or map value is a problem,
+  because the schema says what must be there.
+- Unknown keys, at the top level and nested, are dropped silently, and so are the server-set
+  fields id, state, logs and creation_time.
+- Pass 1 checks every property's JSON type against a per-object table (`_EXECUTOR` ...);
+  pass 2 applies the rules that need more than the type, only to values of the right type, so a
+  wrong value is reported once. An array or map with some wrong items keeps its good ones for
+  pass 2 (every problem is reported), and its key is marked invalid (`_Props.invalid`).
+"""
+
+from __future__ import annotations
+
+import math
+import posixpath
+import re
+from dataclasses import dataclass, field
+from typing import Callable
+from urllib.parse import unquote, urlsplit
+
+
+@dataclass(frozen=True)
+class Problem:
+    field: str  # JSON path of the offending field; "" is the whole task
+    reason: str  # what is wrong and, where possible, how to fix it
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.reason}" if self.field else self.reason
+
+
+class TaskValidationError(Exception):
+    def __init__(self, problems: list[Problem]):
+        self.problems = list(problems)
+        super().__init__("; ".join(str(p) for p in self.problems))
+
+
+@dataclass(frozen=True)
+class ValidationLimits:
+    content_max_bytes: int  # max UTF-8 bytes of an input's `content`
+    file_roots: tuple[str, ...]  # absolute dirs under which file:// and bare-path URLs are allowed
+    supported_backend_parameters: frozenset[str]  # lower-case keys the backend supports
+
+
+@dataclass(frozen=True)
+class AcceptedTask:
+    task: dict  # normalized TES task document to store
+    warnings: list[str]  # for system_logs, e.g. dropped backend_parameters keys
+
+
+def validate_task(body: object, limits: ValidationLimits) -> AcceptedTask:
+    check = _Check(limits)
+    task = _task(body, check)
+    if check.problems:
+        raise TaskValidationError(check.problems)
+    return AcceptedTask(task=task, warnings=check.warnings)
+
+
+# --- collecting problems --------------------------------------------------------------------
+
+
+@dataclass
+class _Check:
+    limits: ValidationLimits
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def problem(self, at: str, reason: str) -> None:
+        self.problems.append(Problem(at, reason))
+
+
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
+
+
+def _at(parent: str, key: object) -> str:
+    """JSON path of `key` inside the object at `parent`."""
+    if isinstance(key, str) and _PLAIN_KEY.match(key):
+        return f"{parent}.{key}" if parent else key
+    return f"{parent}[{_show(key, quote='double')}]"
+
+
+def _show(value: object, quote: str = "single", limit: int = 80) -> str:
+    """A user's value quoted for a message: escaped (never an unencodable string) and cut short."""
+    text = value if isinstance(value, str) else type(value).__name__
+    cut = text[:limit] + ("..." if len(text) > limit else "")
+    shown = repr(cut)
+    return '"' + shown[1:-1].replace('"', '\\"') + '"' if quote == "double" else shown
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return {str: "a string", list: "an array", dict: "an object"}.get(type(value), type(value).__name__)
+
+
+# --- pass 1: JSON types ---------------------------------------------------------------------
+
+_INVALID = object()  # a present value of the wrong type; the problem is already recorded
+_MAX_EXACT_INT = 2**53  # beyond this an integer has no exact JSON double (format: double)
+
+
+def _text(value: object, at: str, check: _Check) -> object:
+    if not isinstance(value, str):
+        check.problem(at, f"must be a string, not {_json_type(value)}")
+        return _INVALID
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        check.problem(at, "must be valid Unicode text; it contains an unpaired surrogate (\\ud800-\\udfff)")
+        return _INVALID
+    return value
+
+
+def _boolean(value: object, at: str, check: _Check) -> object:
+    if isinstance(value, bool):
+        return value
+    check.problem(at, f"must be true or false, not {_json_type(value)}")
+    return _INVALID
+
+
+def _integer(value: object, at: str, check: _Check) -> object:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    check.problem(at, f"must be an integer, not {_json_type(value)}")
+    return _INVALID
+
+
+def _number(value: object, at: str, check: _Check) -> object:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        check.problem(at, f"must be a number, not {_json_type(value)}")
+        return _INVALID
+    if isinstance(value, int) and abs(value) > _MAX_EXACT_INT:
+        check.problem(at, f"is too large (at most {_MAX_EXACT_INT})")
+        return _INVALID
+    if isinstance(value, float) and not math.isfinite(value):  # Python's json accepts NaN, Infinity
+        check.problem(at, "must be a finite number")
+        return _INVALID
+    return value
+
+
+def _array(value: object, at: str, check: _Check) -> object:
+    if isinstance(value, list):
+        return value
+    check.problem(at, f"must be an array, not {_json_type(value)}")
+    return _INVALID
+
+
+def _object(value: object, at: str, check: _Check) -> object:
+    if isinstance(value, dict):
+        return value
+    check.problem(at, f"must be an object, not {_json_type(value)}")
+    return _INVALID
+
+
+def _string_list(value: object, at: str, check: _Check) -> object:
+    if _array(value, at, check) is _INVALID:
+        return _INVALID
+    items = (_text(item, f"{at}[{i}]", check) for i, item in enumerate(value))
+    return [item for item in items if item is not _INVALID]
+
+
+def _string_map(value: object, at: str, check: _Check) -> object:
+    if _object(value, at, check) is _INVALID:
+        return _INVALID
+    result: dict = {}
+    for key, item in value.items():
+        key_at = _at(at, key)
+        # Keys end up as field names in the store: BSON cannot hold a NUL in one.
+        good_key = _text(key, key_at, check) is not _INVALID
+        if good_key and "\x00" in key:
+            check.problem(key_at, "key must not contain a NUL byte")
+            good_key = False
+        if _text(item, key_at, check) is not _INVALID and good_key:
+            result[key] = item
+    return result
+
+
+# A type check records a problem for each wrong value and returns the value, _INVALID, or (for
+# arrays and maps of strings) the items of the right type.
+_TypeCheck = Callable[[object, str, _Check], object]
+
+# The properties of each TES object and their JSON types, in the order they are stored.
+_TASK: dict[str, _TypeCheck] = {
+    "name": _text, "description": _text, "inputs": _array, "outputs": _array,
+    "resources": _object, "executors": _array, "volumes": _string_list, "tags": _string_map,
+}
+_EXECUTOR: dict[str, _TypeCheck] = {
+    "image": _text, "command": _string_list, "workdir": _text, "stdin": _text, "stdout": _text,
+    "stderr": _text, "env": _string_map, "ignore_error": _boolean,
+}
+_INPUT: dict[str, _TypeCheck] = {
+    "name": _text, "description": _text, "url": _text, "path": _text, "type": _text,
+    "content": _text, "streamable": _boolean,
+}
+_OUTPUT: dict[str, _TypeCheck] = {
+    "name": _text, "description": _text, "url": _text, "path": _text, "path_prefix": _text,
+    "type": _text,
+}
+_RESOURCES: dict[str, _TypeCheck] = {
+    "cpu_cores": _integer, "preemptible": _boolean, "ram_gb": _number, "disk_gb": _number,
+    "zones": _string_list, "backend_parameters": _string_map, "backend_parameters_strict": _boolean,
+}
+
+
+@dataclass
+class _Props:
+    """The known properties of one object: their checked values, and the keys whose value was
+    wrong (entirely, or in some items: then `values` holds the good items)."""
+
+    at: str
+    values: dict = field(default_factory=dict)
+    invalid: set = field(default_factory=set)
+
+    def path(self, key: str) -> str:
+        return _at(self.at, key)
+
+    def missing(self, key: str) -> bool:
+        return key not in self.values and key not in self.invalid
+
+
+def _properties(value: object, at: str, schema: dict[str, _TypeCheck], check: _Check) -> _Props | None:
+    """Pass 1 for one object; None (problem recorded) if `value` is not an object at all."""
+    if _object(value, at, check) is _INVALID:
+        return None
+    props = _Props(at)
+    for key, type_check in schema.items():
+        raw = value.get(key)
+        if raw is None:  # absent or JSON null
+            continue
+        reported = len(check.problems)
+        checked = type_check(raw, props.path(key), check)
+        if len(check.problems) > reported:
+            props.invalid.add(key)
+        if checked is not _INVALID:
+            props.values[key] = checked
+    return props
+
+
+def _items(props: _Props, key: str, schema: dict[str, _TypeCheck], check: _Check) -> list[_Props]:
+    """Pass 1 for every object in the array property `key` (which passed its own type check)."""
+    found = (_properties(item, f"{props.path(key)}[{i}]", schema, check) for i, item in enumerate(props.values.get(key, [])))
+    return [item for item in found if item is not None]
+
+
+# --- pass 2: rules beyond the type -------------------------------------------------------------
+
+
+def _task(body: object, check: _Check) -> dict:
+    if not isinstance(body, dict):
+        check.problem("", f"the task must be a JSON object, not {_json_type(body)}")
+        return {}
+    props = _properties(body, "", _TASK, check)
+    task = dict(props.values)
+    if not props.values.get("executors") and "executors" not in props.invalid:
+        check.problem("executors", "at least one executor is required: [{\"image\": ..., \"command\": [...]}]")
+    for key, schema, one in (("inputs", _INPUT, _input), ("outputs", _OUTPUT, _output), ("executors", _EXECUTOR, _executor)):
+        if key in task:
+            task[key] = [one(item, check) for item in _items(props, key, schema, check)]
+    for key in ("inputs", "outputs"):
+        if key in task:
+            _no_duplicate_paths(task[key], props.path(key), check)
+    if "resources" in task:
+        task["resources"] = _resources(_properties(task["resources"], "resources", _RESOURCES, check), check)
+    for i, volume in enumerate(task.get("volumes", [])):
+        _container_path(volume, f"volumes[{i}]", check, whole_root=False)
+    return task
+
+
+def _executor(props: _Props, check: _Check) -> dict:
+    for key in ("image", "command"):
+        if props.missing(key):
+            check.problem(props.path(key), "is required")
+    if props.values.get("image") == "":
+        check.problem(props.path("image"), "must not be empty; name a container image, e.g. \"ubuntu:24.04\"")
+    command = props.values.get("command")
+    if command == [] and "command" not in props.invalid:
+        check.problem(props.path("command"), "must not be empty; give the program and its arguments, e.g. [\"echo\", \"hello\"]")
+    # Executor strings are handed to the OS (argv, environ), which cannot carry a NUL byte.
+    _no_nul(props.values.get("image"), props.path("image"), check)
+    for i, argument in enumerate(command or []):
+        _no_nul(argument, f"{props.path('command')}[{i}]", check)
+    for key in ("workdir", "stdin", "stdout", "stderr"):
+        if key in props.values:
+            _container_path(props.values[key], props.path(key), check, whole_root=True)
+    for name, value in props.values.get("env", {}).items():
+        _env_entry(name, value, _at(props.path("env"), name), check)
+    return props.values
+
+
+def _env_entry(name: str, value: str, at: str, check: _Check) -> None:
+    if name == "":
+        check.problem(at, "environment variable names must not be empty")
+    elif "=" in name:
+        check.problem(at, "environment variable names must not contain '='")
+    _no_nul(value, at, check)
+
+
+def _no_nul(value: object, at: str, check: _Check) -> None:
+    if isinstance(value, str) and "\x00" in value:
+        check.problem(at, "must not contain a NUL byte")
+
+
+_FILE_TYPES = ("FILE", "DIRECTORY")
+
+
+def _file_type(props: _Props, check: _Check) -> str:
+    """The declared type, defaulted to FILE (what TES says the server fills in)."""
+    kind = props.values.setdefault("type", "FILE") if "type" not in props.invalid else "FILE"
+    if kind not in _FILE_TYPES:
+        check.problem(props.path("type"), f"must be FILE or DIRECTORY, not {_show(kind)}")
+    return kind
+
+
+def _input(props: _Props, check: _Check) -> dict:
+    kind = _file_type(props, check)
+    if props.missing("path"):
+        check.problem(props.path("path"), "is required: where the input appears in the container")
+    elif "path" in props.values:
+        _container_path(props.values["path"], props.path("path"), check, whole_root=False)
+    # An empty string `content` is an empty file: it counts as content, so it excludes `url`.
+    has_url, has_content = not props.missing("url"), not props.missing("content")
+    if has_url and has_content:
+        check.problem(props.path("content"), "give either url or content, not both (content \"\" means an empty file)")
+    elif not has_url and not has_content:
+        check.problem(props.path("url"), "is required unless content is given")
+    if "content" in props.values:
+        _content(props.values["content"], kind, props, check)
+    if "url" in props.values:
+        _url(props.values["url"], props.path("url"), _UrlUse("input", kind == "DIRECTORY", check.limits), check)
+    return props.values
+
+
+def _content(content: str, kind: str, props: _Props, check: _Check) -> None:
+    size, limit = len(content.encode("utf-8")), check.limits.content_max_bytes
+    if size > limit:
+        check.problem(
+            props.path("content"),
+            f"is {size} bytes in UTF-8, more than this server's limit of {limit} bytes "
+            "(setting tasks.content_max_bytes); put larger files in storage and give their url",
+        )
+    if kind == "DIRECTORY":
+        check.problem(props.path("type"), "must be FILE when content is given: content makes a single file")
+
+
+_WILDCARDS = re.compile(r"[*?\[]")  # POSIX pattern characters (IEEE Std 1003.1-2017, 2.13)
+
+
+def _output(props: _Props, check: _Check) -> dict:
+    kind = _file_type(props, check)
+    for key in ("path", "url"):
+        if props.missing(key):
+            check.problem(props.path(key), "is required")
+    path, prefix = props.values.get("path"), props.values.get("path_prefix")
+    if path is not None:
+        _container_path(path, props.path("path"), check, whole_root=False)
+    if prefix is not None:
+        _container_path(prefix, props.path("path_prefix"), check, whole_root=True)
+    wildcard = path is not None and _WILDCARDS.search(path) is not None
+    if wildcard:
+        _path_prefix(path, prefix, props, check)
+    if "url" in props.values:
+        # Matches of a wildcard go under the url: it names a directory, like a DIRECTORY output.
+        use = _UrlUse("output", kind == "DIRECTORY" or wildcard, check.limits)
+        _url(props.values["url"], props.path("url"), use, check)
+    return props.values
+
+
+def _path_prefix(path: str, prefix: str | None, props: _Props, check: _Check) -> None:
+    at = props.path("path_prefix")
+    if prefix is None:
+        if "path_prefix" not in props.invalid:
+            check.problem(at, "is required when path contains wildcards (*, ?, [): the part of each match to drop before appending it to url")
+    elif _path_reasons(prefix, whole_root=True):
+        pass  # already reported as a path
+    elif _WILDCARDS.search(prefix):
+        check.problem(at, "must not contain wildcards (*, ?, [)")
+    elif not _is_under(path, prefix):
+        check.problem(at, f"must be a leading directory of path {_show(path)}, compared segment by segment")
+
+
+def _no_duplicate_paths(items: list[dict], at: str, check: _Check) -> None:
+    first_index: dict[str, int] = {}
+    for i, item in enumerate(items):
+        path = item.get("path")
+        if not isinstance(path, str) or _path_reasons(path, whole_root=False):
+            continue
+        first = first_index.setdefault(_normal(path), i)
+        if first != i:
+            check.problem(f"{at}[{i}].path", f"duplicates {at}[{first}].path ({_show(path)}); give each its own path")
+
+
+_INT32_MAX = 2**31 - 1
+
+
+def _resources(props: _Props | None, check: _Check) -> dict:
+    if props is None:
+        return {}
+    values = props.values
+    cores = values.get("cpu_cores")
+    if cores is not None and not 1 <= cores <= _INT32_MAX:
+        check.problem(props.path("cpu_cores"), f"must be between 1 and {_INT32_MAX}")
+    for key in ("ram_gb", "disk_gb"):
+        if key in values and not values[key] > 0:
+            check.problem(props.path(key), "must be greater than 0")
+    if "backend_parameters" in values:
+        strict = values.get("backend_parameters_strict") is True
+        kept = _backend_parameters(values["backend_parameters"], props.path("backend_parameters"), strict, check)
+        if kept:
+            values["backend_parameters"] = kept
+        else:  # nothing supported was asked for: store no map rather than an empty one
+            del values["backend_parameters"]
+    return values
+
+
+def _backend_parameters(params: dict[str, str], at: str, strict: bool, check: _Check) -> dict[str, str]:
+    """Keys are case-insensitive (stored in lower case); TES says unsupported keys are neither
+    stored nor returned: dropped with a warning, or a problem when strict."""
+    supported = sorted(key.lower() for key in check.limits.supported_backend_parameters)
+    listing = ", ".join(supported) if supported else "none"
+    first_spelling: dict[str, str] = {}
+    kept: dict[str, str] = {}
+    dropped: list[str] = []
+    for key, value in params.items():
+        lower = key.lower()
+        if first_spelling.setdefault(lower, key) != key:
+            check.problem(_at(at, key), f"duplicates key {_show(first_spelling[lower])}: backend_parameters keys are case-insensitive")
+        elif lower in supported:
+            kept[lower] = value
+        elif strict:
+            check.problem(_at(at, key), f"is not supported by this server (supported: {listing}); remove it or set backend_parameters_strict to false")
+        else:
+            dropped.append(_show(key))
+    if dropped:
+        check.warnings.append(f"resources.backend_parameters: unsupported keys dropped: {', '.join(dropped)} (supported: {listing})")
+    return kept
+
+
+# --- paths ------------------------------------------------------------------------------------
+
+
+def _path_reasons(path: str, whole_root: bool) -> list[str]:
+    """What is wrong with an absolute POSIX path (in a container or on the server's host)."""
+    if not path.startswith("/"):
+        return ["must be an absolute path (start with /)"]
+    reasons = []
+    if "\x00" in path:
+        reasons.append("must not contain a NUL byte")
+    if ".." in path.split("/"):
+        reasons.append("must not contain a '..' segment")
+    if not whole_root and not reasons and _normal(path) == "/":
+        reasons.append("must name a file or directory below /, not / itself")
+    return reasons
+
+
+def _container_path(path: str, at: str, check: _Check, whole_root: bool) -> None:
+    """Paths are stored as given; `whole_root` allows "/" itself (a workdir, a path_prefix)."""
+    reasons = _path_reasons(path, whole_root)
+    if reasons:
+        check.problem(at, "; ".join(reasons))
+
+
+def _normal(path: str) -> str:
+    normal = posixpath.normpath(path)
+    return "/" + normal.lstrip("/") if normal.startswith("/") else normal  # POSIX keeps a leading //
+
+
+def _is_under(path: str, root: str) -> bool:
+    """Segment-wise: /data/out is under /data and /data/out, not under /data/o."""
+    path, root = _normal(path), _normal(root)
+    return root == "/" or path == root or path.startswith(root + "/")
+
+
+# --- URLs -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _UrlUse:
+    direction: str  # "input" or "output"
+    directory: bool  # the url names a directory (type DIRECTORY, or an output with wildcards)
+    limits: ValidationLimits
+
+
+@dataclass(frozen=True)
+class _Scheme:
+    example: str
+    directions: frozenset[str]
+    reasons: Callable[[str, _UrlUse], list[str]]  # what is wrong with a url of this scheme
+
+
+_S3_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z")
+_IP_ADDRESS = re.compile(r"\d+\.\d+\.\d+\.\d+\Z")
+_S3_KEY_MAX_BYTES = 1024
+
+
+def _s3_reasons(url: str, use: _UrlUse) -> list[str]:
+    bucket, _, key = url[len("s3://"):].partition("/")
+    reasons = []
+    if not _S3_BUCKET.match(bucket) or ".." in bucket or _IP_ADDRESS.match(bucket):
+        reasons.append(
+            f"bucket name {_show(bucket)} is not valid: 3-63 lower-case letters, digits, '.' and '-', "
+            "beginning and ending with a letter or digit, no '..', not like an IP address"
+        )
+    if not key and not use.directory:
+        reasons.append("needs an object key after the bucket: s3://bucket/key (an empty key only names a DIRECTORY)")
+    if len(key.encode("utf-8")) > _S3_KEY_MAX_BYTES:
+        reasons.append(f"object key is longer than {_S3_KEY_MAX_BYTES} bytes in UTF-8")
+    return reasons
+
+
+def _file_url_reasons(url: str, use: _UrlUse) -> list[str]:
+    rest = url[len("file://"):]
+    if not rest.startswith("/"):
+        return ["must be file:///absolute/path (three slashes: no host, an absolute path)"]
+    # Checked decoded, as storage will open it: %2e%2e must not slip past the '..' rule.
+    return _host_path_reasons(unquote(rest), use)
+
+
+def _host_path_reasons(path: str, use: _UrlUse) -> list[str]:
+    reasons = _path_reasons(path, whole_root=True)
+    if reasons:
+        return reasons
+    roots = use.limits.file_roots
+    if not roots:
+        return [
+            "file URLs and local paths are disabled on this server; the operator enables them "
+            "with the setting storage.file_roots (env TES_CTS_STORAGE__FILE_ROOTS)"
+        ]
+    if not any(_is_under(path, root) for root in roots):
+        return [f"is not under an allowed file root ({', '.join(roots)})"]
+    return []
+
+
+def _http_reasons(url: str, use: _UrlUse) -> list[str]:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError as exc:
+        return [f"is not a valid URL ({exc})"]
+    return [] if parts.hostname else ["needs a host: http(s)://host/path"]
+
+
+_BOTH = frozenset({"input", "output"})
+
+# Scheme (lower case; "" is a bare absolute path) -> what is accepted. Outputs are never http(s).
+_SCHEMES: dict[str, _Scheme] = {
+    "s3": _Scheme("s3://bucket/key", _BOTH, _s3_reasons),
+    "file": _Scheme("file:///absolute/path", _BOTH, _file_url_reasons),
+    "": _Scheme("/absolute/path", _BOTH, _host_path_reasons),
+    "http": _Scheme("http://host/path", frozenset({"input"}), _http_reasons),
+    "https": _Scheme("https://host/path", frozenset({"input"}), _http_reasons),
+}
+_SCHEME_PREFIX = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+def _url(url: str, at: str, use: _UrlUse, check: _Check) -> None:
+    accepted = ", ".join(s.example for s in _SCHEMES.values() if use.direction in s.directions)
+    match = _SCHEME_PREFIX.match(url)
+    name = "" if url.startswith("/") else match.group(1) if match else None
+    scheme = _SCHEMES.get(name.lower()) if name is not None else None
+    if name is None:
+        check.problem(at, f"must be a URL or an absolute path, not {_show(url)}; accepted for {use.direction}s: {accepted}")
+    elif scheme is None or use.direction not in scheme.directions:
+        check.problem(at, f"scheme {_show(name + '://')} is not supported for {use.direction}s; accepted: {accepted}")
+    elif name != name.lower():
+        check.problem(at, f"write the scheme in lower case: {name.lower()}://")
+    elif "\x00" in url:
+        check.problem(at, "must not contain a NUL byte")
+    else:
+        reasons = scheme.reasons(url, use)
+        if reasons:
+            check.problem(at, "; ".join(reasons))

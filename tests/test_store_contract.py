@@ -1,0 +1,527 @@
+"""One contract suite for every TaskStore: SQLite, mongomock, and a real MongoDB when
+TES_CTS_TEST_MONGO_URI is set (each test then gets its own database, dropped afterwards)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sqlite3
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
+
+import mongomock
+import pymongo
+import pytest
+
+from tes_cts.settings import load_settings
+from tes_cts.store import Cursor, DuplicateTaskId, StoreUnavailable, TaskQuery, open_store
+from tes_cts.store import mongo
+from tes_cts.store.mongo import MongoTaskStore, redact_uri
+from tes_cts.store.sqlite import SCHEMA_VERSION, SqliteTaskStore
+from tes_cts.tasks.record import TaskRecord, new_task_id
+from tes_cts.tasks.states import Phase, TesState
+
+MONGO_URI = os.environ.get("TES_CTS_TEST_MONGO_URI")
+
+
+@pytest.fixture(params=["sqlite", "mongomock", *(["mongodb"] if MONGO_URI else [])])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        opened = SqliteTaskStore(tmp_path / "not-yet-created" / "tasks.sqlite3")
+    elif request.param == "mongomock":
+        opened = MongoTaskStore(mongomock.MongoClient(), "tes_cts_test")
+    else:
+        client = pymongo.MongoClient(MONGO_URI, serverSelectionTimeoutMS=5000)
+        database = f"tes_cts_test_{uuid.uuid4().hex}"
+        request.addfinalizer(client.close)
+        request.addfinalizer(lambda: client.drop_database(database))
+        opened = MongoTaskStore(client, database)
+    yield opened
+    opened.close()
+
+
+def make_record(
+    task_id: str | None = None,
+    *,
+    owner: str = "alice",
+    created_us: int = 1_000_000,
+    name: str | None = "task",
+    tags: dict | None = None,
+    phase: Phase = Phase.CREATED,
+) -> TaskRecord:
+    task: dict = {"executors": [{"image": "alpine", "command": ["true"]}]}
+    if name is not None:
+        task["name"] = name
+    if tags is not None:
+        task["tags"] = tags
+    return TaskRecord(
+        id=task_id or new_task_id(), owner=owner, created_us=created_us, phase=phase, task=task
+    )
+
+
+def newest_first(records: list[TaskRecord]) -> list[str]:
+    return [r.id for r in sorted(records, key=lambda r: (r.created_us, r.id), reverse=True)]
+
+
+def ids(records: list[TaskRecord]) -> list[str]:
+    return [r.id for r in records]
+
+
+def all_pages(store, page_size: int, **filters) -> list[str]:
+    seen: list[str] = []
+    after = None
+    while True:
+        page = store.query(TaskQuery(limit=page_size, after=after, **filters))
+        seen += ids(page)
+        if len(page) < page_size:
+            return seen
+        after = Cursor(page[-1].created_us, page[-1].id)
+
+
+# -- insert and get ---------------------------------------------------------------------------
+
+
+def test_insert_then_get_round_trips_a_full_record(store):
+    record = TaskRecord(
+        id=new_task_id(),
+        owner="alice",
+        created_us=1_763_722_323_123_456,
+        phase=Phase.CREATED,
+        task={
+            "name": "align reads",
+            "description": "bwa mem",
+            "inputs": [{"url": "s3://bucket/reads.fq", "path": "/data/reads.fq", "type": "FILE"}],
+            "outputs": [{"url": "s3://bucket/out.bam", "path": "/data/out.bam", "type": "FILE"}],
+            "resources": {"cpu_cores": 4, "ram_gb": 7.5, "preemptible": False, "zones": ["a", "b"]},
+            "executors": [
+                {"image": "bwa:0.7", "command": ["bwa", "mem"], "env": {"A.B": "1", "$X": "2"}},
+                {"image": "samtools", "command": ["samtools", "sort"], "workdir": "/data"},
+            ],
+            "volumes": ["/scratch"],
+            "tags": {"project": "p1", "empty": "", "dotted.key": "v", "$dollar": "w"},
+        },
+        logs=[
+            {
+                "start_time": "2026-11-21T10:52:03.123456Z",
+                "logs": [{"exit_code": 0, "stdout": "ok\n", "start_time": "2026-11-21T10:52:04Z"}],
+                "outputs": [{"url": "s3://bucket/out.bam", "path": "/data/out.bam", "size_bytes": "12"}],
+                "metadata": {"crc64nvme:/data/out.bam": "AAAAAAAAAAA="},
+                "system_logs": ["attempt 1"],
+            }
+        ],
+        lease={"owner": "poller-1", "expires_us": 1_763_722_400_000_000},
+        version=3,
+    ).with_phase(Phase.PREFLIGHT, "claimed", at_us=1_763_722_324_000_000)
+
+    store.insert(record)
+
+    assert store.get(record.id) == record
+    assert record.version == 3
+
+
+def test_insert_of_an_existing_id_raises_and_keeps_the_first(store):
+    first = make_record("same-id", name="first")
+    store.insert(first)
+
+    with pytest.raises(DuplicateTaskId):
+        store.insert(make_record("same-id", name="second"))
+
+    assert store.get("same-id") == first
+
+
+def test_get_unknown_id_is_none(store):
+    assert store.get("no-such-task") is None
+
+
+# -- order and paging -------------------------------------------------------------------------
+
+
+def test_query_is_newest_first_with_equal_times_by_id_descending(store):
+    records = [
+        make_record("b", created_us=5),
+        make_record("a", created_us=9),
+        make_record("d", created_us=5),
+        make_record("c", created_us=5),
+        make_record("e", created_us=1),
+    ]
+    for record in records:
+        store.insert(record)
+
+    assert ids(store.query(TaskQuery(limit=10))) == ["a", "d", "c", "b", "e"]
+    assert ids(store.query(TaskQuery(limit=2))) == ["a", "d"]
+    assert store.query(TaskQuery(limit=0)) == []
+
+
+def test_keyset_paging_returns_every_task_exactly_once(store):
+    # Runs of equal creation times that straddle page boundaries.
+    records = [make_record(f"t{i:02d}", created_us=100 + i // 3) for i in range(25)]
+    for record in records:
+        store.insert(record)
+
+    for page_size in (1, 4, 7, 25, 30):
+        assert all_pages(store, page_size) == newest_first(records)
+
+
+def test_paging_is_stable_when_tasks_arrive_between_pages(store):
+    records = [make_record(f"old{i}", created_us=100 + i // 2) for i in range(10)]
+    for record in records:
+        store.insert(record)
+
+    first = store.query(TaskQuery(limit=4))
+    seen = ids(first)
+    after = Cursor(first[-1].created_us, first[-1].id)
+    late = 0
+    while True:
+        late += 1
+        store.insert(make_record(f"new{late}", created_us=1_000 + late))
+        page = store.query(TaskQuery(limit=4, after=after))
+        if not page:
+            break
+        seen += ids(page)
+        after = Cursor(page[-1].created_us, page[-1].id)
+
+    assert seen == newest_first(records)
+
+
+# -- filters ----------------------------------------------------------------------------------
+
+
+def test_owner_filter(store):
+    records = [make_record(owner=owner, created_us=i) for i, owner in enumerate("abab c")]
+    for record in records:
+        store.insert(record)
+
+    for owner in ("a", "b", "c", " ", "nobody"):
+        expected = newest_first([r for r in records if r.owner == owner])
+        assert ids(store.query(TaskQuery(limit=50, owner=owner))) == expected
+
+
+NAMES = [
+    "a.b", "axb", "a*", "aa", "a(1)", "a", "100%", "100x", "100", "a_b", "aXb",
+    "$x", "x$", "^x", "x", "A.B", "", None,
+]
+
+
+@pytest.mark.parametrize(
+    "prefix", ["a.", "a*", "a(", "a_", "100%", "$", "^", "x$", "a", ".", "*", "%", "_", "A", ""]
+)
+def test_name_prefix_is_literal(store, prefix):
+    records = [make_record(name=name, created_us=i) for i, name in enumerate(NAMES)]
+    for record in records:
+        store.insert(record)
+
+    expected = newest_first(
+        [r for r in records if prefix == "" or (r.name is not None and r.name.startswith(prefix))]
+    )
+    assert ids(store.query(TaskQuery(limit=50, name_prefix=prefix))) == expected
+
+
+def test_state_filter(store):
+    phases = [Phase.CREATED, Phase.PREFLIGHT, Phase.RUNNING, Phase.STAGING_OUT, Phase.COMPLETE]
+    records = [make_record(phase=phase, created_us=i) for i, phase in enumerate(phases)]
+    for record in records:
+        store.insert(record)
+
+    for state in (TesState.QUEUED, TesState.RUNNING, TesState.COMPLETE, TesState.CANCELED):
+        expected = newest_first([r for r in records if r.state == state])
+        assert ids(store.query(TaskQuery(limit=50, state=state))) == expected
+
+
+# The TES spec's table: filter, a task's tags, does the task match?
+TAG_TABLE = [
+    ({"foo": "bar"}, {"foo": "bar"}, True),
+    ({"foo": "bar"}, {"foo": "bat"}, False),
+    ({"foo": ""}, {"foo": ""}, True),
+    ({"foo": "bar", "baz": "bat"}, {"foo": "bar", "baz": "bat"}, True),
+    ({"foo": "bar"}, {"foo": "bar", "baz": "bat"}, True),
+    ({"foo": "bar", "baz": "bat"}, {"foo": "bar"}, False),
+    ({"foo": ""}, {"foo": "bar"}, True),
+    ({"foo": ""}, {}, False),
+]
+
+
+@pytest.mark.parametrize("tag_filter, tags, matches", TAG_TABLE)
+def test_tag_filter_follows_the_spec_table(store, tag_filter, tags, matches):
+    task = make_record(tags=tags, created_us=2)
+    store.insert(task)
+    store.insert(make_record(tags=None, created_us=1))
+
+    found = ids(store.query(TaskQuery(limit=10, tags=tag_filter)))
+
+    assert found == ([task.id] if matches else [])
+
+
+def test_tag_keys_with_dots_and_dollars_are_plain_keys(store):
+    odd = make_record("odd", tags={"a.b": "1", "$c": "2", "d": "x.y"}, created_us=2)
+    plain = make_record("plain", tags={"a": "1", "c": "2", "b": "1"}, created_us=1)
+    store.insert(odd)
+    store.insert(plain)
+
+    def found(tag_filter):
+        return ids(store.query(TaskQuery(limit=10, tags=tag_filter)))
+
+    assert found({"a.b": "1"}) == ["odd"]
+    assert found({"a.b": ""}) == ["odd"]
+    assert found({"$c": "2", "d": "x.y"}) == ["odd"]
+    assert found({"a": ""}) == ["plain"]
+    assert found({"a.b": "2"}) == []
+    assert found({"$c": "", "a": ""}) == []
+    assert found({"$exists": ""}) == []
+
+
+def test_combined_filters_with_paging(store):
+    records = []
+    for i in range(40):
+        records.append(
+            make_record(
+                f"t{i:02d}",
+                owner="alice" if i % 2 else "bob",
+                created_us=500 + i // 4,
+                name=f"run.{i % 3}",
+                tags={"project": "p1" if i % 5 else "p2", "batch": str(i % 2)},
+                phase=Phase.RUNNING if i % 7 else Phase.COMPLETE,
+            )
+        )
+    for record in records:
+        store.insert(record)
+
+    filters = {
+        "owner": "alice",
+        "name_prefix": "run.",
+        "state": TesState.RUNNING,
+        "tags": {"project": "p1", "batch": ""},
+    }
+    expected = newest_first(
+        [
+            r
+            for r in records
+            if r.owner == "alice" and r.state == TesState.RUNNING and r.tags["project"] == "p1"
+        ]
+    )
+    assert len(expected) > 6
+    assert all_pages(store, 3, **filters) == expected
+    assert all_pages(store, 3, **{**filters, "name_prefix": "run.1"}) == [
+        i for i in expected if next(r for r in records if r.id == i).name == "run.1"
+    ]
+
+
+# -- compare-and-set --------------------------------------------------------------------------
+
+
+def test_compare_and_set_persists_changes_and_increments_the_version(store):
+    record = make_record(name="before", tags={"old": "1"})
+    store.insert(record)
+
+    moved = record.with_phase(Phase.PREFLIGHT, "claimed")
+    moved.task["tags"] = {"new": "2"}
+    moved.task["name"] = "after"
+    moved.lease = {"owner": "poller-1", "expires_us": 42}
+    assert store.compare_and_set(moved, expected_version=0)
+    assert moved.version == 1
+
+    moved = moved.with_phase(Phase.SUBMITTED, "backend accepted")
+    assert store.compare_and_set(moved, expected_version=1)
+    assert moved.version == 2
+
+    assert store.get(record.id) == moved
+
+    def found(**filters):
+        return ids(store.query(TaskQuery(limit=10, **filters)))
+
+    assert found(tags={"new": "2"}) == [record.id]
+    assert found(tags={"old": ""}) == []
+    assert found(state=TesState.INITIALIZING) == [record.id]
+    assert found(state=TesState.QUEUED) == []
+    assert found(name_prefix="after") == [record.id]
+    assert found(name_prefix="before") == []
+
+
+def test_compare_and_set_with_a_stale_version_changes_nothing(store):
+    record = make_record(tags={"k": "v"})
+    store.insert(record)
+    winner = record.with_phase(Phase.PREFLIGHT, "first")
+    assert store.compare_and_set(winner, expected_version=0)
+
+    loser = record.with_phase(Phase.CANCELED, "too late")
+    loser.task["tags"] = {"other": "x"}
+    assert not store.compare_and_set(loser, expected_version=0)
+
+    assert loser.version == 0
+    assert store.get(record.id) == winner
+    assert ids(store.query(TaskQuery(limit=10, tags={"other": ""}))) == []
+    assert ids(store.query(TaskQuery(limit=10, tags={"k": "v"}))) == [record.id]
+
+
+def test_compare_and_set_on_an_unknown_id_is_false(store):
+    ghost = make_record("ghost")
+
+    assert not store.compare_and_set(ghost, expected_version=0)
+    assert store.get("ghost") is None
+    assert ghost.version == 0
+
+
+# -- SQLite only ------------------------------------------------------------------------------
+
+
+def test_sqlite_data_survives_closing_and_reopening(tmp_path):
+    path = tmp_path / "tasks.sqlite3"
+    store = SqliteTaskStore(path)
+    record = make_record(tags={"k": "v"})
+    store.insert(record)
+    moved = record.with_phase(Phase.PREFLIGHT, "claimed")
+    assert store.compare_and_set(moved, expected_version=0)
+    store.close()
+
+    reopened = SqliteTaskStore(path)
+    try:
+        assert reopened.get(record.id) == moved
+        assert ids(reopened.query(TaskQuery(limit=5, tags={"k": "v"}))) == [record.id]
+        assert not reopened.compare_and_set(moved.copy(), expected_version=0)
+    finally:
+        reopened.close()
+
+
+def test_sqlite_uses_wal_and_records_its_schema_version(tmp_path):
+    path = tmp_path / "tasks.sqlite3"
+    SqliteTaskStore(path).close()
+
+    with closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_sqlite_refuses_a_newer_schema(tmp_path):
+    path = tmp_path / "tasks.sqlite3"
+    SqliteTaskStore(path).close()
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+
+    with pytest.raises(StoreUnavailable, match="newer"):
+        SqliteTaskStore(path)
+
+
+def _race_compare_and_set(path, task_id, worker, barrier, results):
+    store = SqliteTaskStore(path)
+    record = store.get(task_id)
+    barrier.wait()
+    moved = record.with_phase(Phase.PREFLIGHT, f"claimed by {worker}")
+    results.put((worker, store.compare_and_set(moved, expected_version=0)))
+    store.close()
+
+
+def _insert_many(path, worker, count, barrier, results):
+    barrier.wait()  # every process opens the brand-new file at once
+    store = SqliteTaskStore(path)
+    for i in range(count):
+        store.insert(make_record(f"w{worker}-{i:03d}", created_us=i))
+    results.put((worker, count))
+    store.close()
+
+
+def _run_processes(target, args_of_worker, workers: int) -> dict:
+    """Run `target(*args_of_worker(n), barrier, results)` in `workers` spawned processes, all
+    released at once by the barrier; returns {worker: outcome} from what they put in results."""
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(workers)
+    results = context.Queue()
+    processes = [
+        context.Process(target=target, args=(*args_of_worker(worker), barrier, results))
+        for worker in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=60)
+        assert process.exitcode == 0
+    return dict(results.get(timeout=5) for _ in processes)
+
+
+def test_sqlite_compare_and_set_race_between_processes_has_one_winner(tmp_path):
+    path = tmp_path / "tasks.sqlite3"
+    store = SqliteTaskStore(path)
+    record = make_record()
+    store.insert(record)
+    workers = 6
+
+    outcomes = _run_processes(_race_compare_and_set, lambda w: (path, record.id, w), workers)
+
+    winners = [worker for worker, won in outcomes.items() if won]
+    assert len(outcomes) == workers and len(winners) == 1
+    stored = store.get(record.id)
+    assert stored.version == 1
+    assert stored.history[-1]["reason"] == f"claimed by {winners[0]}"
+    store.close()
+
+
+def test_sqlite_concurrent_inserts_from_processes_all_land(tmp_path):
+    path = tmp_path / "new" / "tasks.sqlite3"
+    workers, each = 4, 50
+
+    assert _run_processes(_insert_many, lambda w: (path, w, each), workers) == {
+        w: each for w in range(workers)
+    }
+
+    store = SqliteTaskStore(path)
+    landed = all_pages(store, 64)
+    assert sorted(landed) == sorted(f"w{w}-{i:03d}" for w in range(workers) for i in range(each))
+    store.close()
+
+
+def test_sqlite_compare_and_set_race_between_threads_has_one_winner(tmp_path):
+    store = SqliteTaskStore(tmp_path / "tasks.sqlite3")
+    record = make_record()
+    store.insert(record)
+    workers = 8
+    barrier = threading.Barrier(workers)
+
+    def attempt(worker):
+        barrier.wait()
+        return store.compare_and_set(record.with_phase(Phase.PREFLIGHT, f"by {worker}"), 0)
+
+    with ThreadPoolExecutor(workers) as pool:
+        outcomes = list(pool.map(attempt, range(workers)))
+
+    assert outcomes.count(True) == 1
+    assert store.get(record.id).version == 1
+    store.close()
+
+
+# -- opening a store from settings ------------------------------------------------------------
+
+
+def test_open_store_defaults_to_sqlite_in_the_work_dir(tmp_path):
+    settings = load_settings(
+        overrides={"database.kind": "sqlite", "database.sqlite_path": "", "work_dir": str(tmp_path / "work")}
+    )
+
+    store = open_store(settings)
+    try:
+        assert isinstance(store, SqliteTaskStore)
+        assert (tmp_path / "work" / "tes-cts.sqlite3").exists()
+    finally:
+        store.close()
+
+
+def test_open_store_names_an_unreachable_mongodb_without_its_password(monkeypatch):
+    monkeypatch.setattr(mongo, "SERVER_SELECTION_TIMEOUT_MS", 200)
+    settings = load_settings(
+        overrides={
+            "database.kind": "mongodb",
+            "database.mongodb_uri": "mongodb://tes:s3cret@127.0.0.1:9/?authSource=admin",
+        }
+    )
+
+    with pytest.raises(StoreUnavailable) as raised:
+        open_store(settings)
+
+    assert "mongodb://tes:***@127.0.0.1:9/" in str(raised.value)
+    assert "s3cret" not in str(raised.value)
+
+
+def test_redact_uri():
+    assert redact_uri("mongodb://u:p@h1:1,h2:2/db") == "mongodb://u:***@h1:1,h2:2/db"
+    assert redact_uri("mongodb+srv://u:p%40ss@cluster.example") == "mongodb+srv://u:***@cluster.example"
+    assert redact_uri("mongodb://user@host") == "mongodb://user@host"
+    assert redact_uri("mongodb://host:27017") == "mongodb://host:27017"
