@@ -442,3 +442,47 @@ def test_unsupported_backend_parameters_with_strict_are_a_400(client):
     response = client.post("/v1/tasks", json=body)
     assert response.status_code == 400
     assert "backend_parameters" in response.json()["errors"][0]["field"]
+
+
+# --- store failures -------------------------------------------------------------------------------
+
+
+def test_a_locked_database_is_a_503_and_the_service_recovers(make_settings, tmp_path):
+    import sqlite3
+
+    from tes_cts.api.app import create_app
+    from tes_cts.store.sqlite import SqliteTaskStore
+
+    settings = make_settings()
+    path = tmp_path / "work" / "tes-cts.sqlite3"
+    store = SqliteTaskStore(path, busy_timeout_s=0.2)
+    with create_app(settings, store).test_client() as client:
+        task_id = create(client)
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")  # another process holding the write lock too long
+        try:
+            response = client.post("/v1/tasks", json=echo_task())
+            assert response.status_code == 503
+            assert "locked" in response.json()["detail"] and "retry" in response.json()["detail"]
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        assert client.get(f"/v1/tasks/{task_id}").status_code == 200
+        assert client.post("/v1/tasks", json=echo_task()).status_code == 200
+    store.close()
+
+
+def test_a_lost_mongodb_is_a_503(make_settings):
+    import mongomock
+    from pymongo import MongoClient
+
+    from tes_cts.api.app import create_app
+    from tes_cts.store.mongo import MongoTaskStore
+
+    store = MongoTaskStore(mongomock.MongoClient(), "lost")
+    # The server goes away after start: point the store at a port where nothing listens.
+    store._tasks = MongoClient("mongodb://127.0.0.1:9", serverSelectionTimeoutMS=200)["lost"]["tasks"]
+    with create_app(make_settings(), store).test_client() as client:
+        response = client.get("/v1/tasks")
+        assert response.status_code == 503
+        assert "MongoDB" in response.json()["detail"]

@@ -17,7 +17,7 @@ import flask
 from ..backends import supported_backend_parameters
 from ..settings import load_settings
 from ..store import open_store
-from ..store.base import TaskStore
+from ..store.base import StoreUnavailable, TaskStore
 from ..tasks.paging import BadListRequest
 from ..tasks.record import now_us, rfc3339
 from ..tasks.service import TaskNotFound, TaskService
@@ -110,5 +110,9 @@ def _add_error_handlers(app: connexion.FlaskApp) -> None:
     app.add_error_handler(TaskValidationError, validation_failed)
     app.add_error_handler(BadListRequest, bad_list_request)
     app.add_error_handler(TaskNotFound, errors.not_found)
+    def store_unavailable(_request, exc: StoreUnavailable):
+        return errors.error_response(503, "Service Unavailable", f"{exc}; retry later")
+
+    app.add_error_handler(StoreUnavailable, store_unavailable)
     app.add_error_handler(InvalidParameters, invalid_parameters)
     app.add_error_handler(ProblemException, problem)

@@ -6,6 +6,7 @@ Stores hold records and apply compare-and-set on the record version; they know n
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from ..tasks.record import TaskRecord
@@ -74,3 +75,13 @@ class TaskStore(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release connections."""
+
+
+@contextmanager
+def unavailable_on(driver_errors: tuple[type[BaseException], ...], store_name: str):
+    """Turn a driver's failure (locked past the timeout, server gone, disk full) into
+    StoreUnavailable, so callers above the store never handle driver exceptions."""
+    try:
+        yield
+    except driver_errors as exc:
+        raise StoreUnavailable(f"{store_name} is unavailable: {exc}") from exc

@@ -14,7 +14,7 @@ from pymongo import ASCENDING, DESCENDING, MongoClient
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from ..tasks.record import TaskRecord
-from .base import DuplicateTaskId, StoreUnavailable, TaskQuery, TaskStore, tag_pairs
+from .base import DuplicateTaskId, StoreUnavailable, TaskQuery, TaskStore, tag_pairs, unavailable_on
 
 COLLECTION = "tasks"
 # Also the longest any operation waits for a reachable server: fail fast, let clients retry.
@@ -35,8 +35,8 @@ class MongoTaskStore(TaskStore):
 
     def __init__(self, client_or_uri, database_name: str):
         self._owns_client = isinstance(client_or_uri, str)
+        self._where = f"MongoDB at {redact_uri(client_or_uri) if self._owns_client else 'the given client'}"
         self._client = None
-        where = redact_uri(client_or_uri) if self._owns_client else "the given client"
         try:
             self._client = (
                 MongoClient(client_or_uri, serverSelectionTimeoutMS=SERVER_SELECTION_TIMEOUT_MS)
@@ -52,34 +52,42 @@ class MongoTaskStore(TaskStore):
             # from None: the message already says what failed, and the cause's repr could
             # carry the URI.
             raise StoreUnavailable(
-                f"cannot use MongoDB at {where} (database {database_name!r}): {exc}"
+                f"cannot use {self._where} (database {database_name!r}): {exc}"
             ) from None
 
     def insert(self, record: TaskRecord) -> None:
-        try:
-            self._tasks.insert_one(_document(record, record.version))
-        except DuplicateKeyError:
-            raise DuplicateTaskId(record.id) from None
+        with self._unavailable():
+            try:
+                self._tasks.insert_one(_document(record, record.version))
+            except DuplicateKeyError:
+                raise DuplicateTaskId(record.id) from None
 
     def get(self, task_id: str) -> TaskRecord | None:
-        doc = self._tasks.find_one({"_id": task_id}, _QUERY_ONLY_FIELDS)
-        return _record(doc) if doc else None
+        with self._unavailable():
+            doc = self._tasks.find_one({"_id": task_id}, _QUERY_ONLY_FIELDS)
+            return _record(doc) if doc else None
 
     def query(self, query: TaskQuery) -> list[TaskRecord]:
-        if query.limit < 1:  # MongoDB reads limit 0 as "no limit"
-            return []
-        found = self._tasks.find(_filter(query), _QUERY_ONLY_FIELDS).sort(_NEWEST_FIRST)
-        return [_record(doc) for doc in found.limit(query.limit)]
+        with self._unavailable():
+            if query.limit < 1:  # MongoDB reads limit 0 as "no limit"
+                return []
+            found = self._tasks.find(_filter(query), _QUERY_ONLY_FIELDS).sort(_NEWEST_FIRST)
+            return [_record(doc) for doc in found.limit(query.limit)]
 
     def compare_and_set(self, record: TaskRecord, expected_version: int) -> bool:
-        result = self._tasks.replace_one(
-            {"_id": record.id, "version": expected_version},
-            _document(record, expected_version + 1),
-        )
-        if result.matched_count != 1:
-            return False
-        record.version = expected_version + 1
-        return True
+        with self._unavailable():
+            result = self._tasks.replace_one(
+                {"_id": record.id, "version": expected_version},
+                _document(record, expected_version + 1),
+            )
+            if result.matched_count != 1:
+                return False
+            record.version = expected_version + 1
+            return True
+
+    def _unavailable(self):
+        # DuplicateKeyError is turned into DuplicateTaskId inside insert, before this sees it.
+        return unavailable_on((PyMongoError,), self._where)
 
     def close(self) -> None:
         if self._owns_client and self._client is not None:

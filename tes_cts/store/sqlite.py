@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..tasks.record import TaskRecord
-from .base import DuplicateTaskId, StoreUnavailable, TaskQuery, TaskStore, tag_pairs
+from .base import DuplicateTaskId, StoreUnavailable, TaskQuery, TaskStore, tag_pairs, unavailable_on
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 30.0
@@ -50,8 +50,9 @@ _COLUMNS = "id, owner, created_us, name, state, phase, version, doc"
 
 
 class SqliteTaskStore(TaskStore):
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, busy_timeout_s: float = BUSY_TIMEOUT_S):
         self.path = Path(path)
+        self.busy_timeout_s = busy_timeout_s
         # One connection per thread and per process: a connection must never cross a fork
         # (gunicorn --preload) nor be used by two threads at once. The set holds them weakly, so
         # a connection closes when its thread ends (server thread pools retire idle threads).
@@ -65,50 +66,58 @@ class SqliteTaskStore(TaskStore):
             raise StoreUnavailable(f"cannot open the SQLite store {self.path}: {exc}") from exc
 
     def insert(self, record: TaskRecord) -> None:
-        conn = self._connection()
-        try:
-            with _write_transaction(conn):
-                conn.execute(
-                    f"INSERT INTO tasks ({_COLUMNS}) VALUES "
-                    "(:id, :owner, :created_us, :name, :state, :phase, :version, :doc)",
-                    _row(record, record.version),
-                )
-                _write_tags(conn, record)
-        except sqlite3.IntegrityError as exc:
-            if exc.sqlite_errorname == "SQLITE_CONSTRAINT_PRIMARYKEY":
-                raise DuplicateTaskId(record.id) from None
-            raise
+        with self._unavailable():
+            conn = self._connection()
+            try:
+                with _write_transaction(conn):
+                    conn.execute(
+                        f"INSERT INTO tasks ({_COLUMNS}) VALUES "
+                        "(:id, :owner, :created_us, :name, :state, :phase, :version, :doc)",
+                        _row(record, record.version),
+                    )
+                    _write_tags(conn, record)
+            except sqlite3.IntegrityError as exc:
+                if exc.sqlite_errorname == "SQLITE_CONSTRAINT_PRIMARYKEY":
+                    raise DuplicateTaskId(record.id) from None
+                raise
 
     def get(self, task_id: str) -> TaskRecord | None:
-        row = self._connection().execute("SELECT doc FROM tasks WHERE id = ?", (task_id,)).fetchone()
-        return _record(row[0]) if row else None
+        with self._unavailable():
+            row = self._connection().execute("SELECT doc FROM tasks WHERE id = ?", (task_id,)).fetchone()
+            return _record(row[0]) if row else None
 
     def query(self, query: TaskQuery) -> list[TaskRecord]:
-        if query.limit < 1:  # SQLite reads a negative LIMIT as "no limit"
-            return []
-        conditions, params = _conditions(query)
-        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
-        rows = self._connection().execute(
-            f"SELECT doc FROM tasks {where} ORDER BY created_us DESC, id DESC LIMIT ?",
-            [*params, query.limit],
-        )
-        return [_record(doc) for (doc,) in rows]
+        with self._unavailable():
+            if query.limit < 1:  # SQLite reads a negative LIMIT as "no limit"
+                return []
+            conditions, params = _conditions(query)
+            where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+            rows = self._connection().execute(
+                f"SELECT doc FROM tasks {where} ORDER BY created_us DESC, id DESC LIMIT ?",
+                [*params, query.limit],
+            )
+            return [_record(doc) for (doc,) in rows]
 
     def compare_and_set(self, record: TaskRecord, expected_version: int) -> bool:
-        conn = self._connection()
-        with _write_transaction(conn):
-            updated = conn.execute(
-                "UPDATE tasks SET owner = :owner, created_us = :created_us, name = :name, "
-                "state = :state, phase = :phase, version = :version, doc = :doc "
-                "WHERE id = :id AND version = :expected",
-                {**_row(record, expected_version + 1), "expected": expected_version},
-            ).rowcount
-            if updated == 1:
-                _write_tags(conn, record)
-        if updated != 1:
-            return False
-        record.version = expected_version + 1
-        return True
+        with self._unavailable():
+            conn = self._connection()
+            with _write_transaction(conn):
+                updated = conn.execute(
+                    "UPDATE tasks SET owner = :owner, created_us = :created_us, name = :name, "
+                    "state = :state, phase = :phase, version = :version, doc = :doc "
+                    "WHERE id = :id AND version = :expected",
+                    {**_row(record, expected_version + 1), "expected": expected_version},
+                ).rowcount
+                if updated == 1:
+                    _write_tags(conn, record)
+            if updated != 1:
+                return False
+            record.version = expected_version + 1
+            return True
+
+    def _unavailable(self):
+        # IntegrityError (a duplicate id) is not an OperationalError and passes through.
+        return unavailable_on((sqlite3.OperationalError,), f"the SQLite store {self.path}")
 
     def close(self) -> None:
         with self._lock:
@@ -122,7 +131,7 @@ class SqliteTaskStore(TaskStore):
     def _connection(self) -> _Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None or conn.pid != os.getpid():
-            conn = _connect(self.path)
+            conn = _connect(self.path, self.busy_timeout_s)
             self._local.conn = conn
             with self._lock:
                 self._connections.add(conn)
@@ -136,18 +145,18 @@ class _Connection(sqlite3.Connection):
     pid: int
 
 
-def _connect(path: Path) -> _Connection:
+def _connect(path: Path, busy_timeout_s: float) -> _Connection:
     # isolation_level=None: no implicit transactions, we BEGIN and COMMIT ourselves.
     # check_same_thread=False only so that close() may close other threads' connections.
     conn = sqlite3.connect(
         path,
-        timeout=BUSY_TIMEOUT_S,
+        timeout=busy_timeout_s,
         isolation_level=None,
         check_same_thread=False,
         factory=_Connection,
     )
     conn.pid = os.getpid()
-    mode = _switch_to_wal(conn)
+    mode = _switch_to_wal(conn, busy_timeout_s)
     if mode != "wal":
         conn.close()
         raise StoreUnavailable(f"the SQLite store {path} cannot use WAL journal mode (got {mode!r})")
@@ -156,11 +165,11 @@ def _connect(path: Path) -> _Connection:
     return conn
 
 
-def _switch_to_wal(conn: sqlite3.Connection) -> str:
+def _switch_to_wal(conn: sqlite3.Connection, busy_timeout_s: float) -> str:
     # Leaving the rollback journal takes an exclusive lock without waiting out the busy timeout,
     # so processes that open a new file together retry here. Once the file is in WAL mode (it
     # stays so), this returns at once.
-    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    deadline = time.monotonic() + busy_timeout_s
     while True:
         try:
             return conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
