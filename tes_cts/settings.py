@@ -106,6 +106,7 @@ _OPERATION_WORDS = {
     "must be is_type_of <class 'list'>": "must be a list",
     "must be is_type_of <class 'bool'>": "must be true or false",
     "must be len_min 1": "must not be empty",
+    "must is_in": "must be one of",
 }
 
 
