@@ -23,3 +23,16 @@ def assert_no_nulls(value, where="response"):
         for index, item in enumerate(value):
             assert item is not None, f"{where}[{index}] is null"
             assert_no_nulls(item, f"{where}[{index}]")
+
+
+# The TES spec's tag filter table: filter, a task's tags, is the task listed?
+SPEC_TAG_TABLE = [
+    ({"foo": "bar"}, {"foo": "bar"}, True),
+    ({"foo": "bar"}, {"foo": "bat"}, False),
+    ({"foo": ""}, {"foo": ""}, True),
+    ({"foo": "bar", "baz": "bat"}, {"foo": "bar", "baz": "bat"}, True),
+    ({"foo": "bar"}, {"foo": "bar", "baz": "bat"}, True),
+    ({"foo": "bar", "baz": "bat"}, {"foo": "bar"}, False),
+    ({"foo": ""}, {"foo": "bar"}, True),
+    ({"foo": ""}, {}, False),
+]

@@ -20,6 +20,7 @@ from tes_cts.store import Cursor, DuplicateTaskId, StoreUnavailable, TaskQuery, 
 from tes_cts.store import mongo
 from tes_cts.store.mongo import MongoTaskStore, redact_uri
 from tes_cts.store.sqlite import SCHEMA_VERSION, SqliteTaskStore
+from .helpers import SPEC_TAG_TABLE
 from tes_cts.tasks.record import TaskRecord, new_task_id
 from tes_cts.tasks.states import Phase, TesState
 
@@ -229,20 +230,9 @@ def test_state_filter(store):
         assert ids(store.query(TaskQuery(limit=50, state=state))) == expected
 
 
-# The TES spec's table: filter, a task's tags, does the task match?
-TAG_TABLE = [
-    ({"foo": "bar"}, {"foo": "bar"}, True),
-    ({"foo": "bar"}, {"foo": "bat"}, False),
-    ({"foo": ""}, {"foo": ""}, True),
-    ({"foo": "bar", "baz": "bat"}, {"foo": "bar", "baz": "bat"}, True),
-    ({"foo": "bar"}, {"foo": "bar", "baz": "bat"}, True),
-    ({"foo": "bar", "baz": "bat"}, {"foo": "bar"}, False),
-    ({"foo": ""}, {"foo": "bar"}, True),
-    ({"foo": ""}, {}, False),
-]
 
 
-@pytest.mark.parametrize("tag_filter, tags, matches", TAG_TABLE)
+@pytest.mark.parametrize("tag_filter, tags, matches", SPEC_TAG_TABLE)
 def test_tag_filter_follows_the_spec_table(store, tag_filter, tags, matches):
     task = make_record(tags=tags, created_us=2)
     store.insert(task)

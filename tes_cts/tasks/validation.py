@@ -124,18 +124,23 @@ def _text(value: object, at: str, check: _Check) -> object:
     return value
 
 
-def _boolean(value: object, at: str, check: _Check) -> object:
-    if isinstance(value, bool):
-        return value
-    check.problem(at, f"must be true or false, not {_json_type(value)}")
-    return _INVALID
+def _accepting(is_right_type, words: str):
+    """A type check that returns the value, or records "must be <words>" and returns _INVALID."""
+
+    def check_type(value: object, at: str, check: _Check) -> object:
+        if is_right_type(value):
+            return value
+        check.problem(at, f"must be {words}, not {_json_type(value)}")
+        return _INVALID
+
+    return check_type
 
 
-def _integer(value: object, at: str, check: _Check) -> object:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    check.problem(at, f"must be an integer, not {_json_type(value)}")
-    return _INVALID
+# bool is a subclass of int in Python, but true is not an integer in JSON.
+_boolean = _accepting(lambda v: isinstance(v, bool), "true or false")
+_integer = _accepting(lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer")
+_array = _accepting(lambda v: isinstance(v, list), "an array")
+_object = _accepting(lambda v: isinstance(v, dict), "an object")
 
 
 def _number(value: object, at: str, check: _Check) -> object:
@@ -149,20 +154,6 @@ def _number(value: object, at: str, check: _Check) -> object:
         check.problem(at, "must be a finite number")
         return _INVALID
     return value
-
-
-def _array(value: object, at: str, check: _Check) -> object:
-    if isinstance(value, list):
-        return value
-    check.problem(at, f"must be an array, not {_json_type(value)}")
-    return _INVALID
-
-
-def _object(value: object, at: str, check: _Check) -> object:
-    if isinstance(value, dict):
-        return value
-    check.problem(at, f"must be an object, not {_json_type(value)}")
-    return _INVALID
 
 
 def _string_list(value: object, at: str, check: _Check) -> object:
