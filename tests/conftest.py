@@ -45,3 +45,12 @@ def app(settings, store):
 def client(app):
     with app.test_client() as test_client:
         yield test_client
+
+
+@pytest.fixture(scope="session")
+def docker_image():
+    """A real Docker engine and the locally built busybox image; the name of the image."""
+    from .docker_env import ensure_test_image, require_docker
+
+    require_docker()
+    return ensure_test_image()

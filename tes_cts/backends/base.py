@@ -1,0 +1,55 @@
+"""The `Backend` contract: submit a job, report facts about jobs, cancel a job.
+
+A backend never decides a task's state: it reports what it sees (progress, a result, a job it no
+longer knows) and the poller decides.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from ..worker.job import Job, Progress, Result
+
+
+class BackendUnavailable(Exception):
+    """The backend cannot take or report on work right now (engine down, pool unreachable).
+    Nothing was submitted; the task stays where it is and the reason is shown."""
+
+
+@dataclass(frozen=True)
+class JobRef:
+    """What the poller keeps about a submitted attempt (in the task log's metadata)."""
+
+    task_id: str
+    attempt: int
+    backend_job_id: str
+    run_dir: str
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    progress: Progress | None = None  # latest step the worker reported, if any
+    result: Result | None = None      # the worker's result.json, once it has finished
+    lost: str | None = None           # set when the job is gone without a result: why
+    host: str | None = None
+
+
+class Backend(ABC):
+    kind: str
+
+    @abstractmethod
+    def admits(self, job: Job) -> bool:
+        """Whether the job can start now (resources free); False keeps the task QUEUED."""
+
+    @abstractmethod
+    def submit(self, job: Job) -> str:
+        """Start the job; returns the backend's job id. Raises BackendUnavailable."""
+
+    @abstractmethod
+    def poll(self, jobs: list[JobRef]) -> dict[str, JobStatus]:
+        """Status of every given job in one pass, keyed by backend_job_id."""
+
+    @abstractmethod
+    def cancel(self, job: JobRef) -> None:
+        """Stop the job and everything it started (containers included). Idempotent."""

@@ -1,0 +1,1 @@
+"""Running one job: staging, containers, log capture, result.json. Never touches the task store."""

@@ -1,0 +1,121 @@
+"""The files a worker and its backend exchange in the attempt's run directory.
+
+    <run_dir>/job.json       written by the backend before the worker starts (Job)
+    <run_dir>/progress.json  rewritten by the worker at each step (Progress)
+    <run_dir>/result.json    written once by the worker at the end (Result)
+    <run_dir>/logs/          full stdout/stderr of every executor
+    <run_dir>/mounts/        host side of every container path (see paths.FileMapper)
+
+Every file is written to a temporary name and renamed, so a reader sees all of it or nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+JOB_FILE = "job.json"
+PROGRESS_FILE = "progress.json"
+RESULT_FILE = "result.json"
+LOGS_DIR = "logs"
+MOUNTS_DIR = "mounts"
+
+# Worker progress steps, in order; they name the task phases the poller moves through.
+STAGING_IN = "staging_in"
+RUNNING = "running"
+STAGING_OUT = "staging_out"
+
+# Result outcomes.
+COMPLETE = "complete"
+EXECUTOR_ERROR = "executor_error"
+SYSTEM_ERROR = "system_error"
+CANCELED = "canceled"
+
+
+@dataclass(frozen=True)
+class ContainerSettings:
+    runtime: str = "docker"                    # "docker" or "podman"
+    network: str = "none"                      # --network value
+    no_new_privileges: bool = True
+    cap_drop: tuple[str, ...] = ()             # capabilities dropped in every container
+    pull: bool = True                          # try to pull an image that is not present
+    extra_args: tuple[str, ...] = ()           # appended to `run`, e.g. podman's --runtime runc
+    log_tail_bytes: int = 64 * 1024            # stdout/stderr tail kept in the executor log
+
+
+@dataclass(frozen=True)
+class Job:
+    task_id: str
+    attempt: int                               # 1 for the first attempt
+    task: dict                                 # the TES task as accepted
+    run_dir: str                               # absolute path of this attempt's directory
+    containers: ContainerSettings = field(default_factory=ContainerSettings)
+    file_roots: tuple[str, ...] = ()
+    runtime_limit_s: float | None = None       # whole-task limit, from backend_parameters or settings
+
+    @property
+    def container_prefix(self) -> str:
+        """Every container of this attempt is named with this prefix, so it can be found and killed."""
+        return f"tes-cts-{self.task_id}-{self.attempt}"
+
+    def write(self) -> Path:
+        path = Path(self.run_dir) / JOB_FILE
+        write_json_atomically(path, asdict(self))
+        return path
+
+    @classmethod
+    def read(cls, path: str | os.PathLike) -> Job:
+        raw = json.loads(Path(path).read_text())
+        containers = raw.pop("containers", {})
+        containers["cap_drop"] = tuple(containers.get("cap_drop", ()))
+        containers["extra_args"] = tuple(containers.get("extra_args", ()))
+        raw["file_roots"] = tuple(raw.get("file_roots", ()))
+        return cls(containers=ContainerSettings(**containers), **raw)
+
+
+@dataclass
+class Progress:
+    step: str                                  # STAGING_IN, RUNNING or STAGING_OUT
+    executor: int | None = None                # index of the running executor
+    time: str = ""
+
+
+@dataclass
+class Result:
+    outcome: str                               # COMPLETE, EXECUTOR_ERROR, SYSTEM_ERROR or CANCELED
+    reason: str                                # one line, human-readable: why this outcome
+    start_time: str
+    end_time: str
+    executor_logs: list[dict] = field(default_factory=list)   # tesExecutorLog dicts
+    outputs: list[dict] = field(default_factory=list)         # tesOutputFileLog dicts (size_bytes int)
+    system_logs: list[str] = field(default_factory=list)
+    metadata: dict[str, str] = field(default_factory=dict)    # e.g. host
+
+
+def write_json_atomically(path: Path, value) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(temporary, "w") as handle:
+        json.dump(value, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def write_progress(run_dir: str | os.PathLike, progress: Progress) -> None:
+    write_json_atomically(Path(run_dir) / PROGRESS_FILE, asdict(progress))
+
+
+def write_result(run_dir: str | os.PathLike, result: Result) -> None:
+    write_json_atomically(Path(run_dir) / RESULT_FILE, asdict(result))
+
+
+def read_progress(run_dir: str | os.PathLike) -> Progress | None:
+    path = Path(run_dir) / PROGRESS_FILE
+    return Progress(**json.loads(path.read_text())) if path.exists() else None
+
+
+def read_result(run_dir: str | os.PathLike) -> Result | None:
+    path = Path(run_dir) / RESULT_FILE
+    return Result(**json.loads(path.read_text())) if path.exists() else None
