@@ -18,10 +18,16 @@ DEFAULT_SETTINGS_FILE = Path(__file__).resolve().parent.parent / "settings.toml"
 MIN_CONTENT_BYTES = 128 * 1024
 STORE_KINDS = ("sqlite", "mongodb")
 BACKEND_KINDS = ("local",)
+CONTAINER_RUNTIMES = ("docker", "podman")
 
 
 class SettingsError(Exception):
     """A setting is missing, of the wrong type or out of range; the message names it."""
+
+
+def _total_ram_gb() -> float:
+    pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+    return round(pages * page_size / 2**30, 1)
 
 
 def _positive(name: str) -> Validator:
@@ -62,6 +68,30 @@ VALIDATORS = [
     ),
     Validator("storage.file_roots", default=[], is_type_of=list),
     Validator("backend.kind", default="local", is_in=BACKEND_KINDS),
+    Validator("containers.runtime", default="docker", is_in=CONTAINER_RUNTIMES),
+    Validator("containers.network", default="none", is_type_of=str, len_min=1),
+    Validator("containers.no_new_privileges", default=True, is_type_of=bool),
+    Validator("containers.cap_drop", default=[], is_type_of=list),
+    Validator("containers.pull", default=True, is_type_of=bool),
+    Validator("containers.extra_args", default=[], is_type_of=list),
+    Validator("containers.log_tail_bytes", default=64 * 1024),
+    _positive("containers.log_tail_bytes"),
+    Validator("containers.runtime_limit", default="P7D", is_type_of=str),
+    Validator("local.cpu_slots", default=os.cpu_count() or 1),
+    _positive("local.cpu_slots"),
+    Validator("local.ram_gb", default=_total_ram_gb()),
+    Validator("local.ram_gb", is_type_of=(int, float), gt=0, messages={"operations": _RANGE_MESSAGE}),
+    Validator("poller.embedded", default=True, is_type_of=bool),
+    Validator("poller.interval_s", default=1.0),
+    Validator("poller.interval_s", is_type_of=(int, float), gt=0, messages={"operations": _RANGE_MESSAGE}),
+    Validator("poller.lease_s", default=30),
+    _positive("poller.lease_s"),
+    Validator("poller.max_attempts", default=3),
+    _positive("poller.max_attempts"),
+    Validator("poller.batch_size", default=100),
+    _positive("poller.batch_size"),
+    Validator("poller.engine_wait_s", default=0),
+    Validator("poller.engine_wait_s", is_type_of=(int, float), gte=0, messages={"operations": _RANGE_MESSAGE}),
 ]
 
 
@@ -89,6 +119,7 @@ def load_settings(overrides: dict | None = None, settings_file: str | os.PathLik
     except ValidationError as exc:
         raise SettingsError(_describe(exc)) from None
     _check_file_roots(settings.storage.file_roots)
+    _check_duration("containers.runtime_limit", settings.containers.runtime_limit)
     return settings
 
 
@@ -105,6 +136,8 @@ _OPERATION_WORDS = {
     "must be is_type_of <class 'str'>": "must be a string",
     "must be is_type_of <class 'list'>": "must be a list",
     "must be is_type_of <class 'bool'>": "must be true or false",
+    "must be is_type_of (<class 'int'>, <class 'float'>)": "must be a number",
+    "must be gt": "must be greater than",
     "must be len_min 1": "must not be empty",
     "must is_in": "must be one of",
 }
@@ -120,6 +153,16 @@ def _check_file_roots(roots: list) -> None:
     for root in roots:
         if not isinstance(root, str) or not root.startswith("/"):
             raise SettingsError(f"invalid settings: storage.file_roots entries must be absolute paths, got {root!r}")
+
+
+def _check_duration(name: str, value: str) -> None:
+    from .tasks.durations import parse_duration
+
+    if value:
+        try:
+            parse_duration(value)
+        except ValueError as exc:
+            raise SettingsError(f"invalid settings: {name}: {exc} (empty for no limit)") from None
 
 
 def sqlite_path(settings) -> Path:

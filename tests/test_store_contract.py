@@ -515,3 +515,14 @@ def test_redact_uri():
     assert redact_uri("mongodb+srv://u:p%40ss@cluster.example") == "mongodb+srv://u:***@cluster.example"
     assert redact_uri("mongodb://user@host") == "mongodb://user@host"
     assert redact_uri("mongodb://host:27017") == "mongodb://host:27017"
+
+
+def test_oldest_first_paging_returns_every_task_exactly_once_in_creation_order(store):
+    records = [make_record(f"t{i:02d}", created_us=100 + i // 3) for i in range(25)]
+    for record in records:
+        store.insert(record)
+
+    oldest_first = newest_first(records)[::-1]
+    for page_size in (1, 4, 25, 30):
+        assert all_pages(store, page_size, oldest_first=True) == oldest_first
+    assert ids(store.query(TaskQuery(limit=2, oldest_first=True))) == oldest_first[:2]

@@ -3,7 +3,7 @@
 # backend kind -> the tesResources.backend_parameters keys it honours (lower case).
 # A key is listed only once the backend really acts on it.
 BACKEND_PARAMETERS: dict[str, tuple[str, ...]] = {
-    "local": (),
+    "local": ("runtime",),
 }
 
 

@@ -31,7 +31,8 @@ class Cursor:
 
 @dataclass(frozen=True)
 class TaskQuery:
-    """A page of tasks, newest first (by creation time, then id, both descending).
+    """A page of tasks, newest first (by creation time, then id, both descending) unless
+    `oldest_first`.
 
     `tags` maps key -> value; an empty value matches any value but the key must exist.
     `name_prefix` is a literal prefix: no character in it is a wildcard.
@@ -44,6 +45,9 @@ class TaskQuery:
     state: TesState | None = None
     tags: dict[str, str] = field(default_factory=dict)
     after: Cursor | None = None
+    # The poller dispatches oldest first, so that a busy server never starves an old task;
+    # `after` then means "strictly newer than".
+    oldest_first: bool = False
 
 
 def tag_pairs(record: TaskRecord) -> list[tuple[str, str]]:

@@ -21,6 +21,7 @@ COLLECTION = "tasks"
 SERVER_SELECTION_TIMEOUT_MS = 5000
 
 _NEWEST_FIRST = [("created_us", DESCENDING), ("_id", DESCENDING)]
+_OLDEST_FIRST = [("created_us", ASCENDING), ("_id", ASCENDING)]
 _INDEXES = [
     [("owner", ASCENDING), *_NEWEST_FIRST],
     [("state", ASCENDING), *_NEWEST_FIRST],
@@ -71,7 +72,8 @@ class MongoTaskStore(TaskStore):
         with self._unavailable():
             if query.limit < 1:  # MongoDB reads limit 0 as "no limit"
                 return []
-            found = self._tasks.find(_filter(query), _QUERY_ONLY_FIELDS).sort(_NEWEST_FIRST)
+            order = _OLDEST_FIRST if query.oldest_first else _NEWEST_FIRST
+            found = self._tasks.find(_filter(query), _QUERY_ONLY_FIELDS).sort(order)
             return [_record(doc) for doc in found.limit(query.limit)]
 
     def compare_and_set(self, record: TaskRecord, expected_version: int) -> bool:
@@ -129,8 +131,10 @@ def _filter(query: TaskQuery) -> dict:
             ]
         }
     if query.after is not None:
-        # created_us < c, or created_us == c and _id < id; the $lte gives the index its bounds.
+        # Newest first: created_us < c, or created_us == c and _id < id (mirrored for oldest
+        # first); the inclusive bound gives the index its range.
         after = query.after
-        found["created_us"] = {"$lte": after.created_us}
-        found["$or"] = [{"created_us": {"$lt": after.created_us}}, {"_id": {"$lt": after.task_id}}]
+        inclusive, strict = ("$gte", "$gt") if query.oldest_first else ("$lte", "$lt")
+        found["created_us"] = {inclusive: after.created_us}
+        found["$or"] = [{"created_us": {strict: after.created_us}}, {"_id": {strict: after.task_id}}]
     return found

@@ -92,8 +92,9 @@ class SqliteTaskStore(TaskStore):
                 return []
             conditions, params = _conditions(query)
             where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+            order = "ASC" if query.oldest_first else "DESC"
             rows = self._connection().execute(
-                f"SELECT doc FROM tasks {where} ORDER BY created_us DESC, id DESC LIMIT ?",
+                f"SELECT doc FROM tasks {where} ORDER BY created_us {order}, id {order} LIMIT ?",
                 [*params, query.limit],
             )
             return [_record(doc) for (doc,) in rows]
@@ -260,6 +261,6 @@ def _conditions(query: TaskQuery) -> tuple[list[str], list]:
     if query.after is not None:
         # Row-value comparison (the same as created_us < ? OR (created_us = ? AND id < ?)), written
         # this way because SQLite turns it into an index range seek, so deep pages stay cheap.
-        conditions.append("(created_us, id) < (?, ?)")
+        conditions.append(f"(created_us, id) {'>' if query.oldest_first else '<'} (?, ?)")
         params += [query.after.created_us, query.after.task_id]
     return conditions, params

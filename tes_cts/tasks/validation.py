@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 from urllib.parse import unquote, urlsplit
 
+from .durations import parse_duration
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -430,6 +432,9 @@ def _backend_parameters(params: dict[str, str], at: str, strict: bool, check: _C
             check.problem(_at(at, key), f"duplicates key {_show(first_spelling[lower])}: backend_parameters keys are case-insensitive")
         elif lower in supported:
             kept[lower] = value
+            reason = _backend_parameter_value_problem(lower, value)
+            if reason:
+                check.problem(_at(at, key), reason)
         elif strict:
             check.problem(_at(at, key), f"is not supported by this server (supported: {listing}); remove it or set backend_parameters_strict to false")
         else:
@@ -437,6 +442,16 @@ def _backend_parameters(params: dict[str, str], at: str, strict: bool, check: _C
     if dropped:
         check.warnings.append(f"resources.backend_parameters: unsupported keys dropped: {', '.join(dropped)} (supported: {listing})")
     return kept
+
+
+def _backend_parameter_value_problem(key: str, value: str) -> str | None:
+    """Values of the parameters whose meaning tes-cts defines; other keys pass as given."""
+    if key == "runtime":
+        try:
+            parse_duration(value)
+        except ValueError as exc:
+            return str(exc)
+    return None
 
 
 # --- paths ------------------------------------------------------------------------------------
