@@ -188,7 +188,8 @@ def check_documents(rng: random.Random) -> None:
 
 @dataclass
 class Prefill:
-    seconds: float
+    seconds: float  # in the store's insert code only
+    wall_seconds: float  # with generating the records
     keys: list[tuple[int, str]]  # (created_us, id) of every stored task
     states: dict[str, int]
 
@@ -204,6 +205,7 @@ def prefill(path: Path, count: int, batch: int, seed: int) -> Prefill:
     keys: list[tuple[int, str]] = []
     states: dict[str, int] = {}
     spent = 0.0
+    began_all = time.perf_counter()
     pending: list[TaskRecord] = []
     try:
         for serial in range(count):
@@ -227,7 +229,7 @@ def prefill(path: Path, count: int, batch: int, seed: int) -> Prefill:
                 print(f"  ... {serial:,} tasks stored ({serial / spent:,.0f}/s)", flush=True)
     finally:
         store.close()
-    return Prefill(spent, keys, states)
+    return Prefill(spent, time.perf_counter() - began_all, keys, states)
 
 
 def insert_batch(store: SqliteTaskStore, records: list[TaskRecord]) -> None:
@@ -416,18 +418,38 @@ class Endpoint:
 
 
 def compare(endpoint: Endpoint, ours: Server, floor: Server, args, seed: int) -> tuple[Run, Run]:
-    runs = []
+    """Warm both servers up, then measure them in --rounds alternating turns (ours first, then the
+    floor first, ...) so that drift on a shared machine falls on both alike."""
+    warmup = max(10, min(args.warmup, endpoint.requests // 10))
     for server in (ours, floor):
-        # Same request sequence for both servers (same seed).
-        warm = endpoint.make(random.Random(seed), args.warmup)
-        run_load(server.port, warm, args.concurrency)
-        measured = run_load(server.port, endpoint.make(random.Random(seed + 1), endpoint.requests), args.concurrency)
-        if measured.errors:
-            print(f"  !! {server.label} {endpoint.label}: errors {measured.errors}", flush=True)
-        runs.append(measured)
-    ours_run, floor_run = runs
-    print(f"  {endpoint.label:<44} ours {ours_run.rate:8.1f} req/s   floor {floor_run.rate:8.1f} req/s", flush=True)
+        run_load(server.port, endpoint.make(random.Random(seed), warmup), args.concurrency)
+    per_round = [endpoint.requests // args.rounds + (r < endpoint.requests % args.rounds) for r in range(args.rounds)]
+    parts: dict[str, list[Run]] = {ours.label: [], floor.label: []}
+    for turn, count in enumerate(per_round):
+        # The same request sequence for both servers (same seed).
+        for server in ((ours, floor) if turn % 2 == 0 else (floor, ours)):
+            run = run_load(server.port, endpoint.make(random.Random(seed + 1 + turn), count), args.concurrency)
+            if run.errors:
+                print(f"  !! {server.label} {endpoint.label}: errors {run.errors}", flush=True)
+            parts[server.label].append(run)
+    ours_run, floor_run = merged(parts[ours.label]), merged(parts[floor.label])
+    print(f"  {endpoint.label:<62} ours {ours_run.rate:8.1f} req/s   floor {floor_run.rate:8.1f} req/s", flush=True)
     return ours_run, floor_run
+
+
+def merged(runs: list[Run]) -> Run:
+    errors: dict[str, int] = {}
+    for run in runs:
+        for kind, count in run.errors.items():
+            errors[kind] = errors.get(kind, 0) + count
+    answered = sum(len(run.latencies_ms) for run in runs)
+    return Run(
+        requests=sum(run.requests for run in runs),
+        seconds=sum(run.seconds for run in runs),
+        latencies_ms=[ms for run in runs for ms in run.latencies_ms],
+        body_bytes=sum(run.body_bytes * len(run.latencies_ms) for run in runs) // max(1, answered),
+        errors=errors,
+    )
 
 
 # --- diagnostics ----------------------------------------------------------------------------
@@ -442,42 +464,73 @@ def timed_ms(function, repeat: int) -> float:
     return statistics.median(samples)
 
 
-def diagnostics(db: Path, keys: list[tuple[int, str]], deep_cursor: Cursor, rng: random.Random) -> list[str]:
-    """In-process figures for the work behind each endpoint, and SQLite's plans for the queries."""
+def diagnostics(db: Path, keys: list[tuple[int, str]], deep_cursor: Cursor, seed: int) -> list[str]:
+    """In-process figures for the work behind each endpoint, and SQLite's plans for the queries.
+
+    Run on the pre-filled store before the servers start, so the pages are the ones the HTTP
+    benchmark lists; the tasks inserted here are older than every pre-filled one, so they only
+    lengthen the tail of the list.
+    """
+    rng = random.Random(seed)
     store = SqliteTaskStore(db)
     lines = []
+
+    def line(label: str, ms: float, extra: str = "") -> None:
+        lines.append(f"  {label:<64} {ms:8.3f} ms{extra}")
+
     try:
-        ids = [task_id for _, task_id in rng.sample(keys, min(len(keys), 300))]
-        it = iter(ids * 10)
-        lines.append(f"  store.get(id)                                   {timed_ms(lambda: store.get(next(it)), 300):8.3f} ms")
+        ids = [task_id for _, task_id in rng.sample(keys, min(len(keys), 500))]
+        it = iter(ids * 2)
+        line("store.get(id), random pre-filled id", timed_ms(lambda: store.get(next(it)), 1000))
+        record = store.get(ids[0])
+        line("render_task(view=BASIC) of one task", timed_ms(lambda: render_task(record, View.BASIC), 200))
+
         first = TaskQuery(limit=PAGE + 1)
         deep = TaskQuery(limit=PAGE + 1, after=deep_cursor)
-        lines.append(f"  store.query(limit={PAGE + 1}) first page                 {timed_ms(lambda: store.query(first), 20):8.3f} ms")
-        lines.append(f"  store.query(limit={PAGE + 1}) deep page (after cursor)   {timed_ms(lambda: store.query(deep), 20):8.3f} ms")
+        line(f"store.query(limit={PAGE + 1}) first page", timed_ms(lambda: store.query(first), 30))
+        line(f"store.query(limit={PAGE + 1}) deep page (after cursor)", timed_ms(lambda: store.query(deep), 30))
         conn = store._connection()
         raw = f"SELECT doc FROM tasks ORDER BY created_us DESC, id DESC LIMIT {PAGE + 1}"
-        lines.append(f"    of which SQLite only (fetch {PAGE + 1} docs, no JSON) {timed_ms(lambda: conn.execute(raw).fetchall(), 20):8.3f} ms")
+        line(f"  of which SQLite alone (fetch the {PAGE + 1} doc strings)", timed_ms(lambda: conn.execute(raw).fetchall(), 30))
         docs = [row[0] for row in conn.execute(raw)]
-        lines.append(f"    of which json.loads + TaskRecord.from_document  {timed_ms(lambda: [sqlite_store._record(d) for d in docs], 20):8.3f} ms")
+        line(f"  of which json.loads + TaskRecord.from_document x{PAGE + 1}",
+             timed_ms(lambda: [sqlite_store._record(d) for d in docs], 30),
+             f"  (docs average {sum(map(len, docs)) // len(docs):,} bytes)")
+        columns = f"SELECT id, state FROM tasks ORDER BY created_us DESC, id DESC LIMIT {PAGE + 1}"
+        line("  (for comparison: SELECT id, state, the columns MINIMAL shows)", timed_ms(lambda: conn.execute(columns).fetchall(), 30))
         records = store.query(first)[:PAGE]
         for view in (View.MINIMAL, View.BASIC):
             rendered = {"tasks": [render_task(r, view) for r in records]}
-            lines.append(f"  render_task x{PAGE} view={view.value:<8}                   {timed_ms(lambda: [render_task(r, view) for r in records], 20):8.3f} ms")
-            pretty = json.dumps(rendered, indent=2)
-            compact = json.dumps(rendered, separators=(",", ":"))
-            lines.append(f"    JSON of that page, indent=2 (Connexion default) {timed_ms(lambda: json.dumps(rendered, indent=2), 20):8.3f} ms, "
-                         f"{len(pretty):,} bytes; compact {timed_ms(lambda: json.dumps(rendered, separators=(',', ':')), 20):.3f} ms, {len(compact):,} bytes")
+            line(f"render_task x{PAGE} view={view.value}", timed_ms(lambda: [render_task(r, view) for r in records], 30))
+            pretty = len(json.dumps(rendered, indent=2))
+            compact = len(json.dumps(rendered, separators=(",", ":")))
+            line("  json.dumps of that page, indent=2 (Connexion's default)", timed_ms(lambda: json.dumps(rendered, indent=2), 30),
+                 f"  {pretty:,} bytes")
+            line("  json.dumps of that page, compact", timed_ms(lambda: json.dumps(rendered, separators=(",", ":")), 30),
+                 f"  {compact:,} bytes")
 
-        # Filters the HTTP benchmark does not exercise, with a match that is rare.
+        # Create: store.insert alone, one transaction per task as the API does.
+        oldest = min(keys)[0]
+        latencies = []
+        for serial in range(1000):
+            extra = task_record(rng, 20_000_000 + serial, oldest - 1_000_000 - serial, Phase.CREATED)
+            began = time.perf_counter_ns()
+            store.insert(extra)
+            latencies.append((time.perf_counter_ns() - began) / 1e6)
+        latencies.sort()
+        line("store.insert(new task), p50 of 1000", latencies[499], f"  p99 {latencies[989]:.3f} ms, max {latencies[-1]:.3f} ms")
+
+        # Filters the HTTP benchmark does not exercise, each with a rare match.
         sample_tag = json.loads(conn.execute("SELECT doc FROM tasks LIMIT 1").fetchone()[0])["task"]["tags"]["sample"]
         filtered = {
-            "state=RUNNING": TaskQuery(limit=PAGE + 1, state=TesState.RUNNING),
-            f"tag sample={sample_tag}": TaskQuery(limit=PAGE + 1, tags={"sample": sample_tag}),
-            "name_prefix='zz' (no match)": TaskQuery(limit=PAGE + 1, name_prefix="zz"),
+            "state=SYSTEM_ERROR": TaskQuery(limit=PAGE + 1, state=TesState.SYSTEM_ERROR),
+            "tag project=cancer-wgs (common)": TaskQuery(limit=PAGE + 1, tags={"project": "cancer-wgs"}),
+            f"tag sample={sample_tag} (rare)": TaskQuery(limit=PAGE + 1, tags={"sample": sample_tag}),
+            "name_prefix=cancer-wgs.S00001 (rare)": TaskQuery(limit=PAGE + 1, name_prefix="cancer-wgs.S00001"),
         }
         for label, query in filtered.items():
             found = len(store.query(query))
-            lines.append(f"  store.query {label:<36} {timed_ms(lambda: store.query(query), 5):8.3f} ms ({found} found)")
+            line(f"store.query {label}", timed_ms(lambda: store.query(query), 5), f"  ({found} found)")
 
         lines.append("  SQLite query plans (EXPLAIN QUERY PLAN of the SQL the store runs):")
         for label, query in {"first page": first, "deep page": deep, **filtered}.items():
@@ -504,7 +557,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=2000, help="measured requests per server for create and get (default 2000)")
     parser.add_argument("--list-requests", type=int, default=None,
                         help="measured requests per server for each list page (default: requests / 10, at least 50)")
-    parser.add_argument("--warmup", type=int, default=100, help="warm-up requests per server before each measurement (default 100)")
+    parser.add_argument("--warmup", type=int, default=100,
+                        help="warm-up requests per server before each endpoint, at most a tenth of its requests (default 100)")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="turns the measured requests are split into, alternating which server goes first (default 2)")
     parser.add_argument("--workers", type=int, default=1, help="gunicorn workers of both servers (default 1)")
     parser.add_argument("--concurrency", type=int, default=4, help="client threads, one keep-alive connection each (default 4)")
     parser.add_argument("--deep", type=int, default=None, help="position of the deep page in the list (default: tasks / 2)")
@@ -514,7 +570,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-diagnostics", action="store_true", help="skip the in-process breakdown and query plans")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (store, server logs)")
     args = parser.parse_args(argv)
-    if args.tasks < 2 * PAGE or args.requests < 1 or args.workers < 1 or args.concurrency < 1:
+    if args.tasks < 2 * PAGE or args.requests < 1 or args.workers < 1 or args.concurrency < 1 or args.rounds < 1:
         parser.error(f"need --tasks >= {2 * PAGE} and positive --requests, --workers, --concurrency")
     list_requests = args.list_requests or max(50, args.requests // 10)
     deep = min(args.deep if args.deep is not None else args.tasks // 2, args.tasks - 1)
@@ -532,7 +588,8 @@ def main(argv: list[str] | None = None) -> int:
         filled = prefill(db, args.tasks, args.prefill_batch, args.seed)
         size = store_bytes(db)
         how = "SqliteTaskStore.insert, one transaction each" if args.prefill_batch <= 1 else f"{args.prefill_batch} per transaction"
-        store_line = (f"store: {args.tasks:,} tasks in {filled.seconds:.1f} s = {args.tasks / filled.seconds:,.0f} tasks/s ({how}); "
+        store_line = (f"store: {args.tasks:,} tasks pre-filled at {args.tasks / filled.seconds:,.0f} tasks/s ({how}; "
+                      f"{filled.seconds:.1f} s in the store, {filled.wall_seconds:.1f} s with generating them); "
                       f"{size / 2**20:,.1f} MiB on disk ({size / args.tasks:,.0f} bytes/task)")
         print(store_line)
         mix = ", ".join(f"{state} {n * 100 / args.tasks:.0f}%" for state, n in sorted(filled.states.items(), key=lambda x: -x[1]))
@@ -541,6 +598,10 @@ def main(argv: list[str] | None = None) -> int:
         newest_first = sorted(filled.keys, reverse=True)
         deep_key = newest_first[deep - 1]
         deep_token = encode_token(Cursor(*deep_key))
+        notes = []
+        if not args.no_diagnostics:
+            print("in-process diagnostics ...", flush=True)
+            notes = diagnostics(db, filled.keys, Cursor(*deep_key), args.seed + 9)
 
         print("\nstarting servers ...", flush=True)
         ours = start_ours(tmp, args.workers)
@@ -582,10 +643,9 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(table(results))
         print(f"\n{store_line}")
-        if not args.no_diagnostics:
-            print("\nin-process diagnostics (median, this process, no HTTP):")
-            for line in diagnostics(db, filled.keys, Cursor(*deep_key), random.Random(args.seed + 9)):
-                print(line)
+        if notes:
+            print("\nin-process diagnostics (this process, no HTTP, on the pre-filled store; median unless said):")
+            print("\n".join(notes))
         print(f"\ntotal time {time.perf_counter() - began_all:.0f} s")
         return 0
     except KeyboardInterrupt:
@@ -610,7 +670,7 @@ def header(args, list_requests: int, deep: int, tmp: Path) -> None:
           f"{platform.system()} {platform.release()}; Python {platform.python_version()} ({sys.executable}); "
           f"SQLite {sqlite3.sqlite_version}")
     print(f"parameters: tasks={args.tasks:,} requests={args.requests:,} list-requests={list_requests:,} "
-          f"warmup={args.warmup} workers={args.workers} concurrency={args.concurrency} deep-page-at={deep:,} "
+          f"warmup={args.warmup} rounds={args.rounds} workers={args.workers} concurrency={args.concurrency} deep-page-at={deep:,} "
           f"prefill-batch={args.prefill_batch} seed={args.seed}")
     print(f"servers: gunicorn -k {WORKER_CLASS}, {args.workers} worker(s) each, access log on; client: "
           f"http.client keep-alive, {args.concurrency} threads in this process (same cores as the servers)")

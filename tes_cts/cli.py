@@ -1,4 +1,4 @@
-"""`tes-cts` command line: `serve` runs the API."""
+"""`tes-cts` command line: `serve` runs the API, `worker` runs one job."""
 
 from __future__ import annotations
 
@@ -16,10 +16,16 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="run the TES API under gunicorn")
     serve.add_argument("--bind", help="HOST:PORT to listen on (setting server.bind)")
     serve.add_argument("--workers", type=int, help="gunicorn worker processes (setting server.workers)")
+    worker = commands.add_parser("worker", help="run one job and write its result.json (every backend starts this)")
+    worker.add_argument("job_file", metavar="JOB_FILE", help="the job.json in the attempt's run directory")
     args = parser.parse_args(argv)
 
     if args.command == "serve":
         return _serve(args)
+    if args.command == "worker":
+        from .worker.run import work
+
+        return work(args.job_file)
     return 2
 
 

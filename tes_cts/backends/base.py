@@ -39,8 +39,20 @@ class Backend(ABC):
     kind: str
 
     @abstractmethod
+    def run_dir(self, task_id: str, attempt: int) -> str:
+        """Where this attempt's job, progress and result files live (absolute path)."""
+
+    @abstractmethod
+    def never_fits(self, job: Job) -> str | None:
+        """Why the job could never run here (asks for more than the backend has), or None."""
+
+    @abstractmethod
     def admits(self, job: Job) -> bool:
         """Whether the job can start now (resources free); False keeps the task QUEUED."""
+
+    @abstractmethod
+    def unavailable(self) -> str | None:
+        """Why nothing can be submitted right now (engine down), or None."""
 
     @abstractmethod
     def submit(self, job: Job) -> str:

@@ -28,3 +28,13 @@ def move(
     if store.compare_and_set(moved, expected_version=record.version):
         return moved
     return None
+
+
+def update(store: TaskStore, record: TaskRecord, change: Callable[[TaskRecord], None]) -> TaskRecord | None:
+    """Store a change that is not a phase change (a lease, a note in the logs), by the same
+    compare-and-set; returns None if the task changed since `record` was read."""
+    updated = record.copy()
+    change(updated)
+    if store.compare_and_set(updated, expected_version=record.version):
+        return updated
+    return None

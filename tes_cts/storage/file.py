@@ -1,0 +1,153 @@
+"""file:///abs and bare /abs paths: the server's own file system, only under `storage.file_roots`.
+
+Every access resolves symlinks (os.path.realpath) and checks the real path against the roots, so
+a symlink placed inside a root cannot reach outside it.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterable, Iterator
+from urllib.parse import quote, unquote
+
+from .atomic import atomic_directory, atomic_file, copy_stream
+from .base import ObjectInfo, Storage, StorageError, check_relative
+
+ROOTS_SETTING = "storage.file_roots"
+
+
+class FileStorage(Storage):
+    def __init__(self, roots: Iterable[str]):
+        self.roots = tuple(os.path.realpath(root) for root in roots)
+
+    def stat(self, url: str) -> ObjectInfo:
+        real = self._real(url)
+        with _os_errors(url):
+            if os.path.isdir(real):
+                files = [source for _, source, is_dir in self._tree(url, real) if not is_dir]
+                return ObjectInfo(sum(os.path.getsize(f) for f in files), True)
+            self._expect(url, real, is_dir=False)
+            return ObjectInfo(os.path.getsize(real), False)
+
+    def get(self, url: str, dest: Path, is_dir: bool) -> int:
+        real = self._real(url)
+        with _os_errors(url):
+            self._expect(url, real, is_dir)
+            if not is_dir:
+                return _copy_file(real, Path(dest))
+            entries = self._tree(url, real)  # every entry is checked before anything is copied
+            total = 0
+            with atomic_directory(Path(dest)) as temporary:
+                for relative, source, entry_is_dir in entries:
+                    if entry_is_dir:
+                        os.mkdir(temporary / relative, 0o777)
+                    else:
+                        total += _copy_file(source, temporary / relative)
+            return total
+
+    def put(self, src: Path, url: str) -> int:
+        real = self._real(url)
+        with _os_errors(url):
+            if os.path.isdir(real):
+                raise StorageError(url, "is a directory; cannot replace it with a file")
+            os.makedirs(os.path.dirname(real), exist_ok=True)
+            with open(src, "rb") as source, atomic_file(Path(real)) as target:
+                return copy_stream(source, target)
+
+    def join(self, url: str, relative: str) -> str:
+        check_relative(url, relative)
+        base = url if url.endswith("/") else url + "/"
+        return base + (quote(relative) if url.startswith("file://") else relative)
+
+    # --- checks -------------------------------------------------------------------------------
+
+    def _real(self, url: str) -> str:
+        return self._inside_roots(url, _local_path(url))
+
+    def _inside_roots(self, url: str, path: str, entry: str | None = None) -> str:
+        """The real path of `path`, if it is under a root; `entry` names it inside a directory."""
+        if not self.roots:
+            raise StorageError(
+                url,
+                "file URLs and local paths are disabled on this server; the operator enables "
+                f"them with the setting {ROOTS_SETTING}",
+            )
+        real = os.path.realpath(path)
+        if not any(real == root or real.startswith(root.rstrip("/") + "/") for root in self.roots):
+            resolves = f"resolves to {real}, which is" if real != path or entry else "is"
+            raise StorageError(
+                url,
+                f"{entry + ' ' if entry else ''}{resolves} not under an allowed file root "
+                f"({', '.join(self.roots)}); see the setting {ROOTS_SETTING}",
+            )
+        return real
+
+    @staticmethod
+    def _expect(url: str, real: str, is_dir: bool) -> None:
+        if not os.path.exists(real):
+            raise StorageError(url, "no such file or directory")
+        if is_dir and not os.path.isdir(real):
+            raise StorageError(url, "is a file, not a directory")
+        if not is_dir and os.path.isdir(real):
+            raise StorageError(url, "is a directory, not a file")
+        if not is_dir and not os.path.isfile(real):
+            raise StorageError(url, "is not a regular file")
+
+    def _tree(self, url: str, top: str) -> list[tuple[str, str, bool]]:
+        """(relative path, real path, is a directory) of everything under `top`, parents first."""
+        entries: list[tuple[str, str, bool]] = []
+
+        def visit(directory: str, relative: str, ancestors: frozenset[str]) -> None:
+            with os.scandir(directory) as listing:
+                names = sorted(entry.name for entry in listing)
+            for name in names:
+                inner = f"{relative}/{name}" if relative else name
+                real = self._inside_roots(url, os.path.join(directory, name), entry=inner)
+                if os.path.isdir(real):
+                    if real in ancestors:
+                        raise StorageError(url, f"{inner} is a symlink loop")
+                    entries.append((inner, real, True))
+                    visit(real, inner, ancestors | {real})
+                elif os.path.isfile(real):
+                    entries.append((inner, real, False))
+                else:
+                    raise StorageError(url, f"{inner} is not a regular file or directory")
+
+        visit(top, "", frozenset({top}))
+        return entries
+
+
+def _local_path(url: str) -> str:
+    if url.startswith("file://"):
+        rest = url[len("file://"):]
+        if not rest.startswith("/"):
+            raise StorageError(url, "must be file:///absolute/path (three slashes)")
+        path = unquote(rest)  # as validation checked it
+    elif url.startswith("/"):
+        path = url
+    else:
+        raise StorageError(url, "is neither a file:// URL nor an absolute path")
+    if "\x00" in path:
+        raise StorageError(url, "must not contain a NUL byte")
+    return path
+
+
+def _copy_file(source: str, dest: Path) -> int:
+    with open(source, "rb") as reader, atomic_file(dest) as writer:
+        written = copy_stream(reader, writer)
+        if os.fstat(reader.fileno()).st_mode & 0o111:
+            # Keep scripts runnable: executable wherever the new file is readable.
+            mode = os.fstat(writer.fileno()).st_mode & 0o777
+            os.fchmod(writer.fileno(), mode | (mode & 0o444) >> 2)
+    return written
+
+
+@contextmanager
+def _os_errors(url: str) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise StorageError(url, f"{exc.strerror or exc}{where}") from None

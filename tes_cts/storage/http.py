@@ -1,0 +1,96 @@
+"""http:// and https:// URLs, for inputs only: HEAD for stat, a streamed GET for get."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import requests
+import urllib3
+
+from .atomic import CHUNK_BYTES, atomic_file
+from .base import ObjectInfo, Storage, StorageError, check_relative
+
+# Ask for the bytes as stored: a server must not re-encode them (gzip) on the way.
+_HEADERS = {"Accept-Encoding": "identity"}
+_CHECKSUM_HEADER = "x-amz-checksum-crc64nvme"  # S3-compatible servers answer with it
+
+
+class HttpStorage(Storage):
+    def __init__(self, connect_timeout: float = 10.0, read_timeout: float = 60.0):
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+
+    def stat(self, url: str) -> ObjectInfo:
+        with self._request(url, "HEAD") as response:
+            length = response.headers.get("Content-Length")
+            size = int(length) if length and length.isdigit() else -1
+            return ObjectInfo(size, False, response.headers.get(_CHECKSUM_HEADER))
+
+    def get(self, url: str, dest: Path, is_dir: bool) -> int:
+        if is_dir:
+            raise StorageError(shown(url), "an http(s) URL names one file; a DIRECTORY input needs a file:// or s3:// URL")
+        written = 0
+        try:
+            with self._request(url, "GET") as response:
+                length = response.headers.get("Content-Length")
+                expected = int(length) if length and length.isdigit() else None
+                with atomic_file(Path(dest)) as handle:
+                    for chunk in response.iter_content(CHUNK_BYTES):
+                        handle.write(chunk)
+                        written += len(chunk)
+                    if expected is not None and written != expected:
+                        raise StorageError(shown(url), f"the connection ended after {written} of {expected} bytes")
+        except requests.RequestException as exc:
+            raise StorageError(shown(url), self._describe(exc, written)) from None
+        except OSError as exc:  # after RequestException, which is an OSError too
+            raise StorageError(shown(url), f"cannot write {dest}: {exc.strerror or exc}") from None
+        return written
+
+    def put(self, src: Path, url: str) -> int:
+        raise StorageError(shown(url), "http(s) URLs are accepted for inputs only")
+
+    def join(self, url: str, relative: str) -> str:
+        check_relative(url, relative)
+        return (url if url.endswith("/") else url + "/") + quote(relative)
+
+    def _request(self, url: str, method: str) -> requests.Response:
+        """The response to a 2xx request (redirects followed), streamed; StorageError otherwise."""
+        try:
+            response = requests.request(
+                method, url, headers=_HEADERS, stream=True, allow_redirects=True,
+                timeout=(self.connect_timeout, self.read_timeout),
+            )
+        except requests.RequestException as exc:
+            raise StorageError(shown(url), self._describe(exc, 0)) from None
+        if not 200 <= response.status_code < 300:
+            response.close()
+            raise StorageError(shown(url), f"the server answered {method} with HTTP {response.status_code} {response.reason or ''}".rstrip())
+        return response
+
+    def _describe(self, exc: requests.RequestException, received: int) -> str:
+        if isinstance(exc, requests.ConnectTimeout):
+            return f"no connection within {self.connect_timeout:g} s"
+        # Mid-body, requests reports a read timeout as a ConnectionError wrapping urllib3's.
+        timed_out = exc.args and isinstance(exc.args[0], urllib3.exceptions.ReadTimeoutError)
+        if isinstance(exc, requests.ReadTimeout) or timed_out:
+            return f"the server sent nothing for {self.read_timeout:g} s (after {received} bytes)"
+        if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+            return f"the connection broke off after {received} bytes"
+        if isinstance(exc, requests.ConnectionError):
+            return f"cannot connect: {exc}"
+        if isinstance(exc, requests.TooManyRedirects):
+            return "too many redirects"
+        return f"request failed: {exc}"
+
+
+def shown(url: str) -> str:
+    """The URL without a password, for messages and logs."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))

@@ -1,0 +1,239 @@
+"""Runs a task's executors in order, each in its own container, all sharing the task's mounts.
+
+An executor's stdout/stderr stream to `<run_dir>/logs/executor-{i}.stdout|stderr`. When the
+executor names `stdout`/`stderr` paths, the finished log is also copied there (through the
+FileMapper), where later executors and the outputs read it.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import shutil
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..tasks.record import now_us, rfc3339
+from .job import CANCELED, COMPLETE, EXECUTOR_ERROR, LOGS_DIR, RUNNING, SYSTEM_ERROR, Job, Progress, write_progress
+from .paths import FileMapper, Mount, PathEscape
+from .runtime import (RUN_FAILED_EXIT_CODE, ContainerRuntime, ContainerSpec, ImageUnavailable, RuntimeUnavailable,
+                      attempt_labels, engine_failure)
+
+PULL_TIMEOUT_S = 60.0
+_POLL_S = 0.05
+_KILL_WAIT_S = 2.0
+_KILL_ATTEMPTS = 5
+
+
+def log_file_mounts(task: dict, mounts: list[Mount], mapper: FileMapper) -> list[Mount]:
+    """A file mount for each executor stdout/stderr path that no mount covers yet. The worker
+    writes those files on the host; without a mount a later executor could not read them."""
+    extra: dict[str, Mount] = {}
+    for executor in task.get("executors") or []:
+        for key in ("stdout", "stderr"):
+            path = executor.get(key)
+            if path and not any(_covers(mount, posixpath.normpath(path)) for mount in mounts):
+                extra[posixpath.normpath(path)] = Mount(mapper.host_path(path), posixpath.normpath(path), False)
+    return list(extra.values())
+
+
+def human_duration(seconds: float) -> str:
+    """600 -> "10m", 5400 -> "1h30m", 45 -> "45s", 0.5 -> "0.5s"."""
+    if seconds < 1:
+        return f"{seconds:g}s"
+    hours, rest = divmod(round(seconds), 3600)
+    minutes, secs = divmod(rest, 60)
+    return "".join(f"{value}{unit}" for value, unit in ((hours, "h"), (minutes, "m"), (secs, "s")) if value)
+
+
+@dataclass
+class _Failure:
+    outcome: str                               # EXECUTOR_ERROR, SYSTEM_ERROR or CANCELED
+    reason: str
+
+
+class TaskExecutors:
+    """Runs the executors of one job. Afterwards (also after an exception: they then hold what
+    had happened so far) `logs` are the tesExecutorLog dicts, `outcome` is COMPLETE,
+    EXECUTOR_ERROR, SYSTEM_ERROR or CANCELED with its one-line `reason`, and `notes` are lines
+    for the system logs."""
+
+    def __init__(self, job: Job, mapper: FileMapper, mounts: list[Mount], runtime: ContainerRuntime,
+                 cancel: threading.Event):
+        self.job, self.mapper, self.mounts, self.runtime, self.cancel = job, mapper, mounts, runtime, cancel
+        self.logs: list[dict] = []
+        self.outcome = COMPLETE
+        self.reason = ""
+        self.notes: list[str] = []
+        self._budget_s = job.runtime_limit_s   # container time left under the runtime limit
+        self._images_present: set[str] = set()
+
+    def run(self) -> None:
+        for index, executor in enumerate(self.job.task["executors"]):
+            failure = self._before_start()
+            if failure is None:
+                write_progress(self.job.run_dir, Progress(RUNNING, index, rfc3339(now_us())))
+                failure = self._run_one(index, executor)
+            if failure and failure.outcome == EXECUTOR_ERROR and executor.get("ignore_error"):
+                self.notes.append(f"{failure.reason} (ignore_error: continuing)")
+            elif failure:
+                self.outcome, self.reason = failure.outcome, failure.reason
+                return
+
+    def _before_start(self) -> _Failure | None:
+        if self.cancel.is_set():
+            return _Failure(CANCELED, "canceled")
+        if self._budget_s is not None and self._budget_s <= 0:
+            return self._over_limit()
+        return None
+
+    def _run_one(self, index: int, executor: dict) -> _Failure | None:
+        stdout_log, stderr_log = (Path(self.job.run_dir) / LOGS_DIR / f"executor-{index}.{key}" for key in ("stdout", "stderr"))
+        start = now_us()
+        failure = self._ensure_image(executor["image"]) or self._check_stdin(index, executor.get("stdin"))
+        if failure:
+            stdout_log.write_bytes(b"")
+            stderr_log.write_text(failure.reason + "\n")
+            self._record(start, RUN_FAILED_EXIT_CODE, stdout_log, stderr_log)
+            return failure
+
+        spec = self._spec(index, executor)
+        stdin_path = self.mapper.host_path(executor["stdin"]) if spec.stdin else None
+        with _open_or_devnull(stdin_path) as stdin, open(stdout_log, "wb") as out, open(stderr_log, "wb") as err:
+            # Its own session: a signal sent to the worker's process group reaches the worker
+            # only, which then stops the container itself and records what happened.
+            process = subprocess.Popen(self.runtime.run_command(spec), stdin=stdin, stdout=out, stderr=err,
+                                       start_new_session=True)
+            failure = self._wait(process, spec.name)
+        exit_code = process.returncode
+        self._record(start, exit_code, stdout_log, stderr_log)
+        if failure:
+            return failure
+        engine_message = engine_failure(exit_code, self.logs[-1]["stderr"])
+        if engine_message:
+            return _Failure(SYSTEM_ERROR, f"executor {index}: container engine unavailable: {engine_message}")
+        failure = self._copy_to_task_paths(index, executor, stdout_log, stderr_log)
+        if failure is None and exit_code != 0:
+            failure = _Failure(EXECUTOR_ERROR, f"executor {index} exited with code {exit_code}")
+        return failure
+
+    def _ensure_image(self, image: str) -> _Failure | None:
+        if image in self._images_present:
+            return None
+        try:
+            if not self.runtime.image_present(image):
+                if not self.job.containers.pull:
+                    return _Failure(SYSTEM_ERROR, f"image {image} not found locally and pulling is disabled (setting containers.pull)")
+                self.runtime.pull(image, PULL_TIMEOUT_S)
+        except (ImageUnavailable, RuntimeUnavailable) as exc:
+            return _Failure(SYSTEM_ERROR, f"image {image} not found locally and could not be pulled: {exc}")
+        self._images_present.add(image)
+        return None
+
+    def _check_stdin(self, index: int, path: str | None) -> _Failure | None:
+        if path is None:
+            return None
+        try:
+            if self.mapper.host_path(path).is_file():
+                return None
+        except PathEscape as exc:
+            return _Failure(EXECUTOR_ERROR, f"executor {index}: stdin {path}: {exc}")
+        return _Failure(EXECUTOR_ERROR, f"executor {index}: stdin {path} does not exist (not an input, nor written by an earlier executor)")
+
+    def _spec(self, index: int, executor: dict) -> ContainerSpec:
+        resources = self.job.task.get("resources") or {}
+        return ContainerSpec(
+            name=f"{self.job.container_prefix}-{index}",
+            image=executor["image"],
+            command=tuple(executor["command"]),
+            labels=attempt_labels(self.job.task_id, self.job.attempt),
+            mounts=tuple(self.mounts),
+            workdir=executor.get("workdir"),
+            env=dict(executor.get("env") or {}),
+            stdin=executor.get("stdin") is not None,
+            cpu_cores=resources.get("cpu_cores"),
+            ram_gb=resources.get("ram_gb"),
+        )
+
+    def _wait(self, process: subprocess.Popen, name: str) -> _Failure | None:
+        """Wait for the container to exit; stop it on cancel or at the runtime limit."""
+        started = time.monotonic()
+        try:
+            while True:
+                remaining = None if self._budget_s is None else self._budget_s - (time.monotonic() - started)
+                if self.cancel.is_set():
+                    self._kill(process, name)
+                    return _Failure(CANCELED, "canceled")
+                if remaining is not None and remaining <= 0:
+                    self._kill(process, name)
+                    return self._over_limit()
+                try:
+                    process.wait(timeout=_POLL_S if remaining is None else min(_POLL_S, remaining))
+                    return None
+                except subprocess.TimeoutExpired:
+                    pass
+        finally:
+            if self._budget_s is not None:
+                self._budget_s -= time.monotonic() - started
+
+    def _kill(self, process: subprocess.Popen, name: str) -> None:
+        """Kill the container, then wait for its client. Asked again if the client lives on:
+        a container still being created when first asked did not exist yet."""
+        for _ in range(_KILL_ATTEMPTS):
+            try:
+                self.runtime.kill(name)
+            except RuntimeUnavailable:
+                break
+            try:
+                process.wait(timeout=_KILL_WAIT_S)
+                return
+            except subprocess.TimeoutExpired:
+                pass
+        process.kill()  # the client; a container left behind goes with the job's kill_all
+        process.wait()
+
+    def _over_limit(self) -> _Failure:
+        return _Failure(SYSTEM_ERROR, f"exceeded runtime limit of {human_duration(self.job.runtime_limit_s)}")
+
+    def _copy_to_task_paths(self, index: int, executor: dict, stdout_log: Path, stderr_log: Path) -> _Failure | None:
+        for key, log in (("stdout", stdout_log), ("stderr", stderr_log)):
+            path = executor.get(key)
+            if not path:
+                continue
+            try:
+                host = self.mapper.host_path(path)
+                host.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(log, host)
+            except PathEscape as exc:
+                return _Failure(EXECUTOR_ERROR, f"executor {index}: {key} {path}: {exc}")
+            except OSError as exc:
+                return _Failure(SYSTEM_ERROR, f"executor {index}: could not write {key} to {path}: {exc.strerror or exc}")
+        return None
+
+    def _record(self, start_us: int, exit_code: int, stdout_log: Path, stderr_log: Path) -> None:
+        limit = self.job.containers.log_tail_bytes
+        self.logs.append({
+            "start_time": rfc3339(start_us),
+            "end_time": rfc3339(now_us()),
+            "exit_code": exit_code,
+            "stdout": _tail(stdout_log, limit),
+            "stderr": _tail(stderr_log, limit),
+        })
+
+
+def _covers(mount: Mount, path: str) -> bool:
+    return path == mount.container or (mount.is_dir and path.startswith(mount.container.rstrip("/") + "/"))
+
+
+def _open_or_devnull(path: Path | None):
+    return open(path, "rb") if path else open(os.devnull, "rb")
+
+
+def _tail(path: Path, limit: int) -> str:
+    with open(path, "rb") as handle:
+        size = handle.seek(0, 2)
+        handle.seek(max(0, size - limit))
+        return handle.read().decode("utf-8", errors="replace")

@@ -1,0 +1,139 @@
+"""One attempt of one task, start to finish: stage inputs, run the executors, stage outputs, and
+always leave a Result, whatever fails on the way.
+
+An executor's failure is the task's outcome: faults found after it (outputs missing, an upload
+failing) only add lines to the system logs, since retrying the attempt would fail the same way.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import sys
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..tasks.record import now_us, rfc3339
+from .executors import TaskExecutors, log_file_mounts
+from .job import (CANCELED, COMPLETE, EXECUTOR_ERROR, LOGS_DIR, STAGING_IN, STAGING_OUT, SYSTEM_ERROR, Job, Progress,
+                  Result, write_progress, write_result)
+from .paths import FileMapper
+from .runtime import ContainerRuntime, RuntimeUnavailable, runtime_for
+from .staging import StagingError, stage_inputs, stage_outputs
+
+
+def run_job(job: Job, cancel: threading.Event | None = None) -> Result:
+    """Run the job; `cancel`, once set, stops it (the result is then CANCELED)."""
+    result = Result(outcome=COMPLETE, reason="", start_time=rfc3339(now_us()), end_time="",
+                    metadata={"host": socket.gethostname()})
+    runtime = None
+    try:
+        runtime = runtime_for(job.containers)
+        _run(job, cancel or threading.Event(), runtime, result)
+    except Exception as exc:  # a worker must leave a result whatever happens
+        result.outcome, result.reason = SYSTEM_ERROR, f"worker failed: {type(exc).__name__}: {exc}"
+    finally:
+        if runtime is not None:
+            _remove_containers(job, runtime, result)
+    if result.outcome != COMPLETE:
+        result.system_logs.append(result.reason)
+    result.end_time = rfc3339(now_us())
+    return result
+
+
+def _remove_containers(job: Job, runtime: ContainerRuntime, result: Result) -> None:
+    try:
+        runtime.kill_all(job.task_id, job.attempt)
+    except (RuntimeUnavailable, OSError) as exc:
+        result.system_logs.append(f"could not remove the attempt's containers: {exc}")
+
+
+def _run(job: Job, cancel: threading.Event, runtime: ContainerRuntime, result: Result) -> None:
+    mapper = FileMapper(job.run_dir)
+    (Path(job.run_dir) / LOGS_DIR).mkdir(parents=True, exist_ok=True)
+
+    _progress(job, STAGING_IN)
+    try:
+        result.system_logs += stage_inputs(job, mapper)
+    except StagingError as exc:
+        result.outcome, result.reason = SYSTEM_ERROR, str(exc)
+        return
+    mounts = mapper.mounts(job.task)
+    mounts += log_file_mounts(job.task, mounts, mapper)
+    mapper.prepare(mounts)
+
+    executors = TaskExecutors(job, mapper, mounts, runtime, cancel)
+    try:
+        executors.run()
+    finally:
+        result.executor_logs = executors.logs
+        result.system_logs += executors.notes
+    result.outcome, result.reason = executors.outcome, executors.reason
+    if result.outcome not in (COMPLETE, EXECUTOR_ERROR):
+        return  # canceled, or a fault of this attempt: its partial outputs are not uploaded
+
+    _progress(job, STAGING_OUT)
+    try:
+        staged = stage_outputs(job, mapper)
+    except StagingError as exc:
+        _fault(result, str(exc))
+        return
+    result.outputs = staged.outputs
+    result.system_logs += staged.system_logs
+    if staged.missing:
+        result.system_logs += staged.missing[1:]
+        more = f" (and {len(staged.missing) - 1} more)" if len(staged.missing) > 1 else ""
+        _fault(result, staged.missing[0] + more)
+
+
+def _fault(result: Result, reason: str) -> None:
+    """A system fault after the executors: the outcome unless an executor already failed."""
+    if result.outcome == EXECUTOR_ERROR:
+        result.system_logs.append(reason)
+    else:
+        result.outcome, result.reason = SYSTEM_ERROR, reason
+
+
+def _progress(job: Job, step: str) -> None:
+    write_progress(job.run_dir, Progress(step, None, rfc3339(now_us())))
+
+
+def work(job_file: str) -> int:
+    """`tes-cts worker JOB_FILE`: run the job and write its result.json; the exit status is 0
+    whenever a result was written, whatever the task's outcome."""
+    cancel = threading.Event()
+    with _cancel_on_signals(cancel):
+        try:
+            job = Job.read(job_file)
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            # job.json lives in the run directory: say there why nothing ran.
+            run_dir = Path(job_file).resolve().parent
+            now = rfc3339(now_us())
+            reason = f"could not read job file {job_file}: {type(exc).__name__}: {exc}"
+            return _write(run_dir, Result(SYSTEM_ERROR, reason, now, now, system_logs=[reason]))
+        result = run_job(job, cancel)
+    return _write(Path(job.run_dir), result)
+
+
+def _write(run_dir: Path, result: Result) -> int:
+    try:
+        write_result(run_dir, result)
+    except OSError as exc:
+        print(f"tes-cts worker: could not write {run_dir}/result.json: {exc}", file=sys.stderr)
+        return 1
+    print(f"tes-cts worker: {result.outcome}{': ' + result.reason if result.reason else ''}", file=sys.stderr)
+    return 0
+
+
+@contextmanager
+def _cancel_on_signals(cancel: threading.Event):
+    """SIGTERM and SIGINT set `cancel` instead of ending the process, so the worker can stop its
+    container and still record the executor log and a CANCELED result."""
+    handled = (signal.SIGTERM, signal.SIGINT)
+    previous = {number: signal.signal(number, lambda *_: cancel.set()) for number in handled}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)

@@ -1,0 +1,196 @@
+"""Staging: inputs into the task's mounts before the executors run, outputs out of them after.
+
+Every host path comes from the FileMapper; every URL goes through `storage_for`. Inputs stop at
+the first failure. Outputs: a missing or refused one is reported in `missing` and the others are
+still uploaded; an upload failure stops staging at once (the task is a system error anyway).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import posixpath
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..storage import StorageError, shown_url, storage_for
+from ..storage.atomic import atomic_file
+from .job import Job
+from .paths import FileMapper, PathEscape
+
+_WILDCARD_CHARACTERS = "*?["
+
+
+class StagingError(Exception):
+    """One line saying which input or output failed and why."""
+
+
+@dataclass
+class StagedOutputs:
+    outputs: list[dict] = field(default_factory=list)      # tesOutputFileLog dicts, size_bytes int
+    missing: list[str] = field(default_factory=list)       # why outputs are absent or refused
+    system_logs: list[str] = field(default_factory=list)
+
+
+# --- inputs -----------------------------------------------------------------------------------
+
+
+def stage_inputs(job: Job, mapper: FileMapper) -> list[str]:
+    """Write every input into the mounts; one log line per input. Raises StagingError."""
+    logs = []
+    # Outer paths first, so an input inside a DIRECTORY input lands in (and wins over) it.
+    for item in sorted(job.task.get("inputs") or [], key=lambda i: _depth(i["path"])):
+        logs.append(_stage_input(item, job, mapper))
+    return logs
+
+
+def _stage_input(item: dict, job: Job, mapper: FileMapper) -> str:
+    path, url, content = item["path"], item.get("url"), item.get("content")
+    name = f"input {path}" if content is not None else f"input {path} ({shown_url(url)})"
+    is_dir = item.get("type") == "DIRECTORY"
+    try:
+        host = mapper.host_path(path)
+        host.parent.mkdir(parents=True, exist_ok=True)
+        if content is not None:
+            with atomic_file(host) as handle:
+                handle.write(content.encode("utf-8"))
+            return f"{name}: {len(content.encode('utf-8'))} bytes from content"
+        if is_dir and os.path.lexists(host):
+            _remove(host)  # put there by an outer DIRECTORY input; this one replaces it
+        size = storage_for(url, job.file_roots).get(url, host, is_dir)
+    except StorageError as exc:
+        raise StagingError(f"{name}: {exc.reason}") from None
+    except PathEscape as exc:
+        raise StagingError(f"{name}: refused: {exc}") from None
+    except OSError as exc:
+        raise StagingError(f"{name}: {exc.strerror or exc}") from None
+    return f"{name}: {'directory, ' if is_dir else ''}{size} bytes"
+
+
+def _remove(host: Path) -> None:
+    if host.is_dir() and not host.is_symlink():
+        shutil.rmtree(host)
+    else:
+        host.unlink()
+
+
+def _depth(path: str) -> int:
+    return len([part for part in posixpath.normpath(path).split("/") if part])
+
+
+# --- outputs ----------------------------------------------------------------------------------
+
+
+def stage_outputs(job: Job, mapper: FileMapper) -> StagedOutputs:
+    """Upload every output the task produced. Raises StagingError at the first failed upload."""
+    staged = StagedOutputs()
+    for item in job.task.get("outputs") or []:
+        _Output(item, job, mapper, staged).stage()
+    return staged
+
+
+class _Output:
+    def __init__(self, item: dict, job: Job, mapper: FileMapper, staged: StagedOutputs):
+        self.path, self.url = item["path"], item["url"]
+        self.is_dir = item.get("type") == "DIRECTORY"
+        self.prefix = item.get("path_prefix")
+        self.job, self.mapper, self.staged = job, mapper, staged
+        self.files = 0
+        self.bytes = 0
+
+    def stage(self) -> None:
+        try:
+            self.storage = storage_for(self.url, self.job.file_roots)
+        except StorageError as exc:
+            raise StagingError(f"output {self.path} ({shown_url(self.url)}): {exc.reason}") from None
+        if any(c in self.path for c in _WILDCARD_CHARACTERS):
+            self._wildcard()
+        else:
+            self._plain()
+
+    def _plain(self) -> None:
+        try:
+            host = self.mapper.host_path(self.path)
+        except PathEscape as exc:
+            self.staged.missing.append(f"output {self.path}: refused: {exc}")
+            return
+        if not os.path.lexists(host):
+            self.staged.missing.append(f"output {self.path}: not produced by the task")
+            return
+        if self.is_dir and not host.is_dir():
+            self.staged.missing.append(f"output {self.path}: is a file, but the output's type is DIRECTORY")
+        elif not self.is_dir and host.is_dir():
+            self.staged.missing.append(f"output {self.path}: is a directory; declare the output's type DIRECTORY")
+        elif self.is_dir:
+            self._directory(host, self.path, self.url)
+            self._log(f"output {self.path} (DIRECTORY)")
+        else:
+            self._file(host, self.path, self.url)
+            self._log(f"output {self.path}")
+
+    def _wildcard(self) -> None:
+        pattern = posixpath.normpath(self.path).lstrip("/")
+        # root_dir keeps glob characters in the run directory's own path from counting.
+        matches = sorted(glob.glob(pattern, root_dir=self.mapper.root))
+        if not matches:
+            self.staged.system_logs.append(f"output {self.path}: the pattern matched nothing")
+            return
+        prefix = posixpath.normpath(self.prefix)
+        for match in matches:
+            host, container = self.mapper.root / match, "/" + match
+            if not self._inside(host, container):
+                continue
+            url = self.storage.join(self.url, posixpath.relpath(container, prefix))
+            if host.is_dir():
+                self._directory(host, container, url)
+            else:
+                self._file(host, container, url)
+        self._log(f"output {self.path} ({len(matches)} matches)")
+
+    def _directory(self, host: Path, container: str, url: str) -> None:
+        """Every file under `host`, each to `url`/<its path relative to `host`>."""
+        seen: set[str] = set()
+        for directory, subdirectories, names in os.walk(host, followlinks=True):
+            real = os.path.realpath(directory)
+            if real in seen:  # reached again through a symlink: walk each directory once
+                subdirectories[:] = []
+                continue
+            seen.add(real)
+            here = Path(directory)
+            subdirectories[:] = [d for d in sorted(subdirectories) if self._inside(here / d, _under(container, host, here / d))]
+            for name in sorted(names):
+                file = here / name
+                inner = _under(container, host, file)
+                if self._inside(file, inner):
+                    self._file(file, inner, self.storage.join(url, file.relative_to(host).as_posix()))
+
+    def _file(self, host: Path, container: str, url: str) -> None:
+        if not host.is_file():  # a FIFO, socket or device: reading it could block forever
+            self.staged.missing.append(f"output {container}: not a regular file")
+            return
+        try:
+            size = self.storage.put(Path(os.path.realpath(host)), url)
+        except StorageError as exc:
+            raise StagingError(f"output {container} ({exc.url}): {exc.reason}") from None
+        self.staged.outputs.append({"url": url, "path": container, "size_bytes": size})
+        self.files += 1
+        self.bytes += size
+
+    def _inside(self, host: Path, container: str) -> bool:
+        """Whether `host` stays inside the mounts; a reason in `missing` when it does not."""
+        try:
+            self.mapper.check_inside(host)
+            return True
+        except PathEscape:
+            real = os.path.realpath(host)
+            self.staged.missing.append(f"output {container}: refused: it resolves to {real}, outside the task's directory")
+            return False
+
+    def _log(self, name: str) -> None:
+        self.staged.system_logs.append(f"{name}: {self.files} files, {self.bytes} bytes to {shown_url(self.url)}")
+
+
+def _under(container: str, host: Path, inner: Path) -> str:
+    """The container path of `inner`, a host path under `host`, which maps to `container`."""
+    return posixpath.join(container, inner.relative_to(host).as_posix())

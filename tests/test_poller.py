@@ -1,0 +1,316 @@
+"""The poller's decisions, with a backend whose reports the test scripts.
+
+The backend here reports facts the test chooses (progress, a result, a lost job, an engine that
+is down) so that every branch, race and retry can be forced; the end-to-end tests run the same
+poller against the real local backend and Docker.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tes_cts.backends.base import Backend, BackendUnavailable, JobRef, JobStatus
+from tes_cts.poller import Poller, PollerConfig
+from tes_cts.store.sqlite import SqliteTaskStore
+from tes_cts.tasks.lifecycle import move
+from tes_cts.tasks.record import TaskRecord, new_task_id, now_us
+from tes_cts.tasks.states import Phase
+from tes_cts.worker.job import Job, Progress, Result
+
+
+class ScriptedBackend(Backend):
+    kind = "scripted"
+
+    def __init__(self):
+        self.submitted: list[Job] = []
+        self.canceled: list[JobRef] = []
+        self.reports: dict[str, JobStatus] = {}   # backend job id -> what poll says
+        self.engine_problem: str | None = None
+        self.capacity = 100
+        self.refuse_submit: str | None = None
+
+    def run_dir(self, task_id, attempt):
+        return f"/runs/{task_id}/{attempt}"
+
+    def never_fits(self, job):
+        cores = (job.task.get("resources") or {}).get("cpu_cores", 1)
+        return f"asks for {cores} cores, has 8" if cores > 8 else None
+
+    def admits(self, job):
+        return len(self.submitted) - len(self.canceled) < self.capacity
+
+    def unavailable(self):
+        return self.engine_problem
+
+    def submit(self, job):
+        if self.refuse_submit:
+            raise BackendUnavailable(self.refuse_submit)
+        self.submitted.append(job)
+        return f"job-{job.task_id}-{job.attempt}"
+
+    def poll(self, jobs):
+        return {ref.backend_job_id: self.reports.get(ref.backend_job_id, JobStatus()) for ref in jobs}
+
+    def cancel(self, job):
+        self.canceled.append(job)
+
+
+@pytest.fixture
+def store(tmp_path):
+    opened = SqliteTaskStore(tmp_path / "tasks.sqlite3")
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def backend():
+    return ScriptedBackend()
+
+
+@pytest.fixture
+def poller(store, backend):
+    return Poller(store, backend, PollerConfig(max_attempts=2, batch_size=3), poller_id="p1")
+
+
+def queued(store, **task) -> str:
+    record = TaskRecord(id=new_task_id(), owner="", created_us=now_us(), phase=Phase.CREATED,
+                        task={"executors": [{"image": "i", "command": ["c"]}], **task})
+    store.insert(record.with_phase(Phase.CREATED, "task accepted"))
+    return record.id
+
+
+def phases(store, task_id) -> list[str]:
+    return [h["phase"] for h in store.get(task_id).history]
+
+
+def result(outcome="complete", reason="all executors succeeded") -> Result:
+    return Result(outcome=outcome, reason=reason, start_time="2026-11-21T10:00:00.000000Z",
+                  end_time="2026-11-21T10:00:09.000000Z",
+                  executor_logs=[{"exit_code": 0 if outcome == "complete" else 1, "stdout": "hi\n"}],
+                  outputs=[{"url": "file:///o/x", "path": "/o/x", "size_bytes": 3}],
+                  system_logs=["staged 0 inputs"], metadata={"host": "node-7"})
+
+
+def test_a_queued_task_is_claimed_submitted_and_recorded(store, backend, poller):
+    task_id = queued(store)
+    poller.cycle()
+    record = store.get(task_id)
+    assert record.phase is Phase.SUBMITTED and record.lease is None
+    assert [j.task_id for j in backend.submitted] == [task_id]
+    assert backend.submitted[0].attempt == 1 and backend.submitted[0].run_dir == f"/runs/{task_id}/1"
+    meta = record.logs[0]["metadata"]
+    assert meta == {"backend": "scripted", "attempt": "1", "backend_job_id": f"job-{task_id}-1"}
+    assert "start_time" in record.logs[0]
+    assert phases(store, task_id) == ["created", "preflight", "submitted"]
+
+
+def test_progress_and_result_pass_every_state_in_order(store, backend, poller):
+    task_id = queued(store, executors=[{"image": "i", "command": ["a"]}, {"image": "i", "command": ["b"]}])
+    poller.cycle()
+    job_id = f"job-{task_id}-1"
+    backend.reports[job_id] = JobStatus(progress=Progress(step="running", executor=1))
+    poller.cycle()  # the worker raced ahead to executor 1: the task still passes each phase
+    assert phases(store, task_id) == ["created", "preflight", "submitted", "staging_in", "running", "running"]
+    assert [h["reason"] for h in store.get(task_id).history][-2:] == ["running executor 0", "running executor 1"]
+    backend.reports[job_id] = JobStatus(result=result(), host="node-7")
+    poller.cycle()
+    record = store.get(task_id)
+    assert record.phase is Phase.COMPLETE
+    assert phases(store, task_id)[-2:] == ["staging_out", "complete"]
+    log = record.logs[0]
+    assert log["logs"][0]["stdout"] == "hi\n" and log["outputs"][0]["size_bytes"] == 3
+    assert log["metadata"]["host"] == "node-7" and log["end_time"].endswith("Z")
+    assert "staged 0 inputs" in log["system_logs"]
+
+
+def test_an_executor_error_is_final_with_the_workers_reason(store, backend, poller):
+    task_id = queued(store)
+    poller.cycle()
+    backend.reports[f"job-{task_id}-1"] = JobStatus(result=result("executor_error", "executor 0 exited with code 1"))
+    poller.cycle()
+    record = store.get(task_id)
+    assert record.phase is Phase.EXECUTOR_ERROR
+    assert record.history[-1]["reason"] == "executor 0 exited with code 1"
+    assert phases(store, task_id) == ["created", "preflight", "submitted", "staging_in", "running",
+                                      "staging_out", "executor_error"]
+
+
+def test_a_system_error_from_the_worker_is_not_retried(store, backend, poller):
+    task_id = queued(store)
+    poller.cycle()
+    backend.reports[f"job-{task_id}-1"] = JobStatus(result=result("system_error", "image x not found"))
+    poller.cycle()
+    poller.cycle()
+    assert store.get(task_id).phase is Phase.SYSTEM_ERROR
+    assert len(backend.submitted) == 1
+
+
+def test_a_lost_attempt_is_retried_with_a_new_log_then_fails_at_the_limit(store, backend, poller):
+    task_id = queued(store)
+    poller.cycle()
+    backend.reports[f"job-{task_id}-1"] = JobStatus(lost="worker process 123 died without writing a result")
+    poller.cycle()  # attempt 1 lost -> requeued -> attempt 2 dispatched in the same cycle
+    record = store.get(task_id)
+    assert record.phase is Phase.SUBMITTED and len(record.logs) == 2
+    assert "attempt 1 failed: worker process 123 died" in record.logs[0]["system_logs"][-1]
+    assert record.logs[0]["end_time"] and record.logs[1]["metadata"]["attempt"] == "2"
+    assert [r.attempt for r in backend.canceled] == [1]  # the dead attempt's leftovers are removed
+    backend.reports[f"job-{task_id}-2"] = JobStatus(lost="worker process 456 died without writing a result")
+    poller.cycle()
+    record = store.get(task_id)
+    assert record.phase is Phase.SYSTEM_ERROR
+    assert record.history[-1]["reason"] == "worker process 456 died without writing a result (gave up after 2 attempts)"
+    assert phases(store, task_id).count("created") == 2
+
+
+def test_cancel_of_a_submitted_task_stops_the_job(store, backend, poller):
+    task_id = queued(store)
+    poller.cycle()
+    record = store.get(task_id)
+    move(store, record, Phase.CANCELING, "cancel requested by the user")
+    poller.cycle()
+    record = store.get(task_id)
+    assert record.phase is Phase.CANCELED
+    assert [r.backend_job_id for r in backend.canceled] == [f"job-{task_id}-1"]
+    assert record.logs[0]["end_time"] and "canceled by the user" in record.logs[0]["system_logs"]
+
+
+def test_a_cancel_that_lands_during_submission_does_not_leave_the_job_running(store, backend, poller):
+    task_id = queued(store)
+    original_submit = backend.submit
+
+    def submit_while_user_cancels(job):
+        job_id = original_submit(job)
+        move(store, store.get(task_id), Phase.CANCELING, "cancel requested by the user")
+        return job_id
+
+    backend.submit = submit_while_user_cancels
+    poller.cycle()
+    assert [r.backend_job_id for r in backend.canceled] == [f"job-{task_id}-1"]
+    poller.cycle()
+    assert store.get(task_id).phase is Phase.CANCELED
+
+
+def test_engine_down_keeps_tasks_queued_with_the_reason_said_once(store, backend, poller):
+    backend.engine_problem = "Cannot connect to the Docker daemon"
+    task_id = queued(store)
+    for _ in range(3):
+        poller.cycle()
+    record = store.get(task_id)
+    assert record.phase is Phase.CREATED and backend.submitted == []
+    assert record.logs[0]["system_logs"] == ["waiting: Cannot connect to the Docker daemon"]
+    assert "start_time" not in record.logs[0]
+    backend.engine_problem = None
+    poller.cycle()
+    record = store.get(task_id)
+    assert record.phase is Phase.SUBMITTED and len(record.logs) == 1  # the pending entry became attempt 1
+    assert record.logs[0]["metadata"]["attempt"] == "1"
+
+
+def test_engine_down_longer_than_the_configured_wait_fails_the_task(store, backend):
+    backend.engine_problem = "engine down"
+    poller = Poller(store, backend, PollerConfig(engine_wait_s=0.001))
+    task_id = queued(store)
+    import time
+
+    time.sleep(0.01)
+    poller.cycle()
+    record = store.get(task_id)
+    assert record.phase is Phase.SYSTEM_ERROR
+    assert "container engine unavailable for more than" in record.history[-1]["reason"]
+
+
+def test_a_refused_submission_requeues_the_task(store, backend, poller):
+    backend.refuse_submit = "engine went away"
+    task_id = queued(store)
+    poller.cycle()
+    record = store.get(task_id)
+    assert record.phase is Phase.CREATED and record.lease is None
+    assert "not submitted, will retry: engine went away" == record.history[-1]["reason"]
+    backend.refuse_submit = None
+    poller.cycle()
+    assert store.get(task_id).phase is Phase.SUBMITTED
+
+
+def test_a_task_that_can_never_fit_fails_at_once(store, backend, poller):
+    task_id = queued(store, resources={"cpu_cores": 64})
+    poller.cycle()
+    record = store.get(task_id)
+    assert record.phase is Phase.SYSTEM_ERROR and "asks for 64 cores" in record.history[-1]["reason"]
+    assert record.logs[0]["system_logs"] == ["asks for 64 cores, has 8"]
+
+
+def test_admission_waits_and_dispatch_is_oldest_first(store, backend, poller):
+    backend.capacity = 2
+    ids = [queued(store) for _ in range(5)]
+    poller.cycle()
+    assert [j.task_id for j in backend.submitted] == ids[:2]
+    backend.reports[f"job-{ids[0]}-1"] = JobStatus(result=result())
+    backend.capacity = 3
+    poller.cycle()
+    assert [j.task_id for j in backend.submitted] == ids[:3]
+
+
+def test_two_pollers_never_dispatch_the_same_task_twice(store, backend):
+    ids = [queued(store) for _ in range(20)]
+    first = Poller(store, backend, PollerConfig(batch_size=7), poller_id="p1")
+    second = Poller(store, backend, PollerConfig(batch_size=7), poller_id="p2")
+    import threading
+
+    threads = [threading.Thread(target=p.cycle) for p in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(j.task_id for j in backend.submitted) == sorted(ids)
+
+
+def test_a_dead_pollers_claim_is_taken_over_after_its_lease(store, backend, poller):
+    task_id = queued(store)
+    record = store.get(task_id)
+    # Poller p0 claimed it and died before it could submit.
+    move(store, record, Phase.PREFLIGHT, "attempt 1 claimed by poller p0",
+         lambda r: (r.logs.append({"logs": [], "outputs": [], "metadata": {"backend": "scripted", "attempt": "1"}}),
+                    setattr(r, "lease", {"owner": "p0", "expires_us": now_us() + 60_000_000})))
+    poller.cycle()
+    assert backend.submitted == []  # the lease still holds
+    record = store.get(task_id)
+    from tes_cts.tasks.lifecycle import update
+
+    update(store, record, lambda r: r.lease.__setitem__("expires_us", now_us() - 1))
+    poller.cycle()
+    record = store.get(task_id)
+    assert record.phase is Phase.SUBMITTED and [j.attempt for j in backend.submitted] == [1]
+
+
+def test_the_poller_enforces_the_runtime_limit_if_the_worker_does_not(store, backend):
+    poller = Poller(store, backend, PollerConfig(runtime_limit_s=0.001))
+    task_id = queued(store)
+    poller.cycle()
+    from tes_cts.poller import RUNTIME_LIMIT_GRACE_S
+    from tes_cts.tasks.lifecycle import update
+
+    update(store, store.get(task_id),
+           lambda r: r.logs[0].__setitem__("_started_us", now_us() - int((RUNTIME_LIMIT_GRACE_S + 1) * 1e6)))
+    poller.cycle()
+    record = store.get(task_id)
+    assert record.phase is Phase.SYSTEM_ERROR
+    assert record.history[-1]["reason"] == "exceeded runtime limit of 0.001s"
+    assert [r.backend_job_id for r in backend.canceled] == [f"job-{task_id}-1"]
+
+
+def test_a_runtime_backend_parameter_reaches_the_job(store, backend, poller):
+    queued(store, resources={"backend_parameters": {"runtime": "PT10M"}})
+    poller.cycle()
+    assert backend.submitted[0].runtime_limit_s == 600
+
+
+def test_private_bookkeeping_never_reaches_a_view(store, backend, poller):
+    from tes_cts.tasks.views import View, render_task
+
+    task_id = queued(store)
+    poller.cycle()
+    backend.reports[f"job-{task_id}-1"] = JobStatus(progress=Progress(step="running", executor=0))
+    poller.cycle()
+    full = render_task(store.get(task_id), View.FULL)
+    assert not [key for key in full["logs"][0] if key.startswith("_")]

@@ -1,0 +1,325 @@
+"""Storage schemes against real files and a real local HTTP server."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from tes_cts.storage import ObjectInfo, StorageError, shown_url, storage_for
+from tes_cts.storage.file import FileStorage
+from tes_cts.storage.http import HttpStorage
+
+TRUNCATED_BODY = b"x" * 1000   # sent, then the connection drops; Content-Length promises more
+TRUNCATED_LENGTH = 100_000
+
+
+class _Handler(SimpleHTTPRequestHandler):
+    """Serves a directory, plus /truncated (drops the connection midway) and /slow (stalls)."""
+
+    def do_GET(self):
+        if self.path == "/truncated":
+            self._partial(TRUNCATED_BODY, TRUNCATED_LENGTH, stall=0)
+        elif self.path == "/slow":
+            self._partial(b"ab", 10, stall=2)
+        else:
+            super().do_GET()
+
+    def _partial(self, body: bytes, length: int, stall: float):
+        self.send_response(200)
+        self.send_header("Content-Length", str(length))
+        self.end_headers()
+        self.wfile.write(body)
+        self.wfile.flush()
+        time.sleep(stall)
+        self.close_connection = True
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def http_server(tmp_path):
+    """(base URL, served directory) of an HTTP server on 127.0.0.1."""
+    served = tmp_path / "served"
+    served.mkdir()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Handler, directory=str(served)))
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", served
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def root(tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    return root
+
+
+@pytest.fixture
+def outside(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("secret")
+    return outside
+
+
+def listing(directory: Path) -> list[str]:
+    """Every entry under `directory`, hidden ones included: temporaries would show here."""
+    return sorted(str(p.relative_to(directory)) for p in directory.rglob("*"))
+
+
+# --- file ------------------------------------------------------------------------------------
+
+
+def test_file_get_copies_a_file_and_keeps_it_executable(root, tmp_path):
+    (root / "run.sh").write_bytes(b"#!/bin/sh\necho hi\n")
+    (root / "run.sh").chmod(0o755)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    written = FileStorage([str(root)]).get(f"file://{root}/run.sh", dest / "run.sh", is_dir=False)
+    assert written == 18
+    assert (dest / "run.sh").read_bytes() == b"#!/bin/sh\necho hi\n"
+    assert os.access(dest / "run.sh", os.X_OK)
+    assert listing(dest) == ["run.sh"]
+
+
+def test_file_get_accepts_bare_paths_and_percent_decodes_file_urls(root, tmp_path):
+    (root / "a b é.txt").write_text("spaced")
+    storage = FileStorage([str(root)])
+    assert storage.get(f"file://{root}/a%20b%20%C3%A9.txt", tmp_path / "one", is_dir=False) == 6
+    assert storage.get(f"{root}/a b é.txt", tmp_path / "two", is_dir=False) == 6
+    assert (tmp_path / "one").read_text() == (tmp_path / "two").read_text() == "spaced"
+
+
+def test_file_get_copies_a_directory_tree(root, tmp_path):
+    tree = root / "tree"
+    (tree / "sub" / "deeper").mkdir(parents=True)
+    (tree / "empty").mkdir()
+    (tree / "top.txt").write_text("top")
+    (tree / "sub" / "mid.txt").write_text("middle")
+    (tree / "sub" / "deeper" / "ünï.txt").write_text("deep")
+    (tree / "sub" / "link.txt").symlink_to(tree / "top.txt")  # inside the roots: copied as a file
+    dest = tmp_path / "dest"
+    written = FileStorage([str(root)]).get(f"file://{tree}", dest, is_dir=True)
+    assert written == 3 + 6 + 4 + 3
+    assert listing(dest) == ["empty", "sub", "sub/deeper", "sub/deeper/ünï.txt", "sub/link.txt", "sub/mid.txt", "top.txt"]
+    assert (dest / "sub" / "deeper" / "ünï.txt").read_text() == "deep"
+    assert not (dest / "sub" / "link.txt").is_symlink()
+    assert listing(tmp_path / "root") == listing(root)  # nothing written beside the source
+
+
+def test_file_get_type_mismatch_and_missing(root, tmp_path):
+    (root / "file.txt").write_text("x")
+    (root / "dir").mkdir()
+    storage = FileStorage([str(root)])
+    with pytest.raises(StorageError, match="is a file, not a directory"):
+        storage.get(f"{root}/file.txt", tmp_path / "d1", is_dir=True)
+    with pytest.raises(StorageError, match="is a directory, not a file"):
+        storage.get(f"{root}/dir", tmp_path / "d2", is_dir=False)
+    with pytest.raises(StorageError, match="no such file or directory") as raised:
+        storage.get(f"file://{root}/nope", tmp_path / "d3", is_dir=False)
+    assert raised.value.url == f"file://{root}/nope"
+    assert str(raised.value).startswith(f"file://{root}/nope: ")
+    assert not any(p.name.startswith("d") for p in tmp_path.iterdir())
+
+
+def test_file_outside_the_roots_is_refused(root, outside, tmp_path):
+    storage = FileStorage([str(root)])
+    with pytest.raises(StorageError, match="not under an allowed file root.*storage.file_roots"):
+        storage.get(f"file://{outside}/secret.txt", tmp_path / "x", is_dir=False)
+    with pytest.raises(StorageError, match="storage.file_roots"):
+        storage.stat(f"{outside}/secret.txt")
+    with pytest.raises(StorageError, match="storage.file_roots"):  # '..' is resolved before the check
+        storage.get(f"{root}/../outside/secret.txt", tmp_path / "x", is_dir=False)
+    assert not (tmp_path / "x").exists()
+
+
+def test_file_symlink_out_of_a_root_is_refused(root, outside, tmp_path):
+    (root / "link.txt").symlink_to(outside / "secret.txt")
+    (root / "linkdir").symlink_to(outside)
+    tree = root / "tree"
+    tree.mkdir()
+    (tree / "fine.txt").write_text("fine")
+    (tree / "escape").symlink_to(outside / "secret.txt")
+    storage = FileStorage([str(root)])
+    with pytest.raises(StorageError, match=f"resolves to {outside}/secret.txt.*storage.file_roots"):
+        storage.get(f"file://{root}/link.txt", tmp_path / "a", is_dir=False)
+    with pytest.raises(StorageError, match="storage.file_roots"):
+        storage.get(f"file://{root}/linkdir", tmp_path / "b", is_dir=True)
+    with pytest.raises(StorageError, match="escape resolves to .*storage.file_roots"):
+        storage.get(f"file://{tree}", tmp_path / "c", is_dir=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["outside", "root"]
+
+
+def test_file_symlink_loop_is_refused(root, tmp_path):
+    tree = root / "tree"
+    tree.mkdir()
+    (tree / "again").symlink_to(tree)
+    with pytest.raises(StorageError, match="again is a symlink loop"):
+        FileStorage([str(root)]).get(str(tree), tmp_path / "dest", is_dir=True)
+    assert not (tmp_path / "dest").exists()
+
+
+def test_file_urls_are_disabled_without_roots(root, tmp_path):
+    (root / "a.txt").write_text("a")
+    with pytest.raises(StorageError, match="disabled on this server.*storage.file_roots"):
+        FileStorage([]).get(f"{root}/a.txt", tmp_path / "a", is_dir=False)
+    with pytest.raises(StorageError, match="disabled on this server.*storage.file_roots"):
+        FileStorage([]).put(root / "a.txt", f"{root}/b.txt")
+
+
+def test_file_stat(root):
+    (root / "dir" / "sub").mkdir(parents=True)
+    (root / "dir" / "one").write_text("1")
+    (root / "dir" / "sub" / "two").write_text("22")
+    storage = FileStorage([str(root)])
+    assert storage.stat(f"file://{root}/dir/one") == ObjectInfo(1, False, None)
+    assert storage.stat(f"file://{root}/dir") == ObjectInfo(3, True, None)
+    with pytest.raises(StorageError, match="no such file"):
+        storage.stat(f"file://{root}/none")
+
+
+def test_file_put_creates_parents_and_leaves_no_temporary(root, tmp_path):
+    src = tmp_path / "src.bin"
+    src.write_bytes(bytes(range(256)) * 10)
+    storage = FileStorage([str(root)])
+    url = f"file://{root}/new/deep%20er/out.bin"
+    assert storage.put(src, url) == 2560
+    assert (root / "new" / "deep er" / "out.bin").read_bytes() == src.read_bytes()
+    assert storage.put(src, url) == 2560  # replaces
+    assert listing(root) == ["new", "new/deep er", "new/deep er/out.bin"]
+
+
+def test_file_put_outside_roots_or_through_a_symlink_is_refused(root, outside, tmp_path):
+    src = tmp_path / "src.txt"
+    src.write_text("data")
+    (root / "out").symlink_to(outside)
+    storage = FileStorage([str(root)])
+    with pytest.raises(StorageError, match="storage.file_roots"):
+        storage.put(src, f"file://{outside}/new.txt")
+    with pytest.raises(StorageError, match=f"resolves to {outside}/new.txt.*storage.file_roots"):
+        storage.put(src, f"file://{root}/out/new.txt")
+    assert listing(outside) == ["secret.txt"]
+
+
+def test_file_put_failure_midway_leaves_nothing(root, tmp_path, monkeypatch):
+    src = tmp_path / "src.txt"
+    src.write_text("data" * 1000)
+
+    def full_disk(source, target):
+        target.write(source.read(100))
+        target.flush()
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("tes_cts.storage.file.copy_stream", full_disk)
+    (root / "dir").mkdir()
+    with pytest.raises(StorageError, match="No space left on device"):
+        FileStorage([str(root)]).put(src, f"{root}/dir/out.txt")
+    assert listing(root) == ["dir"]
+
+
+def test_file_put_onto_a_directory_is_refused(root, tmp_path):
+    src = tmp_path / "src.txt"
+    src.write_text("x")
+    (root / "dir").mkdir()
+    with pytest.raises(StorageError, match="is a directory"):
+        FileStorage([str(root)]).put(src, f"{root}/dir")
+
+
+def test_file_join():
+    storage = FileStorage(["/r"])
+    assert storage.join("file:///r/out", "a b/c%.txt") == "file:///r/out/a%20b/c%25.txt"
+    assert storage.join("file:///r/out/", "x") == "file:///r/out/x"
+    assert storage.join("/r/out", "a b/c.txt") == "/r/out/a b/c.txt"
+    with pytest.raises(StorageError, match="not a plain relative path"):
+        storage.join("/r/out", "../escape")
+
+
+# --- http ------------------------------------------------------------------------------------
+
+
+def test_http_get_and_stat(http_server, tmp_path):
+    base, served = http_server
+    (served / "data.bin").write_bytes(os.urandom(3_000_000))  # several chunks
+    storage = HttpStorage()
+    assert storage.stat(f"{base}/data.bin") == ObjectInfo(3_000_000, False, None)
+    assert storage.get(f"{base}/data.bin", tmp_path / "data.bin", is_dir=False) == 3_000_000
+    assert (tmp_path / "data.bin").read_bytes() == (served / "data.bin").read_bytes()
+
+
+def test_http_404(http_server, tmp_path):
+    base, _ = http_server
+    storage = HttpStorage()
+    with pytest.raises(StorageError, match="HTTP 404") as raised:
+        storage.get(f"{base}/missing.txt", tmp_path / "m.txt", is_dir=False)
+    assert raised.value.url == f"{base}/missing.txt"
+    with pytest.raises(StorageError, match="HEAD with HTTP 404"):
+        storage.stat(f"{base}/missing.txt")
+    assert listing(tmp_path) == ["served"]
+
+
+def test_http_truncated_download_leaves_no_partial_file(http_server, tmp_path):
+    base, _ = http_server
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    with pytest.raises(StorageError, match="broke off|ended after") as raised:
+        HttpStorage().get(f"{base}/truncated", dest / "t.bin", is_dir=False)
+    assert str(raised.value).startswith(f"{base}/truncated: ")
+    assert listing(dest) == []
+
+
+def test_http_read_timeout_leaves_no_partial_file(http_server, tmp_path):
+    base, _ = http_server
+    with pytest.raises(StorageError, match="sent nothing for 0.3 s"):
+        HttpStorage(read_timeout=0.3).get(f"{base}/slow", tmp_path / "s.bin", is_dir=False)
+    assert listing(tmp_path) == ["served"]
+
+
+def test_http_connection_refused(tmp_path):
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(StorageError, match="cannot connect"):
+        HttpStorage().get(f"http://127.0.0.1:{port}/x", tmp_path / "x", is_dir=False)
+
+
+def test_http_is_for_single_file_inputs_only(tmp_path):
+    storage = HttpStorage()
+    with pytest.raises(StorageError, match="http\\(s\\) URLs are accepted for inputs only"):
+        storage.put(tmp_path, "https://example.org/out.txt")
+    with pytest.raises(StorageError, match="DIRECTORY input needs a file:// or s3:// URL"):
+        storage.get("https://example.org/dir/", tmp_path / "d", is_dir=True)
+    assert storage.join("https://example.org/d", "a b") == "https://example.org/d/a%20b"
+
+
+# --- the mux ---------------------------------------------------------------------------------
+
+
+def test_storage_for_picks_by_scheme(root):
+    assert isinstance(storage_for(f"file://{root}/x", [str(root)]), FileStorage)
+    assert isinstance(storage_for(f"{root}/x", [str(root)]), FileStorage)
+    assert isinstance(storage_for("http://example.org/x", []), HttpStorage)
+    assert isinstance(storage_for("https://example.org/x", []), HttpStorage)
+    with pytest.raises(StorageError, match="S3 storage is not configured"):
+        storage_for("s3://bucket/key", [])
+    with pytest.raises(StorageError, match="unsupported URL scheme"):
+        storage_for("ftp://example.org/x", [])
+
+
+def test_shown_url_hides_passwords():
+    assert shown_url("https://user:pw@example.org/x") == "https://user:***@example.org/x"
+    assert shown_url("https://example.org/x?a=b") == "https://example.org/x?a=b"
+    with pytest.raises(StorageError) as raised:
+        HttpStorage().put(Path("/x"), "https://user:pw@example.org/x")
+    assert "pw" not in str(raised.value)
