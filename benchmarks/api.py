@@ -509,7 +509,9 @@ def diagnostics(db: Path, keys: list[tuple[int, str]], deep_cursor: Cursor, seed
             line("  json.dumps of that page, compact", timed_ms(lambda: json.dumps(rendered, separators=(",", ":")), 30),
                  f"  {compact:,} bytes")
 
-        # Create: store.insert alone, one transaction per task as the API does.
+        # Create: validation, then store.insert alone, one transaction per task as the API does.
+        body = task_body(rng, 0)
+        line("validate_task(a realistic body)", timed_ms(lambda: validate_task(body, LIMITS), 200))
         oldest = min(keys)[0]
         latencies = []
         for serial in range(1000):
@@ -554,7 +556,7 @@ def diagnostics(db: Path, keys: list[tuple[int, str]], deep_cursor: Cursor, seed
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", type=int, default=100_000, help="tasks to pre-fill the store with (default 100000)")
-    parser.add_argument("--requests", type=int, default=2000, help="measured requests per server for create and get (default 2000)")
+    parser.add_argument("--requests", type=int, default=3000, help="measured requests per server for create and get (default 3000)")
     parser.add_argument("--list-requests", type=int, default=None,
                         help="measured requests per server for each list page (default: requests / 10, at least 50)")
     parser.add_argument("--warmup", type=int, default=100,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -42,7 +43,7 @@ class HttpStorage(Storage):
                     if expected is not None and written != expected:
                         raise StorageError(shown(url), f"the connection ended after {written} of {expected} bytes")
         except requests.RequestException as exc:
-            raise StorageError(shown(url), self._describe(exc, written)) from None
+            raise StorageError(shown(url), self._describe(exc)) from None
         except OSError as exc:  # after RequestException, which is an OSError too
             raise StorageError(shown(url), f"cannot write {dest}: {exc.strerror or exc}") from None
         return written
@@ -62,26 +63,40 @@ class HttpStorage(Storage):
                 timeout=(self.connect_timeout, self.read_timeout),
             )
         except requests.RequestException as exc:
-            raise StorageError(shown(url), self._describe(exc, 0)) from None
+            raise StorageError(shown(url), self._describe(exc)) from None
         if not 200 <= response.status_code < 300:
             response.close()
             raise StorageError(shown(url), f"the server answered {method} with HTTP {response.status_code} {response.reason or ''}".rstrip())
         return response
 
-    def _describe(self, exc: requests.RequestException, received: int) -> str:
+    def _describe(self, exc: requests.RequestException) -> str:
         if isinstance(exc, requests.ConnectTimeout):
             return f"no connection within {self.connect_timeout:g} s"
         # Mid-body, requests reports a read timeout as a ConnectionError wrapping urllib3's.
         timed_out = exc.args and isinstance(exc.args[0], urllib3.exceptions.ReadTimeoutError)
         if isinstance(exc, requests.ReadTimeout) or timed_out:
-            return f"the server sent nothing for {self.read_timeout:g} s (after {received} bytes)"
+            return f"the server sent nothing for {self.read_timeout:g} s"
         if isinstance(exc, requests.exceptions.ChunkedEncodingError):
-            return f"the connection broke off after {received} bytes"
+            return f"the connection broke off before the whole file arrived ({_detail(exc)})"
         if isinstance(exc, requests.ConnectionError):
-            return f"cannot connect: {exc}"
+            return f"cannot connect: {_detail(exc)}"
         if isinstance(exc, requests.TooManyRedirects):
             return "too many redirects"
-        return f"request failed: {exc}"
+        return f"request failed: {_detail(exc)}"
+
+
+def _detail(exc: BaseException) -> str:
+    """The innermost cause's message: requests wraps urllib3's errors two or three deep."""
+    for _ in range(5):  # bounded: a cause could point back at itself
+        inner = exc.args[0] if exc.args else None
+        if isinstance(inner, BaseException):
+            exc = inner
+        elif isinstance(getattr(exc, "reason", None), BaseException):
+            exc = exc.reason
+        else:
+            break
+    text = inner if isinstance(inner, str) else str(exc)
+    return re.sub(r"^HTTPS?Connection(Pool)?\(.*?\): ", "", text)
 
 
 def shown(url: str) -> str:

@@ -20,7 +20,7 @@ from ..tasks.record import now_us, rfc3339
 from .job import CANCELED, COMPLETE, EXECUTOR_ERROR, LOGS_DIR, RUNNING, SYSTEM_ERROR, Job, Progress, write_progress
 from .paths import FileMapper, Mount, PathEscape
 from .runtime import (RUN_FAILED_EXIT_CODE, ContainerRuntime, ContainerSpec, ImageUnavailable, RuntimeUnavailable,
-                      attempt_labels, engine_failure)
+                      attempt_labels)
 
 PULL_TIMEOUT_S = 60.0
 _POLL_S = 0.05
@@ -33,20 +33,19 @@ def log_file_mounts(task: dict, mounts: list[Mount], mapper: FileMapper) -> list
     writes those files on the host; without a mount a later executor could not read them."""
     extra: dict[str, Mount] = {}
     for executor in task.get("executors") or []:
-        for key in ("stdout", "stderr"):
-            path = executor.get(key)
-            if path and not any(_covers(mount, posixpath.normpath(path)) for mount in mounts):
-                extra[posixpath.normpath(path)] = Mount(mapper.host_path(path), posixpath.normpath(path), False)
+        for path in (executor.get("stdout"), executor.get("stderr")):
+            path = path and posixpath.normpath(path)
+            if path and not any(_covers(mount, path) for mount in mounts):
+                extra[path] = Mount(mapper.host_path(path), path, False)
     return list(extra.values())
 
 
 def human_duration(seconds: float) -> str:
-    """600 -> "10m", 5400 -> "1h30m", 45 -> "45s", 0.5 -> "0.5s"."""
-    if seconds < 1:
-        return f"{seconds:g}s"
-    hours, rest = divmod(round(seconds), 3600)
+    """600 -> "10m", 5400 -> "1h30m", 45 -> "45s", 2.5 -> "2.5s"."""
+    hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
-    return "".join(f"{value}{unit}" for value, unit in ((hours, "h"), (minutes, "m"), (secs, "s")) if value)
+    shown = [f"{int(hours)}h" if hours else "", f"{int(minutes)}m" if minutes else "", f"{round(secs, 3):g}s" if secs else ""]
+    return "".join(shown) or "0s"
 
 
 @dataclass
@@ -92,15 +91,15 @@ class TaskExecutors:
 
     def _run_one(self, index: int, executor: dict) -> _Failure | None:
         stdout_log, stderr_log = (Path(self.job.run_dir) / LOGS_DIR / f"executor-{index}.{key}" for key in ("stdout", "stderr"))
-        start = now_us()
         failure = self._ensure_image(executor["image"]) or self._check_stdin(index, executor.get("stdin"))
         if failure:
             stdout_log.write_bytes(b"")
             stderr_log.write_text(failure.reason + "\n")
-            self._record(start, RUN_FAILED_EXIT_CODE, stdout_log, stderr_log)
+            self._record(now_us(), RUN_FAILED_EXIT_CODE, stdout_log, stderr_log)
             return failure
 
         spec = self._spec(index, executor)
+        start = now_us()
         stdin_path = self.mapper.host_path(executor["stdin"]) if spec.stdin else None
         with _open_or_devnull(stdin_path) as stdin, open(stdout_log, "wb") as out, open(stderr_log, "wb") as err:
             # Its own session: a signal sent to the worker's process group reaches the worker
@@ -112,9 +111,9 @@ class TaskExecutors:
         self._record(start, exit_code, stdout_log, stderr_log)
         if failure:
             return failure
-        engine_message = engine_failure(exit_code, self.logs[-1]["stderr"])
-        if engine_message:
-            return _Failure(SYSTEM_ERROR, f"executor {index}: container engine unavailable: {engine_message}")
+        start_failure = self.runtime.start_failure(exit_code, self.logs[-1]["stderr"])
+        if start_failure:
+            return _Failure(SYSTEM_ERROR, f"executor {index}: the container could not start: {start_failure}")
         failure = self._copy_to_task_paths(index, executor, stdout_log, stderr_log)
         if failure is None and exit_code != 0:
             failure = _Failure(EXECUTOR_ERROR, f"executor {index} exited with code {exit_code}")
@@ -124,12 +123,16 @@ class TaskExecutors:
         if image in self._images_present:
             return None
         try:
-            if not self.runtime.image_present(image):
-                if not self.job.containers.pull:
-                    return _Failure(SYSTEM_ERROR, f"image {image} not found locally and pulling is disabled (setting containers.pull)")
+            present = self.runtime.image_present(image)
+        except RuntimeUnavailable as exc:
+            return _Failure(SYSTEM_ERROR, f"container engine unavailable: {exc}")
+        if not present and not self.job.containers.pull:
+            return _Failure(SYSTEM_ERROR, f"image {image} not found locally and pulling is disabled (setting containers.pull)")
+        if not present:
+            try:
                 self.runtime.pull(image, PULL_TIMEOUT_S)
-        except (ImageUnavailable, RuntimeUnavailable) as exc:
-            return _Failure(SYSTEM_ERROR, f"image {image} not found locally and could not be pulled: {exc}")
+            except (ImageUnavailable, RuntimeUnavailable) as exc:
+                return _Failure(SYSTEM_ERROR, f"image {image} not found locally and could not be pulled: {exc}")
         self._images_present.add(image)
         return None
 

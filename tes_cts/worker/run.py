@@ -52,6 +52,13 @@ def _remove_containers(job: Job, runtime: ContainerRuntime, result: Result) -> N
 def _run(job: Job, cancel: threading.Event, runtime: ContainerRuntime, result: Result) -> None:
     mapper = FileMapper(job.run_dir)
     (Path(job.run_dir) / LOGS_DIR).mkdir(parents=True, exist_ok=True)
+    try:
+        # Containers left by an earlier run of this same attempt (HTCondor reruns an evicted job
+        # from the same job.json) would hold the names; this also checks the engine before staging.
+        runtime.kill_all(job.task_id, job.attempt)
+    except RuntimeUnavailable as exc:
+        result.outcome, result.reason = SYSTEM_ERROR, f"container engine unavailable: {exc}"
+        return
 
     _progress(job, STAGING_IN)
     try:

@@ -66,17 +66,10 @@ def engine_unreachable(message: str) -> bool:
     return any(marker in lowered for marker in _ENGINE_UNREACHABLE)
 
 
-def engine_failure(exit_code: int, stderr: str) -> str | None:
-    """The engine's message when `run` failed because the engine could not be reached, else None
-    (a container's own exit code, even 125, with other output is the executor's business)."""
-    if exit_code == RUN_FAILED_EXIT_CODE and engine_unreachable(stderr):
-        return _last_line(stderr)
-    return None
-
-
 class ContainerRuntime(ABC):
     program: str                               # the client executable
     version_args: tuple[str, ...]              # a command that fails when the engine is down
+    run_error_prefix: str                      # how the client's own `run` errors begin
 
     def __init__(self, settings: ContainerSettings):
         self.settings = settings
@@ -123,6 +116,16 @@ class ContainerRuntime(ABC):
             args += ["--cap-drop", capability]
         return [*args, *self.settings.extra_args, spec.image, *spec.command]
 
+    def start_failure(self, exit_code: int, stderr: str) -> str | None:
+        """The client's message when `run` failed before the container's program ran (name in
+        use, engine down, resources refused), else None: the exit code is the program's."""
+        if exit_code != RUN_FAILED_EXIT_CODE:
+            return None
+        for line in stderr.splitlines():
+            if line.startswith(self.run_error_prefix) or engine_unreachable(line):
+                return line.strip()
+        return None
+
     def kill(self, name: str) -> None:
         """Kill one container by name; nothing happens if it does not exist (yet or any more)."""
         self._call("kill", name, check=False)
@@ -156,6 +159,7 @@ class ContainerRuntime(ABC):
 class DockerRuntime(ContainerRuntime):
     program = "docker"
     version_args = ("version", "--format", "{{.Server.Version}}")
+    run_error_prefix = "docker: Error response from daemon"
 
     def image_present(self, image: str) -> bool:
         return self._call("image", "inspect", "--format", "{{.Id}}", image, check=False).returncode == 0
@@ -164,6 +168,7 @@ class DockerRuntime(ContainerRuntime):
 class PodmanRuntime(ContainerRuntime):
     program = "podman"
     version_args = ("info", "--format", "{{.Version.Version}}")
+    run_error_prefix = "Error: "
 
     def image_present(self, image: str) -> bool:
         return self._call("image", "exists", image, check=False).returncode == 0

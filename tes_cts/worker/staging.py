@@ -14,7 +14,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..storage import StorageError, shown_url, storage_for
+from ..storage import Storage, StorageError, shown_url, storage_for
 from ..storage.atomic import atomic_file
 from .job import Job
 from .paths import FileMapper, PathEscape
@@ -86,30 +86,30 @@ def stage_outputs(job: Job, mapper: FileMapper) -> StagedOutputs:
     """Upload every output the task produced. Raises StagingError at the first failed upload."""
     staged = StagedOutputs()
     for item in job.task.get("outputs") or []:
-        _Output(item, job, mapper, staged).stage()
+        try:
+            storage = storage_for(item["url"], job.file_roots)
+        except StorageError as exc:
+            raise StagingError(f"output {item['path']} ({shown_url(item['url'])}): {exc.reason}") from None
+        output = _Output(item, storage, mapper, staged)
+        if any(c in item["path"] for c in _WILDCARD_CHARACTERS):
+            output.wildcard()
+        else:
+            output.plain()
     return staged
 
 
 class _Output:
-    def __init__(self, item: dict, job: Job, mapper: FileMapper, staged: StagedOutputs):
+    """Staging of one output item; appends to `staged` as it goes."""
+
+    def __init__(self, item: dict, storage: Storage, mapper: FileMapper, staged: StagedOutputs):
         self.path, self.url = item["path"], item["url"]
         self.is_dir = item.get("type") == "DIRECTORY"
         self.prefix = item.get("path_prefix")
-        self.job, self.mapper, self.staged = job, mapper, staged
+        self.storage, self.mapper, self.staged = storage, mapper, staged
         self.files = 0
         self.bytes = 0
 
-    def stage(self) -> None:
-        try:
-            self.storage = storage_for(self.url, self.job.file_roots)
-        except StorageError as exc:
-            raise StagingError(f"output {self.path} ({shown_url(self.url)}): {exc.reason}") from None
-        if any(c in self.path for c in _WILDCARD_CHARACTERS):
-            self._wildcard()
-        else:
-            self._plain()
-
-    def _plain(self) -> None:
+    def plain(self) -> None:
         try:
             host = self.mapper.host_path(self.path)
         except PathEscape as exc:
@@ -129,7 +129,7 @@ class _Output:
             self._file(host, self.path, self.url)
             self._log(f"output {self.path}")
 
-    def _wildcard(self) -> None:
+    def wildcard(self) -> None:
         pattern = posixpath.normpath(self.path).lstrip("/")
         # root_dir keeps glob characters in the run directory's own path from counting.
         matches = sorted(glob.glob(pattern, root_dir=self.mapper.root))
@@ -151,7 +151,12 @@ class _Output:
     def _directory(self, host: Path, container: str, url: str) -> None:
         """Every file under `host`, each to `url`/<its path relative to `host`>."""
         seen: set[str] = set()
-        for directory, subdirectories, names in os.walk(host, followlinks=True):
+
+        def unreadable(error: OSError) -> None:
+            inner = _under(container, host, Path(error.filename))
+            self.staged.missing.append(f"output {inner}: cannot be read: {error.strerror}")
+
+        for directory, subdirectories, names in os.walk(host, onerror=unreadable, followlinks=True):
             real = os.path.realpath(directory)
             if real in seen:  # reached again through a symlink: walk each directory once
                 subdirectories[:] = []
