@@ -1,9 +1,15 @@
-"""`tes-cts` command line: `serve` runs the API, `worker` runs one job."""
+"""`tes-cts` command line: `serve` runs the API (and one poller), `poller` the reconciler alone,
+`worker` runs one job."""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
+import signal
+import subprocess
 import sys
+import threading
 
 from .settings import SettingsError, load_settings
 from .store import open_store
@@ -18,10 +24,14 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--workers", type=int, help="gunicorn worker processes (setting server.workers)")
     worker = commands.add_parser("worker", help="run one job and write its result.json (every backend starts this)")
     worker.add_argument("job_file", metavar="JOB_FILE", help="the job.json in the attempt's run directory")
+    poller = commands.add_parser("poller", help="run the reconciling poller (serve starts one itself)")
+    poller.add_argument("--exit-with-parent", type=int, metavar="PID", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.command == "serve":
         return _serve(args)
+    if args.command == "poller":
+        return _poller(args)
     if args.command == "worker":
         from .worker.run import work
 
@@ -45,8 +55,73 @@ def _serve(args) -> int:
         return 2
     from .server import GunicornServer
 
-    GunicornServer(overrides).run()
+    poller = EmbeddedPoller() if settings.poller.embedded else None
+    try:
+        GunicornServer(overrides).run()
+    finally:
+        if poller is not None:
+            poller.stop()
     return 0
+
+
+class EmbeddedPoller:
+    """Exactly one poller for `serve`, whatever the number of gunicorn workers: a child of the
+    master, restarted if it dies, that exits by itself when the master is gone."""
+
+    RESTART_DELAY_S = 1.0
+
+    def __init__(self):
+        self._stopping = threading.Event()
+        self._process = self._start()
+        threading.Thread(target=self._supervise, name="poller-supervisor", daemon=True).start()
+
+    def _start(self) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "tes_cts.cli", "poller", "--exit-with-parent", str(os.getpid())],
+            stdin=subprocess.DEVNULL,
+        )
+
+    def _supervise(self) -> None:
+        while not self._stopping.is_set():
+            code = self._process.wait()
+            if self._stopping.wait(self.RESTART_DELAY_S):
+                return
+            print(f"tes-cts: the poller exited with {code}; starting it again", file=sys.stderr)
+            self._process = self._start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._process.poll() is None:
+            self._process.terminate()
+
+
+def _poller(args) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        settings = load_settings()
+        store = open_store(settings)
+    except (SettingsError, StoreUnavailable) as exc:
+        print(f"tes-cts: {exc}", file=sys.stderr)
+        return 2
+    from .wiring import build_poller
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    if args.exit_with_parent:
+        threading.Thread(target=_stop_when_orphaned, args=(args.exit_with_parent, stop), daemon=True).start()
+    try:
+        build_poller(settings, store).run(stop)
+    finally:
+        store.close()
+    return 0
+
+
+def _stop_when_orphaned(parent_pid: int, stop: threading.Event) -> None:
+    while not stop.wait(0.5):
+        if os.getppid() != parent_pid:
+            logging.getLogger("tes_cts.poller").info("serve (pid %d) is gone: stopping", parent_pid)
+            stop.set()
 
 
 if __name__ == "__main__":

@@ -84,12 +84,14 @@ def test_runtime_for_chooses_by_setting():
 def test_start_failure_only_for_the_clients_own_message():
     docker_runtime = DockerRuntime(ContainerSettings())
     down = "docker: Cannot connect to the Docker daemon at unix:///x. Is the docker daemon running?\n"
-    conflict = 'docker: Error response from daemon: Conflict. The container name "/c" is already in use.\n\nRun \'docker run --help\' for more information\n'
+    conflict = ('docker: Error response from daemon: Conflict. The container name "/c" is already in use.\n\n'
+                "Run 'docker run --help' for more information\n")
     assert docker_runtime.start_failure(125, down) == down.strip()
     assert docker_runtime.start_failure(125, conflict).startswith("docker: Error response from daemon: Conflict.")
     assert docker_runtime.start_failure(1, down) is None       # the program printed it, not the client
     assert docker_runtime.start_failure(125, "my tool failed\n") is None
-    assert PodmanRuntime(ContainerSettings()).start_failure(125, "Error: short-name resolution failed\n") == "Error: short-name resolution failed"
+    podman_failure = PodmanRuntime(ContainerSettings()).start_failure(125, "Error: short-name resolution failed\n")
+    assert podman_failure == "Error: short-name resolution failed"
 
 
 # --- against the real engine ------------------------------------------------------------------

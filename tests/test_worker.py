@@ -275,7 +275,8 @@ def test_log_file_mounts_cover_only_paths_no_mount_holds(tmp_path):
     assert [(mount.container, mount.is_dir, mount.host) for mount in extra] == [("/err.txt", False, mapper.root / "err.txt")]
 
 
-@pytest.mark.parametrize("seconds, shown", [(45, "45s"), (600, "10m"), (5400, "1h30m"), (3600, "1h"), (3661, "1h1m1s"), (2.5, "2.5s"), (0, "0s")])
+@pytest.mark.parametrize("seconds, shown", [(45, "45s"), (600, "10m"), (5400, "1h30m"), (3600, "1h"), (3661, "1h1m1s"),
+                                            (2.5, "2.5s"), (0, "0s")])
 def test_human_duration(seconds, shown):
     assert human_duration(seconds) == shown
 

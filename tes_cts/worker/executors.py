@@ -144,7 +144,8 @@ class TaskExecutors:
                 return None
         except PathEscape as exc:
             return _Failure(EXECUTOR_ERROR, f"executor {index}: stdin {path}: {exc}")
-        return _Failure(EXECUTOR_ERROR, f"executor {index}: stdin {path} does not exist (not an input, nor written by an earlier executor)")
+        return _Failure(EXECUTOR_ERROR,
+                        f"executor {index}: stdin {path} does not exist (not an input, nor written by an earlier executor)")
 
     def _spec(self, index: int, executor: dict) -> ContainerSpec:
         resources = self.job.task.get("resources") or {}

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..tasks.record import now_us, rfc3339
 from .executors import TaskExecutors, log_file_mounts
-from .job import (CANCELED, COMPLETE, EXECUTOR_ERROR, LOGS_DIR, STAGING_IN, STAGING_OUT, SYSTEM_ERROR, Job, Progress,
+from .job import (COMPLETE, EXECUTOR_ERROR, LOGS_DIR, STAGING_IN, STAGING_OUT, SYSTEM_ERROR, Job, Progress,
                   Result, write_progress, write_result)
 from .paths import FileMapper
 from .runtime import ContainerRuntime, RuntimeUnavailable, runtime_for
