@@ -317,6 +317,9 @@ def tail(path: Path, lines: int = 20) -> str:
 def start_ours(tmp: Path, workers: int) -> Server:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TES_CTS_")}
     env["TES_CTS_WORK_DIR"] = str(tmp / "work")
+    # The API alone: the embedded poller would start dispatching the pre-filled QUEUED tasks to
+    # the local backend (containers) and compete with the API for the two cores and the store.
+    env["TES_CTS_POLLER__EMBEDDED"] = "false"
     port = free_port()
     argv = [str(BIN / "tes-cts"), "serve", "--bind", f"127.0.0.1:{port}", "--workers", str(workers)]
     return Server("tes-cts serve", argv, tmp, env, tmp / "ours.log", port)
@@ -648,7 +651,8 @@ def main(argv: list[str] | None = None) -> int:
         if notes:
             print("\nin-process diagnostics (this process, no HTTP, on the pre-filled store; median unless said):")
             print("\n".join(notes))
-        print(f"\ntotal time {time.perf_counter() - began_all:.0f} s")
+        print(f"\ntotal time {time.perf_counter() - began_all:.0f} s; load average {os.getloadavg()[0]:.2f} at the end "
+              "(other processes on the machine add noise; compare the floor's own rows)")
         return 0
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
@@ -671,11 +675,12 @@ def header(args, list_requests: int, deep: int, tmp: Path) -> None:
     print("tes-cts API benchmark: ours (tes-cts serve, SQLite) vs the framework floor (bare Connexion app)")
     print(f"machine: {os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable), {platform.machine()}, "
           f"{platform.system()} {platform.release()}; Python {platform.python_version()} ({sys.executable}); "
-          f"SQLite {sqlite3.sqlite_version}")
+          f"SQLite {sqlite3.sqlite_version}; load average {os.getloadavg()[0]:.2f} at start")
     print(f"parameters: tasks={args.tasks:,} requests={args.requests:,} list-requests={list_requests:,} "
           f"warmup={args.warmup} rounds={args.rounds} workers={args.workers} concurrency={args.concurrency} deep-page-at={deep:,} "
           f"prefill-batch={args.prefill_batch} seed={args.seed}")
-    print(f"servers: gunicorn -k {WORKER_CLASS}, {args.workers} worker(s) each, access log on; client: "
+    print(f"servers: gunicorn -k {WORKER_CLASS}, {args.workers} worker(s) each, access log on, "
+          f"embedded poller off; client: "
           f"http.client keep-alive, {args.concurrency} threads in this process (same cores as the servers)")
     print(f"work dir: {tmp}")
 

@@ -49,7 +49,7 @@ def test_service_info_reports_settings_and_package_version(make_settings, store,
     assert info["version"] == __version__
     assert info["type"] == {"group": "org.ga4gh", "artifact": "tes", "version": "1.1.0"}
     assert "file:///data/shared" in info["storage"]
-    assert info["tesResources_backend_parameters"] == []
+    assert info["tesResources_backend_parameters"] == ["runtime"]
     assert RFC3339.match(info["createdAt"])
     assert_no_nulls(info)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tes_cts.worker.executors import human_duration, log_file_mounts
+from tes_cts.worker.executors import log_file_mounts
 from tes_cts.worker.job import (CANCELED, COMPLETE, EXECUTOR_ERROR, SYSTEM_ERROR, ContainerSettings, Job, read_progress,
                                 read_result)
 from tes_cts.worker.paths import FileMapper
@@ -273,12 +273,6 @@ def test_log_file_mounts_cover_only_paths_no_mount_holds(tmp_path):
     extra = log_file_mounts(task, mounts, mapper)
 
     assert [(mount.container, mount.is_dir, mount.host) for mount in extra] == [("/err.txt", False, mapper.root / "err.txt")]
-
-
-@pytest.mark.parametrize("seconds, shown", [(45, "45s"), (600, "10m"), (5400, "1h30m"), (3600, "1h"), (3661, "1h1m1s"),
-                                            (2.5, "2.5s"), (0, "0s")])
-def test_human_duration(seconds, shown):
-    assert human_duration(seconds) == shown
 
 
 def worker_process(job_file) -> subprocess.Popen:

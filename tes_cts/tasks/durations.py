@@ -36,4 +36,4 @@ def describe_duration(seconds: float) -> str:
         count, remaining = divmod(remaining, size)
         if count:
             parts.append(f"{count}{unit}")
-    return "".join(parts)
+    return "".join(parts) or "0s"

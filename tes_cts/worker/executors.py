@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..tasks.durations import describe_duration
 from ..tasks.record import now_us, rfc3339
 from .job import CANCELED, COMPLETE, EXECUTOR_ERROR, LOGS_DIR, RUNNING, SYSTEM_ERROR, Job, Progress, write_progress
 from .paths import FileMapper, Mount, PathEscape
@@ -38,14 +39,6 @@ def log_file_mounts(task: dict, mounts: list[Mount], mapper: FileMapper) -> list
             if path and not any(_covers(mount, path) for mount in mounts):
                 extra[path] = Mount(mapper.host_path(path), path, False)
     return list(extra.values())
-
-
-def human_duration(seconds: float) -> str:
-    """600 -> "10m", 5400 -> "1h30m", 45 -> "45s", 2.5 -> "2.5s"."""
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    shown = [f"{int(hours)}h" if hours else "", f"{int(minutes)}m" if minutes else "", f"{round(secs, 3):g}s" if secs else ""]
-    return "".join(shown) or "0s"
 
 
 @dataclass
@@ -200,7 +193,7 @@ class TaskExecutors:
         process.wait()
 
     def _over_limit(self) -> _Failure:
-        return _Failure(SYSTEM_ERROR, f"exceeded runtime limit of {human_duration(self.job.runtime_limit_s)}")
+        return _Failure(SYSTEM_ERROR, f"exceeded runtime limit of {describe_duration(self.job.runtime_limit_s)}")
 
     def _copy_to_task_paths(self, index: int, executor: dict, stdout_log: Path, stderr_log: Path) -> _Failure | None:
         for key, log in (("stdout", stdout_log), ("stderr", stderr_log)):
