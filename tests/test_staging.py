@@ -11,22 +11,7 @@ from tes_cts.worker.job import Job
 from tes_cts.worker.paths import FileMapper
 from tes_cts.worker.staging import StagingError, stage_inputs, stage_outputs
 
-from .test_storage import http_server, listing  # noqa: F401 (http_server is a fixture)
-
-
-@pytest.fixture
-def root(tmp_path):
-    root = tmp_path / "root"
-    root.mkdir()
-    return root
-
-
-@pytest.fixture
-def outside(tmp_path):
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    (outside / "secret.txt").write_text("secret")
-    return outside
+from .test_storage import http_server, listing, outside, root  # noqa: F401 (fixtures)
 
 
 @pytest.fixture
