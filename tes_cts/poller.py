@@ -198,6 +198,7 @@ class Poller:
             self._wait_for_engine(record, engine_problem)
             return
         if not self.backend.admits(job):
+            self._note(record, f"waiting: the {self.backend.kind} backend has no free slot for this task's resources")
             return
 
         def claim(r: TaskRecord) -> None:
@@ -249,8 +250,11 @@ class Poller:
             reason = f"container engine unavailable for more than {describe_duration(limit)}: {problem}"
             move(self.store, record, Phase.SYSTEM_ERROR, reason, lambda r: add_system_log(r, reason))
             return
-        note = f"waiting: {problem}"
-        if last_system_log(record) != note:  # say it once, not every cycle
+        self._note(record, f"waiting: {problem}")
+
+    def _note(self, record: TaskRecord, note: str) -> None:
+        """Tell a queued task's owner why it waits: once, not every cycle."""
+        if last_system_log(record) != note:
             update(self.store, record, lambda r: add_system_log(r, note))
 
     # --- helpers ------------------------------------------------------------------------------

@@ -245,6 +245,8 @@ def test_admission_waits_and_dispatch_is_oldest_first(store, backend, poller):
     ids = [queued(store) for _ in range(5)]
     poller.cycle()
     assert [j.task_id for j in backend.submitted] == ids[:2]
+    assert store.get(ids[2]).logs[0]["system_logs"] == [
+        "waiting: the scripted backend has no free slot for this task's resources"]
     backend.reports[f"job-{ids[0]}-1"] = JobStatus(result=result())
     backend.capacity = 3
     poller.cycle()
