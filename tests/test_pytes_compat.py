@@ -35,7 +35,9 @@ FULL_LOG = {
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     work = tmp_path_factory.mktemp("pytes")
-    with LiveServer(work, ["--workers", "2"], {"TES_CTS_WORK_DIR": str(work / "work")}) as live:
+    # No poller: these tests set task states themselves.
+    env = {"TES_CTS_WORK_DIR": str(work / "work"), "TES_CTS_POLLER__EMBEDDED": "false"}
+    with LiveServer(work, ["--workers", "2"], env) as live:
         live.store = SqliteTaskStore(work / "work" / "tes-cts.sqlite3")  # the poller's view of it
         yield live
         live.store.close()

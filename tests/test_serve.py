@@ -12,7 +12,7 @@ from .live_server import TES_CTS, LiveServer, free_port
 
 
 def test_several_workers_share_the_store_and_tasks_survive_kill_9(tmp_path):
-    env = {"TES_CTS_WORK_DIR": str(tmp_path / "work")}
+    env = {"TES_CTS_WORK_DIR": str(tmp_path / "work"), "TES_CTS_POLLER__EMBEDDED": "false"}
     server = LiveServer(tmp_path, ["--workers", "3"], env).wait_ready()
     try:
         with ThreadPoolExecutor(8) as pool:
@@ -34,7 +34,7 @@ def test_several_workers_share_the_store_and_tasks_survive_kill_9(tmp_path):
 
 def test_embedded_default_needs_no_settings(tmp_path):
     # No settings file, no TES_CTS_* variables: SQLite under ./tes-cts-work of the current dir.
-    env = {"TES_CTS_SETTINGS_FILE": str(tmp_path / "absent.toml")}
+    env = {"TES_CTS_SETTINGS_FILE": str(tmp_path / "absent.toml"), "TES_CTS_POLLER__EMBEDDED": "false"}
     with LiveServer(tmp_path, env=env) as server:
         task_id = requests.post(f"{server.url}/ga4gh/tes/v1/tasks", json=echo_task(), timeout=10).json()["id"]
         assert requests.get(f"{server.url}/v1/tasks/{task_id}", timeout=10).json()["state"] == "QUEUED"
