@@ -17,6 +17,7 @@ import pytest
 
 from tes_cts.settings import load_settings
 from tes_cts.store import Cursor, DuplicateTaskId, StoreUnavailable, TaskQuery, open_store
+from tes_cts.store.base import TaskSummary
 from tes_cts.store import mongo
 from tes_cts.store.mongo import MongoTaskStore, redact_uri
 from tes_cts.store.sqlite import SCHEMA_VERSION, SqliteTaskStore
@@ -526,3 +527,13 @@ def test_oldest_first_paging_returns_every_task_exactly_once_in_creation_order(s
     for page_size in (1, 4, 25, 30):
         assert all_pages(store, page_size, oldest_first=True) == oldest_first
     assert ids(store.query(TaskQuery(limit=2, oldest_first=True))) == oldest_first[:2]
+
+
+def test_summaries_match_the_full_query(store):
+    records = [make_record(f"s{i:02d}", created_us=100 + i // 2, tags={"k": str(i % 3)}) for i in range(9)]
+    for record in records:
+        store.insert(record)
+    for query in (TaskQuery(limit=20), TaskQuery(limit=4, tags={"k": "1"}), TaskQuery(limit=3, oldest_first=True),
+                  TaskQuery(limit=5, after=Cursor(103, "s06"))):
+        full = store.query(query)
+        assert store.query_summaries(query) == [TaskSummary(r.id, r.created_us, r.state) for r in full]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from connexion.options import SwaggerUIOptions
 from connexion.resolver import Resolver
 from connexion.validators import VALIDATOR_MAP, JSONRequestBodyValidator
 from connexion.datastructures import MediaTypeDict
+from connexion.jsonifier import Jsonifier
 import flask
 
 from ..backends import supported_backend_parameters
@@ -76,6 +78,7 @@ def create_app(settings=None, store: TaskStore | None = None) -> connexion.Flask
         resolver=Resolver(function_resolver=lambda operation_id: handlers.OPERATIONS[operation_id]),
         validator_map=validators,
         swagger_ui_options=SwaggerUIOptions(swagger_ui=True),
+        jsonifier=Jsonifier(json, separators=(",", ":")),  # compact: Connexion indents by default
     )
     for base_path in BASE_PATHS:
         app.add_api(SPEC_FILE.name, base_path=base_path, name=base_path.strip("/").replace("/", "_"))

@@ -55,6 +55,15 @@ def tag_pairs(record: TaskRecord) -> list[tuple[str, str]]:
     return sorted(record.tags.items())
 
 
+@dataclass(frozen=True)
+class TaskSummary:
+    """What a MINIMAL list needs, read without decoding whole task documents."""
+
+    id: str
+    created_us: int
+    state: TesState
+
+
 class TaskStore(ABC):
     @abstractmethod
     def insert(self, record: TaskRecord) -> None:
@@ -67,6 +76,10 @@ class TaskStore(ABC):
     @abstractmethod
     def query(self, query: TaskQuery) -> list[TaskRecord]:
         """Up to `query.limit` records matching every filter, strictly after `query.after`."""
+
+    @abstractmethod
+    def query_summaries(self, query: TaskQuery) -> list[TaskSummary]:
+        """The same tasks as `query(query)`, as summaries."""
 
     @abstractmethod
     def compare_and_set(self, record: TaskRecord, expected_version: int) -> bool:

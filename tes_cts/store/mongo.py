@@ -14,7 +14,10 @@ from pymongo import ASCENDING, DESCENDING, MongoClient
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from ..tasks.record import TaskRecord
-from .base import DuplicateTaskId, StoreUnavailable, TaskQuery, TaskStore, tag_pairs, unavailable_on
+from ..tasks.states import TesState
+from .base import (
+    DuplicateTaskId, StoreUnavailable, TaskQuery, TaskStore, TaskSummary, tag_pairs, unavailable_on,
+)
 
 COLLECTION = "tasks"
 # Also the longest any operation waits for a reachable server: fail fast, let clients retry.
@@ -69,12 +72,18 @@ class MongoTaskStore(TaskStore):
             return _record(doc) if doc else None
 
     def query(self, query: TaskQuery) -> list[TaskRecord]:
+        return [_record(doc) for doc in self._find(query, _QUERY_ONLY_FIELDS)]
+
+    def query_summaries(self, query: TaskQuery) -> list[TaskSummary]:
+        return [TaskSummary(doc["_id"], doc["created_us"], TesState(doc["state"]))
+                for doc in self._find(query, {"_id": 1, "created_us": 1, "state": 1})]
+
+    def _find(self, query: TaskQuery, projection: dict) -> list[dict]:
         with self._unavailable():
             if query.limit < 1:  # MongoDB reads limit 0 as "no limit"
                 return []
             order = _OLDEST_FIRST if query.oldest_first else _NEWEST_FIRST
-            found = self._tasks.find(_filter(query), _QUERY_ONLY_FIELDS).sort(order)
-            return [_record(doc) for doc in found.limit(query.limit)]
+            return list(self._tasks.find(_filter(query), projection).sort(order).limit(query.limit))
 
     def compare_and_set(self, record: TaskRecord, expected_version: int) -> bool:
         with self._unavailable():

@@ -18,7 +18,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..tasks.record import TaskRecord
-from .base import DuplicateTaskId, StoreUnavailable, TaskQuery, TaskStore, tag_pairs, unavailable_on
+from ..tasks.states import TesState
+from .base import (
+    DuplicateTaskId, StoreUnavailable, TaskQuery, TaskStore, TaskSummary, tag_pairs, unavailable_on,
+)
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 30.0
@@ -87,17 +90,23 @@ class SqliteTaskStore(TaskStore):
             return _record(row[0]) if row else None
 
     def query(self, query: TaskQuery) -> list[TaskRecord]:
+        return [_record(doc) for (doc,) in self._select("doc", query)]
+
+    def query_summaries(self, query: TaskQuery) -> list[TaskSummary]:
+        return [TaskSummary(task_id, created_us, TesState(state))
+                for task_id, created_us, state in self._select("id, created_us, state", query)]
+
+    def _select(self, columns: str, query: TaskQuery) -> list[tuple]:
         with self._unavailable():
             if query.limit < 1:  # SQLite reads a negative LIMIT as "no limit"
                 return []
             conditions, params = _conditions(query)
             where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
             order = "ASC" if query.oldest_first else "DESC"
-            rows = self._connection().execute(
-                f"SELECT doc FROM tasks {where} ORDER BY created_us {order}, id {order} LIMIT ?",
+            return self._connection().execute(
+                f"SELECT {columns} FROM tasks {where} ORDER BY created_us {order}, id {order} LIMIT ?",
                 [*params, query.limit],
-            )
-            return [_record(doc) for (doc,) in rows]
+            ).fetchall()
 
     def compare_and_set(self, record: TaskRecord, expected_version: int) -> bool:
         with self._unavailable():

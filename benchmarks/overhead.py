@@ -1,0 +1,515 @@
+"""What tes-cts adds to running a container: one task end to end against a bare `docker run`.
+
+    .venv/bin/python benchmarks/overhead.py                  # defaults: about 4-5 minutes on 2 cores
+    .venv/bin/python benchmarks/overhead.py --runs 10 --concurrent 50 --interval 1.0
+
+What it does, in one run:
+1. checks that the Docker engine answers (DOCKER_HOST, default the tests' engine) and that the
+   test image tes-cts-test/busybox:1 exists (built locally by tests/docker_env.py if not);
+2. starts `tes-cts serve` (API and embedded poller, local backend) on a free loopback port in a
+   temporary work dir;
+3. latency, --runs times, alternating: the baseline `docker run --rm --network none IMAGE true`,
+   then one tes-cts task with that one executor, timed from POST /tasks to the GET (polled every
+   20 ms) that shows COMPLETE; median and p90 of both, their ratio and the absolute overhead, and
+   where the overhead goes, from the task's history in the SQLite store, the worker's result.json
+   and the executor log's times;
+4. throughput: --concurrent containers through --cpu-slots parallel `docker run --rm` processes,
+   then --concurrent tasks submitted at once from threads, until every one is terminal (all must
+   be COMPLETE); tasks per minute of both and the ratio, and how the CPU slots' time was spent;
+5. stops the server (its whole process group) and removes the work dir, whatever happens.
+
+The machine is shared with whatever else runs on it (the load average is printed); only the
+ratios and the breakdown measured in the same run mean something.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import os
+import platform
+import secrets
+import shutil
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # run from a checkout: tes_cts and tests/ are importable
+
+import requests  # noqa: E402
+
+from tes_cts import __version__  # noqa: E402
+from tes_cts.store.sqlite import SqliteTaskStore  # noqa: E402
+from tests.docker_env import TEST_IMAGE, docker, docker_env, docker_reachable, ensure_test_image  # noqa: E402
+from tests.live_server import LiveServer  # noqa: E402
+
+TERMINAL = {"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED"}
+COMMAND = ["true"]
+BASELINE = ["docker", "run", "--rm", "--network", "none", TEST_IMAGE, *COMMAND]
+GET_EVERY_S = 0.02          # how often a latency run asks whether its task is COMPLETE
+LIST_EVERY_S = 0.25         # how often the throughput run lists the burst's states
+TASK_TIMEOUT_S = 120.0
+
+
+class Interrupted(Exception):
+    pass
+
+
+def _interrupt(*_):
+    raise Interrupted("interrupted by SIGTERM")
+
+
+# --- small helpers ---------------------------------------------------------------------------
+
+def median(values):
+    return statistics.median(values)
+
+
+def p90(values):
+    if len(values) < 2:
+        return values[0]
+    return statistics.quantiles(values, n=10, method="inclusive")[8]
+
+
+def seconds(rfc3339: str) -> float:
+    """RFC 3339 UTC with microseconds (what tes-cts writes) as Unix seconds."""
+    return datetime.strptime(rfc3339, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
+
+
+def ms(value: float) -> str:
+    return f"{value * 1000:.0f}"
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda cells: "| " + " | ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)  # noqa: E731
+                                            for i, (c, w) in enumerate(zip(cells, widths))) + " |"
+    rule = "|" + "|".join(("-" * (w + 1) + ":") if i else ("-" * (w + 2)) for i, w in enumerate(widths)) + "|"
+    return "\n".join([line(header), rule, *(line(r) for r in rows)])
+
+
+def timed_docker(args: list[str]) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(args, env=docker_env(), capture_output=True, text=True, timeout=120)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} exited with {done.returncode}: {done.stderr.strip()}")
+    return elapsed
+
+
+# --- machine facts -----------------------------------------------------------------------------
+
+def machine_facts(args) -> list[tuple[str, str]]:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor() or "unknown")
+    mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                  if line.startswith("MemTotal"))
+    info = docker("info", "--format", "{{.ServerVersion}} / {{.Driver}} / cgroup v{{.CgroupVersion}} / {{.DefaultRuntime}}",
+                  check=False).stdout.strip()
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip() or "unknown"
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return [
+        ("date", datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")),
+        ("machine", f"{os.cpu_count()} cores ({cpu}), {mem_kb / 1024 / 1024:.0f} GiB RAM, {platform.system()} {platform.release()}"),
+        ("software", f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, tes-cts {__version__} ({commit})"),
+        ("docker engine", f"{info} (DOCKER_HOST={docker_env()['DOCKER_HOST']})"),
+        ("load average at start", f"{load} (1, 5, 15 min; the machine is shared)"),
+        ("parameters", f"--runs {args.runs} --concurrent {args.concurrent} --interval {args.interval} "
+                       f"--cpu-slots {args.cpu_slots} --workers {args.workers}"),
+        ("task", f'one executor {{"image": "{TEST_IMAGE}", "command": {json.dumps(COMMAND)}}}'),
+        ("baseline", " ".join(BASELINE)),
+    ]
+
+
+# --- the server and its tasks -------------------------------------------------------------------
+
+class Client:
+    def __init__(self, url: str):
+        self.base = f"{url}/ga4gh/tes/v1"
+        self.session = requests.Session()
+
+    def submit(self, name: str) -> str:
+        body = {"name": name, "executors": [{"image": TEST_IMAGE, "command": COMMAND}]}
+        response = self.session.post(f"{self.base}/tasks", json=body, timeout=30)
+        response.raise_for_status()
+        return response.json()["id"]
+
+    def state(self, task_id: str) -> str:
+        response = self.session.get(f"{self.base}/tasks/{task_id}", timeout=30)
+        response.raise_for_status()
+        return response.json()["state"]
+
+    def states(self, name_prefix: str) -> dict[str, str]:
+        found, token = {}, None
+        while True:
+            params = {"name_prefix": name_prefix, "page_size": 2047, "view": "MINIMAL"}
+            if token:
+                params["page_token"] = token
+            page = self.session.get(f"{self.base}/tasks", params=params, timeout=60).json()
+            found.update({t["id"]: t["state"] for t in page.get("tasks", [])})
+            token = page.get("next_page_token")
+            if not token:
+                return found
+
+
+def one_task(client: Client, name: str) -> tuple[str, float, float, str]:
+    """Submit, poll until terminal; (id, seconds from POST to the answer showing it, POST send
+    time as Unix seconds, final state)."""
+    sent_wall, started = time.time(), time.perf_counter()
+    task_id = client.submit(name)
+    while True:
+        state = client.state(task_id)
+        if state in TERMINAL:
+            return task_id, time.perf_counter() - started, sent_wall, state
+        if time.perf_counter() - started > TASK_TIMEOUT_S:
+            raise TimeoutError(f"task {task_id} still {state} after {TASK_TIMEOUT_S:.0f}s")
+        time.sleep(GET_EVERY_S)
+
+
+def timeline(store: SqliteTaskStore, work_dir: Path, task_id: str) -> dict:
+    """The moments of one task, as Unix seconds, from its history, the worker's result.json and
+    the executor log."""
+    record = store.get(task_id)
+    phases = {}
+    for entry in record.history:  # first time each phase was reached
+        phases.setdefault(entry["phase"], seconds(entry["time"]))
+    result = json.loads((work_dir / "runs" / task_id / "1" / "result.json").read_text())
+    executor = result["executor_logs"][0]
+    return {
+        "created": record.created_us / 1e6,
+        "preflight": phases["preflight"],
+        "submitted": phases["submitted"],
+        "worker_start": seconds(result["start_time"]),
+        "container_start": seconds(executor["start_time"]),
+        "container_end": seconds(executor["end_time"]),
+        "worker_end": seconds(result["end_time"]),
+        "complete": phases["complete"],
+        "history": record.history,
+        "attempts": len(record.logs),
+    }
+
+
+SEGMENTS = [
+    # (label, from, to, what it is)
+    ("POST -> stored", "sent", "created", "API: request, validation, SQLite insert"),
+    ("stored -> claimed", "created", "preflight", "waiting for the poller's next dispatch"),
+    ("claimed -> worker spawned", "preflight", "submitted", "job.json, Popen of `tes-cts worker`, worker.json"),
+    ("spawned -> worker running", "submitted", "worker_start", "worker: Python start-up and imports"),
+    ("worker -> container start", "worker_start", "container_start", "`docker ps` (kill_all), staging, `docker image inspect`"),
+    ("container (docker run)", "container_start", "container_end", "the executor's `docker run --rm ...` client"),
+    ("container end -> result", "container_end", "worker_end", "`docker ps` (kill_all), staging out"),
+    ("result -> COMPLETE stored", "worker_end", "complete", "waiting for the poller's next reconcile + 4 state writes"),
+    ("COMPLETE -> client sees it", "complete", "seen", f"client GET every {GET_EVERY_S * 1000:.0f} ms"),
+]
+
+
+# --- the measurements --------------------------------------------------------------------------
+
+def latency(client: Client, store: SqliteTaskStore, work_dir: Path, runs: int, tag: str):
+    flags_command = ["docker", "run", "--rm", "--pull", "never", "--name", "", "--label", f"tes-cts-bench={tag}",
+                     "--network", "none", "--security-opt", "no-new-privileges", TEST_IMAGE, *COMMAND]
+    timed_docker(BASELINE)                      # warm-up, not counted
+    one_task(client, f"overhead-{tag}-warmup")  # warm-up, not counted
+    docker_s, docker_flags_s, ours_s, timelines = [], [], [], []
+    for i in range(runs):
+        docker_s.append(timed_docker(BASELINE))
+        task_id, elapsed, sent, state = one_task(client, f"overhead-{tag}-latency-{i}")
+        if state != "COMPLETE":
+            raise RuntimeError(f"task {task_id} ended {state}, not COMPLETE")
+        ours_s.append(elapsed)
+        moments = timeline(store, work_dir, task_id)
+        moments.update(sent=sent, seen=sent + elapsed, id=task_id, total=elapsed)
+        timelines.append(moments)
+        flags_command[6] = f"tes-cts-bench-{tag}-{i}"
+        docker_flags_s.append(timed_docker(flags_command))
+        print(f"  run {i + 1}/{runs}: docker run {ms(docker_s[-1])} ms, tes-cts {ms(elapsed)} ms", flush=True)
+    return docker_s, docker_flags_s, ours_s, timelines
+
+
+def docker_costs(runs: int) -> dict[str, float]:
+    """Median of the short engine calls tes-cts makes around each container."""
+    calls = {
+        "docker version (the poller, every dispatch cycle)": ["docker", "version", "--format", "{{.Server.Version}}"],
+        "docker ps -aq --filter label=... (worker kill_all, x2)":
+            ["docker", "ps", "-aq", "--filter", "label=tes-cts.task=none", "--filter", "label=tes-cts.attempt=1"],
+        "docker image inspect (worker, once per image)": ["docker", "image", "inspect", "--format", "{{.Id}}", TEST_IMAGE],
+    }
+    return {label: median([timed_docker(args) for _ in range(max(3, runs // 2))]) for label, args in calls.items()}
+
+
+def worker_startup(runs: int) -> float:
+    """Python start-up plus the imports of `tes-cts worker`, without running a job."""
+    args = [sys.executable, "-c", "import tes_cts.cli, tes_cts.worker.run"]
+    times = []
+    for _ in range(max(3, runs // 2)):
+        started = time.perf_counter()
+        subprocess.run(args, check=True, cwd=tempfile.gettempdir())
+        times.append(time.perf_counter() - started)
+    return median(times)
+
+
+def docker_burst(count: int, parallel: int) -> float:
+    started = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
+        list(pool.map(lambda _: timed_docker(BASELINE), range(count)))
+    return time.perf_counter() - started
+
+
+def tes_burst(client_url: str, store: SqliteTaskStore, work_dir: Path, count: int, tag: str):
+    prefix = f"overhead-{tag}-burst-"
+    local = threading.local()
+
+    def submit(i: int) -> str:
+        if not hasattr(local, "client"):
+            local.client = Client(client_url)
+        return local.client.submit(f"{prefix}{i}")
+
+    started_wall, started = time.time(), time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(min(count, 64)) as pool:
+        ids = list(pool.map(submit, range(count)))
+    submitted_s = time.perf_counter() - started
+    watcher = Client(client_url)
+    deadline = started + TASK_TIMEOUT_S + count * 10
+    while True:
+        states = watcher.states(prefix)
+        if len(states) == count and all(s in TERMINAL for s in states.values()):
+            break
+        if time.perf_counter() > deadline:
+            raise TimeoutError(f"burst not finished: {sorted(states.values())}")
+        time.sleep(LIST_EVERY_S)
+    elapsed = time.perf_counter() - started
+    ended = [states[i] for i in ids]
+    timelines = []
+    for task_id in ids:
+        if states[task_id] == "COMPLETE":
+            moments = timeline(store, work_dir, task_id)
+            moments.update(sent=started_wall, id=task_id)
+            timelines.append(moments)
+    return elapsed, submitted_s, ended, timelines, started_wall
+
+
+# --- clean-up ------------------------------------------------------------------------------------
+
+def stop_server(server: LiveServer) -> None:
+    if server.process.poll() is None:
+        try:
+            os.killpg(server.process.pid, signal.SIGTERM)
+            server.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.process.pid, signal.SIGKILL)
+            server.process.wait(timeout=30)
+        except ProcessLookupError:
+            pass
+    server.log.close()
+
+
+def stop_leftovers(work_dir: Path, tag: str) -> None:
+    """Workers and containers of this run only (the engine may be shared with other runs)."""
+    ours = {p.name for p in (work_dir / "runs").glob("*")} if (work_dir / "runs").exists() else set()
+    for worker_file in (work_dir / "runs").glob("*/*/worker.json") if ours else ():
+        try:
+            os.killpg(json.loads(worker_file.read_text())["pid"], signal.SIGKILL)
+        except (ProcessLookupError, PermissionError, OSError, ValueError, KeyError):
+            pass
+    listed = docker("ps", "-a", "--format", '{{.ID}} {{.Label "tes-cts.task"}} {{.Label "tes-cts-bench"}}',
+                    check=False).stdout.split("\n")
+    leftover = [fields[0] for fields in (line.split() for line in listed)
+                if len(fields) >= 2 and (fields[1] in ours or fields[-1] == tag)]
+    if leftover:
+        docker("rm", "-f", *leftover, check=False)
+
+
+# --- report --------------------------------------------------------------------------------------
+
+def report_latency(docker_s, docker_flags_s, ours_s, timelines, interval: float, costs: dict, startup_s: float):
+    base_med, ours_med = median(docker_s), median(ours_s)
+    overhead = ours_med - base_med
+    rows = [
+        ["docker run --rm --network none IMAGE true", ms(base_med), ms(p90(docker_s)), "1.00"],
+        ["  same, with tes-cts's flags (--name, --label, --pull never, no-new-privileges)",
+         ms(median(docker_flags_s)), ms(p90(docker_flags_s)), f"{median(docker_flags_s) / base_med:.2f}"],
+        ["tes-cts: POST /tasks -> GET shows COMPLETE", ms(ours_med), ms(p90(ours_s)), f"{ours_med / base_med:.2f}"],
+        ["overhead (median tes-cts - median docker run)", ms(overhead), "", ""],
+    ]
+    print(f"\nLatency, one task at a time ({len(ours_s)} runs each, alternating, after one warm-up of each)\n")
+    print(table(["", "median ms", "p90 ms", "/ docker run"], rows))
+
+    seg_rows, seg_median = [], {}
+    for label, start, end, what in SEGMENTS:
+        values = [t[end] - t[start] for t in timelines]
+        seg_median[label] = median(values)
+        seg_rows.append([label, ms(median(values)), ms(p90(values)), what])
+    total = [t["total"] for t in timelines]
+    seg_rows.append(["total (sum of the segments)", ms(median(total)), ms(p90(total)), ""])
+    print("\nWhere a task's time goes (from the task's history in the store, the worker's result.json and the"
+          "\nexecutor log; medians of each segment do not add up exactly to the median total)\n")
+    print(table(["segment", "median ms", "p90 ms", "what"], seg_rows))
+
+    poller_wait = [(t["preflight"] - t["created"]) + (t["complete"] - t["worker_end"]) for t in timelines]
+    container = [t["container_end"] - t["container_start"] for t in timelines]
+    not_container = [t["total"] - (t["container_end"] - t["container_start"]) for t in timelines]
+    print(f"""
+Share of the overhead that is the poller interval ({interval:g} s):
+  A task waits for the poller twice: once to be dispatched (stored -> claimed) and once for its
+  finished result to be noticed (result -> COMPLETE stored). Each wait is at most one poll cycle
+  (the interval plus the cycle's own work), so two cycles bound both together: 2 x {interval:g} s =
+  {ms(2 * interval)} ms plus two cycles of work; on average each wait is about half a cycle.
+  measured dispatch + detection wait: median {ms(median(poller_wait))} ms, p90 {ms(p90(poller_wait))} ms
+  = {median(poller_wait) / overhead * 100:.0f}% of the {ms(overhead)} ms overhead (bound: {2 * interval / overhead * 100:.0f}% of it)
+  the rest ({ms(overhead - median(poller_wait))} ms) is the worker process and its engine calls around the container:
+    worker Python start-up + imports, measured alone: {ms(startup_s)} ms""")
+    for label, value in costs.items():
+        print(f"    {label}: {ms(value)} ms")
+    print(f"  time outside the container, per task: median {ms(median(not_container))} ms "
+          f"(container itself {ms(median(container))} ms)")
+    example = sorted(timelines, key=lambda t: t["total"])[len(timelines) // 2]
+    print(f"\nHistory of the median task {example['id']} (ms after POST):")
+    for entry in example["history"]:
+        print(f"  {ms(seconds(entry['time']) - example['sent']):>6}  {entry['state']:<12} {entry['phase']:<12} {entry['reason']}")
+    return seg_median
+
+
+def peak(intervals: list[tuple[float, float]]) -> int:
+    """Most intervals open at one moment."""
+    events = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals],
+                    key=lambda e: (e[0], e[1]))
+    level = highest = 0
+    for _, step in events:
+        level += step
+        highest = max(highest, level)
+    return highest
+
+
+def report_throughput(count, slots, docker_burst_s, ours_s, submitted_s, ended, timelines, started_wall):
+    complete = ended.count("COMPLETE")
+    docker_rate, ours_rate = count / docker_burst_s * 60, count / ours_s * 60
+    rows = [
+        [f"docker run --rm, {slots} at a time", f"{docker_burst_s:.1f}", f"{docker_rate:.0f}", f"{count}/{count}", "1.00"],
+        [f"tes-cts, {count} submitted at once, cpu_slots={slots}", f"{ours_s:.1f}", f"{ours_rate:.0f}",
+         f"{complete}/{count}", f"{ours_rate / docker_rate:.2f}"],
+    ]
+    print(f"\nThroughput, {count} trivial containers (tes-cts: from the first POST until a list shows all terminal;"
+          f"\nsubmitting took {submitted_s:.1f} s)\n")
+    print(table(["", "seconds", "tasks/min", "COMPLETE", "/ docker run"], rows))
+    if complete != count:
+        others = {s: ended.count(s) for s in set(ended) if s != "COMPLETE"}
+        print(f"\n!! not every task ended COMPLETE: {others}")
+    if not timelines:
+        return
+    first = started_wall
+    last = max(t["complete"] for t in timelines)
+    slot_time = slots * (last - first)
+    in_container = sum(t["container_end"] - t["container_start"] for t in timelines)
+    in_worker = sum(t["worker_end"] - t["submitted"] for t in timelines) - in_container
+    held = sum(t["complete"] - t["preflight"] for t in timelines)
+    spawning = sum(t["submitted"] - t["preflight"] for t in timelines)
+    after_result = sum(t["complete"] - t["worker_end"] for t in timelines)
+    free = slot_time - held
+    queue_wait = [t["preflight"] - t["created"] for t in timelines]
+    walls = [t["complete"] - t["preflight"] for t in timelines]
+    startup = [t["worker_start"] - t["submitted"] for t in timelines]
+    container = [t["container_end"] - t["container_start"] for t in timelines]
+    share = lambda value: f"{value:7.1f} s {value / slot_time * 100:4.0f}%"  # noqa: E731
+    print(f"""
+How the {slots} slots' time was spent (makespan {last - first:.1f} s from the first POST to the last COMPLETE
+stored = {slot_time:.0f} slot-seconds; a slot is held from the claim to COMPLETE stored):
+  in a container (the docker run client)                    {share(in_container)}
+  in the worker around it (start-up, engine calls)          {share(in_worker)}
+  result written, slot held until the poller noticed it     {share(after_result)}
+  claimed, worker being spawned                             {share(spawning)}
+  free (no task claimed on it)                              {share(free)}
+  per task, claim -> COMPLETE stored: median {ms(median(walls))} ms, p90 {ms(p90(walls))} ms
+  per task, waiting QUEUED: median {median(queue_wait):.1f} s, max {max(queue_wait):.1f} s
+  attempts > 1: {sum(1 for t in timelines if t['attempts'] > 1)}
+  peak at one moment (cpu_slots={slots}): {peak([(t["preflight"], t["complete"]) for t in timelines])} tasks claimed, \
+{peak([(t["submitted"], t["worker_end"]) for t in timelines])} workers running, \
+{peak([(t["container_start"], t["container_end"]) for t in timelines])} containers
+  per task, worker start-up (spawned -> running): median {ms(median(startup))} ms, p90 {ms(p90(startup))} ms
+  per task, container (docker run client): median {ms(median(container))} ms, p90 {ms(p90(container))} ms""")
+
+
+# --- main ------------------------------------------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=20, help="sequential runs of each for latency (default 20)")
+    parser.add_argument("--concurrent", type=int, default=200, help="tasks and containers of the throughput run (default 200)")
+    parser.add_argument("--interval", type=float, default=0.2, help="poller.interval_s of the server (default 0.2)")
+    parser.add_argument("--cpu-slots", type=int, default=os.cpu_count(),
+                        help=f"local.cpu_slots, and the baseline's parallel docker runs (default: cores, {os.cpu_count()})")
+    parser.add_argument("--workers", type=int, default=1, help="gunicorn workers of the server (default 1, the setting's default)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary work dir (store, run dirs, server log)")
+    args = parser.parse_args(argv)
+    if args.runs < 1 or args.concurrent < 1 or args.cpu_slots < 1 or args.interval <= 0:
+        parser.error("--runs, --concurrent and --cpu-slots must be at least 1, --interval above 0")
+
+    problem = docker_reachable()
+    if problem:
+        print(f"overhead.py: {problem} (DOCKER_HOST={docker_env()['DOCKER_HOST']}); start the engine or set DOCKER_HOST",
+              file=sys.stderr)
+        return 2
+    ensure_test_image()
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    started = time.perf_counter()
+    tag = secrets.token_hex(3)
+    scratch = Path(tempfile.mkdtemp(prefix="tes-cts-overhead-"))
+    work_dir = scratch / "work"
+    server = store = None
+    print("# tes-cts overhead over docker run\n")
+    for key, value in machine_facts(args):
+        print(f"{key + ':':<23}{value}")
+    try:
+        env = {
+            "DOCKER_HOST": docker_env()["DOCKER_HOST"],
+            "TES_CTS_WORK_DIR": str(work_dir),
+            "TES_CTS_POLLER__INTERVAL_S": str(args.interval),
+            "TES_CTS_LOCAL__CPU_SLOTS": str(args.cpu_slots),
+        }
+        server = LiveServer(scratch, ["--workers", str(args.workers)], env).wait_ready()
+        store = SqliteTaskStore(work_dir / "tes-cts.sqlite3")
+        client = Client(server.url)
+        print(f"server:                {server.url} (work dir {work_dir})\n")
+
+        print(f"Latency: {args.runs} runs of docker run and tes-cts, alternating")
+        docker_s, flags_s, ours_s, timelines = latency(client, store, work_dir, args.runs, tag)
+        costs, startup_s = docker_costs(args.runs), worker_startup(args.runs)
+
+        print(f"Throughput: {args.concurrent} containers, docker run {args.cpu_slots} at a time, then tes-cts", flush=True)
+        docker_burst_s = docker_burst(args.concurrent, args.cpu_slots)
+        ours_burst = tes_burst(server.url, store, work_dir, args.concurrent, tag)
+
+        print("\n## Results")
+        report_latency(docker_s, flags_s, ours_s, timelines, args.interval, costs, startup_s)
+        report_throughput(args.concurrent, args.cpu_slots, docker_burst_s, *ours_burst)
+        print(f"\nTotal time of this run: {time.perf_counter() - started:.0f} s")
+        return 0 if ours_burst[2].count("COMPLETE") == args.concurrent else 1
+    except (KeyboardInterrupt, Interrupted) as exc:
+        print(f"\noverhead.py: stopped ({exc or 'Ctrl-C'})", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the clean-up short
+        if store is not None:
+            store.close()
+        if server is not None:
+            stop_server(server)
+        stop_leftovers(work_dir, tag)
+        if args.keep:
+            print(f"kept {scratch}")
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
