@@ -493,7 +493,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\n## Results")
         report_latency(docker_s, flags_s, ours_s, timelines, args.interval, costs, startup_s)
         report_throughput(args.concurrent, args.cpu_slots, docker_burst_s, *ours_burst)
-        print(f"\nTotal time of this run: {time.perf_counter() - started:.0f} s")
+        load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        print(f"\nTotal time of this run: {time.perf_counter() - started:.0f} s; load average at the end: {load}")
         return 0 if ours_burst[2].count("COMPLETE") == args.concurrent else 1
     except (KeyboardInterrupt, Interrupted) as exc:
         print(f"\noverhead.py: stopped ({exc or 'Ctrl-C'})", file=sys.stderr)

@@ -13,6 +13,7 @@ import threading
 
 from .settings import SettingsError, load_settings
 from .store import open_store
+from .storage.base import StorageError
 from .store.base import StoreUnavailable
 
 
@@ -50,7 +51,10 @@ def _serve(args) -> int:
         # Open the store once before forking workers: a bad store setting fails here, once,
         # with its message, and the schema exists before several workers race to create it.
         open_store(settings).close()
-    except (SettingsError, StoreUnavailable) as exc:
+        from .wiring import check_storage
+
+        check_storage(settings)  # a wrong S3 endpoint or credential stops here, said once
+    except (SettingsError, StoreUnavailable, StorageError) as exc:
         print(f"tes-cts: {exc}", file=sys.stderr)
         return 2
     from .server import GunicornServer

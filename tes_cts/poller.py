@@ -14,7 +14,7 @@ import secrets
 import socket
 import threading
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 from .backends.base import Backend, BackendUnavailable, JobRef, JobStatus
 from .store.base import Cursor, StoreUnavailable, TaskQuery, TaskStore
@@ -51,6 +51,9 @@ class PollerConfig:
     runtime_limit_s: float | None = None  # default when a task has no `runtime` parameter
     containers: ContainerSettings = ContainerSettings()
     file_roots: tuple[str, ...] = ()
+    # Checks every url input before compute is spent (None: nothing to check). Returns an object
+    # with `verified` (storage.config.VerifiedInputs) and `problems` (one line per bad input).
+    preflight: Callable[[list[dict]], object] | None = None
 
 
 class Poller:
@@ -208,7 +211,32 @@ class Poller:
 
         claimed = move(self.store, record, Phase.PREFLIGHT, f"attempt {attempt} claimed by poller {self.id}", claim)
         if claimed is not None:
-            self._submit(claimed, job)
+            self._preflight_and_submit(claimed, attempt)
+
+    def _preflight_and_submit(self, record: TaskRecord, attempt: int) -> None:
+        checked = self._preflight(record)
+        if checked is not None:
+            self._submit(checked, self._job(checked, attempt))
+
+    def _preflight(self, record: TaskRecord) -> TaskRecord | None:
+        """Verify the inputs (checksums, sizes, ETags) once, before the first attempt; a bad
+        input fails the task here, with every offending object named."""
+        inputs = record.task.get("inputs") or []
+        if self.config.preflight is None or record.verified_inputs or not any("url" in i for i in inputs):
+            return record
+        report = self.config.preflight(inputs)
+        if report.problems:
+            reason = "input check failed: " + "; ".join(report.problems)
+
+            def explain(r: TaskRecord) -> None:
+                for problem in report.problems:
+                    add_system_log(r, problem)
+
+            move(self.store, record, Phase.SYSTEM_ERROR, reason, explain)
+            return None
+        if not report.verified:
+            return record
+        return update(self.store, record, lambda r: setattr(r, "verified_inputs", report.verified))
 
     def _resume(self, record: TaskRecord) -> None:
         """A poller died between claiming and recording the submission: take the claim over.
@@ -217,7 +245,7 @@ class Poller:
         taken = update(self.store, record, lambda r: setattr(r, "lease", self._lease()))
         if taken is not None:
             log.info("task %s: took over the claim of poller %s", record.id, previous)
-            self._submit(taken, self._job(taken, current_attempt(taken)))
+            self._preflight_and_submit(taken, current_attempt(taken))
 
     def _submit(self, record: TaskRecord, job: Job) -> None:
         try:
@@ -265,6 +293,7 @@ class Poller:
             run_dir=self.backend.run_dir(record.id, attempt),
             containers=self.config.containers, file_roots=self.config.file_roots,
             runtime_limit_s=self._runtime_limit_s(record),
+            verified_inputs=record.verified_inputs,
         )
 
     def _job_ref(self, record: TaskRecord) -> JobRef | None:

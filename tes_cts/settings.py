@@ -19,6 +19,10 @@ MIN_CONTENT_BYTES = 128 * 1024
 STORE_KINDS = ("sqlite", "mongodb")
 BACKEND_KINDS = ("local",)
 CONTAINER_RUNTIMES = ("docker", "podman")
+VERIFY_INPUTS_MODES = ("dispatch", "create")
+# Keys a named store under s3.stores may set; the rest come from the top-level s3 section.
+S3_STORE_KEYS = ("endpoint_url", "region", "access_key_id", "secret_access_key", "secret_access_key_file",
+                 "verify_tls", "buckets", "key_prefixes")
 
 
 class SettingsError(Exception):
@@ -90,6 +94,23 @@ VALIDATORS = [
     _positive("poller.max_attempts"),
     Validator("poller.batch_size", default=100),
     _positive("poller.batch_size"),
+    Validator("s3.endpoint_url", default="", is_type_of=str),
+    Validator("s3.region", default="us-east-1", is_type_of=str, len_min=1),
+    Validator("s3.access_key_id", default="", is_type_of=str),
+    Validator("s3.secret_access_key", default="", is_type_of=str),
+    Validator("s3.secret_access_key_file", default="", is_type_of=str),
+    Validator("s3.verify_tls", default=True, is_type_of=bool),
+    Validator("s3.buckets", default=[], is_type_of=list),
+    Validator("s3.key_prefixes", default=[], is_type_of=list),
+    Validator("s3.verify_inputs", default="dispatch", is_in=VERIFY_INPUTS_MODES),
+    Validator("s3.multipart_threshold_bytes", default=64 * 1024 * 1024),
+    Validator("s3.multipart_threshold_bytes", is_type_of=int, gte=5 * 1024 * 1024,
+              messages={"operations": _RANGE_MESSAGE + " (S3 parts are at least 5 MiB)"}),
+    Validator("s3.preflight_concurrency", default=8),
+    _positive("s3.preflight_concurrency"),
+    Validator("s3.max_attempts", default=5),
+    _positive("s3.max_attempts"),
+    Validator("s3.stores", default={}, is_type_of=dict),
     Validator("poller.engine_wait_s", default=0),
     Validator("poller.engine_wait_s", is_type_of=(int, float), gte=0, messages={"operations": _RANGE_MESSAGE}),
 ]
@@ -120,6 +141,7 @@ def load_settings(overrides: dict | None = None, settings_file: str | os.PathLik
         raise SettingsError(_describe(exc)) from None
     _check_file_roots(settings.storage.file_roots)
     _check_duration("containers.runtime_limit", settings.containers.runtime_limit)
+    _check_s3_stores(named_s3_stores(settings))
     return settings
 
 
@@ -163,6 +185,29 @@ def _check_duration(name: str, value: str) -> None:
             parse_duration(value)
         except ValueError as exc:
             raise SettingsError(f"invalid settings: {name}: {exc} (empty for no limit)") from None
+
+
+def named_s3_stores(settings) -> dict[str, dict]:
+    """s3.stores with names and keys in lower case: environment variables arrive upper case
+    (TES_CTS_S3__STORES__ARCHIVE__ENDPOINT_URL)."""
+    stores = {}
+    for name, store in dict(settings.s3.stores).items():
+        if not isinstance(store, dict):
+            raise SettingsError(f"invalid settings: s3.stores.{name} must be a table of store settings")
+        stores[str(name).lower()] = {str(key).lower(): value for key, value in store.items()}
+    return stores
+
+
+def _check_s3_stores(stores: dict[str, dict]) -> None:
+    for name, store in stores.items():
+        where = f"s3.stores.{name}"
+        unknown = sorted(set(store) - set(S3_STORE_KEYS), key=str)
+        if unknown:
+            raise SettingsError(f"invalid settings: {where} has unknown keys {unknown} (known: {', '.join(S3_STORE_KEYS)})")
+        if not store.get("endpoint_url"):
+            raise SettingsError(f"invalid settings: {where}.endpoint_url is required")
+        if not store.get("buckets"):
+            raise SettingsError(f"invalid settings: {where}.buckets must list the buckets this store serves")
 
 
 def sqlite_path(settings) -> Path:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from .backends.base import Backend
 from .poller import Poller, PollerConfig
+from .settings import SettingsError, named_s3_stores
+from .storage.config import S3StoreConfig, StorageConfig
 from .store.base import TaskStore
 from .tasks.durations import parse_duration
 from .worker.job import ContainerSettings
@@ -20,6 +24,44 @@ def container_settings(settings) -> ContainerSettings:
         extra_args=tuple(containers.extra_args),
         log_tail_bytes=containers.log_tail_bytes,
     )
+
+
+def storage_config(settings) -> StorageConfig:
+    """File roots and S3 stores: the top-level s3 section is the store named "default" (when it
+    has an endpoint); each s3.stores.NAME serves the buckets it lists and takes any key it does
+    not set from the top-level section."""
+    top = {key: settings.s3[key] for key in ("endpoint_url", "region", "access_key_id", "secret_access_key",
+                                              "secret_access_key_file", "verify_tls", "buckets", "key_prefixes")}
+    named = {"default": top} if top["endpoint_url"] else {}
+    named.update({name: {**top, **store} for name, store in named_s3_stores(settings).items()})
+    stores = tuple(
+        S3StoreConfig(
+            name=name,
+            endpoint_url=store["endpoint_url"],
+            region=store["region"],
+            access_key_id=store["access_key_id"],
+            secret_access_key=_secret(name, store),
+            verify_tls=bool(store["verify_tls"]),
+            buckets=tuple(store["buckets"]),
+            key_prefixes=tuple(store["key_prefixes"]),
+            multipart_threshold_bytes=settings.s3.multipart_threshold_bytes,
+            max_attempts=settings.s3.max_attempts,
+        )
+        for name, store in named.items()
+    )
+    return StorageConfig(file_roots=tuple(settings.storage.file_roots), s3_stores=stores,
+                         preflight_concurrency=settings.s3.preflight_concurrency)
+
+
+def _secret(name: str, store: dict) -> str:
+    path = store.get("secret_access_key_file")
+    if not path:
+        return store["secret_access_key"]
+    try:
+        return Path(path).read_text().strip()
+    except OSError as exc:
+        setting = "s3.secret_access_key_file" if name == "default" else f"s3.stores.{name}.secret_access_key_file"
+        raise SettingsError(f"invalid settings: {setting}: cannot read {path}: {exc.strerror}") from None
 
 
 def open_backend(settings) -> Backend:
@@ -43,7 +85,25 @@ def poller_config(settings) -> PollerConfig:
         runtime_limit_s=parse_duration(limit) if limit else None,
         containers=container_settings(settings),
         file_roots=tuple(settings.storage.file_roots),
+        preflight=None if settings.s3.verify_inputs == "create" else input_checker(settings),
     )
+
+
+def input_checker(settings):
+    """The preflight of url inputs: HEAD with checksums, concurrently, with a bound."""
+    from .storage.preflight import preflight_inputs
+
+    config = storage_config(settings)
+    return lambda inputs: preflight_inputs(inputs, config)
+
+
+def check_storage(settings) -> None:
+    """At start: every configured S3 store answers with the given credentials."""
+    from .storage.s3 import check_s3_stores
+
+    config = storage_config(settings)
+    if config.s3_stores:
+        check_s3_stores(config)
 
 
 def build_poller(settings, store: TaskStore) -> Poller:

@@ -24,6 +24,7 @@ from ..tasks.paging import BadListRequest
 from ..tasks.record import now_us, rfc3339
 from ..tasks.service import TaskNotFound, TaskService
 from ..tasks.validation import TaskValidationError, ValidationLimits
+from ..wiring import input_checker
 from . import errors, handlers
 from .body_limit import BodyLimitMiddleware
 from .parameters import InvalidParameters, NamingParameterValidator
@@ -63,8 +64,9 @@ def create_app(settings=None, store: TaskStore | None = None) -> connexion.Flask
         file_roots=tuple(settings.storage.file_roots),
         supported_backend_parameters=frozenset(supported_backend_parameters(settings.backend.kind)),
     )
+    verify_at_create = input_checker(settings) if settings.s3.verify_inputs == "create" else None
     state = AppState(
-        service=TaskService(store, limits),
+        service=TaskService(store, limits, verify_at_create),
         service_info=build_service_info(settings, rfc3339(now_us())),
         store=store,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from .. import __version__
 from ..backends import supported_backend_parameters
 from ..settings import environment_name
+from ..wiring import storage_config
 
 TES_SERVICE_TYPE = {"group": "org.ga4gh", "artifact": "tes", "version": "1.1.0"}
 
@@ -32,7 +33,11 @@ def build_service_info(settings, started_at: str) -> dict:
 
 
 def storage_locations(settings) -> list[str]:
-    """Where inputs may come from and outputs may go: the configured file roots, plus http(s)
-    for inputs."""
-    roots = [f"file://{root}" for root in settings.storage.file_roots]
-    return roots + ["http://", "https://"]
+    """Where inputs may come from and outputs may go: the configured S3 buckets (`s3://` when a
+    store takes any bucket), the file roots, and http(s) for inputs."""
+    config = storage_config(settings)
+    buckets = [f"s3://{bucket}" for store in config.s3_stores for bucket in store.buckets]
+    if any(not store.buckets for store in config.s3_stores):
+        buckets.append("s3://")
+    roots = [f"file://{root}" for root in config.file_roots]
+    return buckets + roots + ["http://", "https://"]

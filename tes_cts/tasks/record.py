@@ -42,6 +42,9 @@ class TaskRecord:
     history: list[dict] = field(default_factory=list)
     # Set by a poller that claimed the task: {"owner": poller id, "expires_us": int}.
     lease: dict | None = None
+    # What preflight saw of each input object (size, ETag, CRC64NVME): staging re-checks it.
+    # See tes_cts.storage.config.VerifiedInputs.
+    verified_inputs: dict = field(default_factory=dict)
     version: int = 0
 
     @property
@@ -85,6 +88,7 @@ class TaskRecord:
             "logs": self.logs,
             "history": self.history,
             "lease": self.lease,
+            "verified_inputs": self.verified_inputs,
         }
 
     @classmethod
@@ -98,6 +102,7 @@ class TaskRecord:
             logs=doc.get("logs") or [],
             history=doc.get("history") or [],
             lease=doc.get("lease"),
+            verified_inputs=doc.get("verified_inputs") or {},
             version=doc["version"],
         )
 
@@ -108,4 +113,5 @@ def _deep_copies(record: TaskRecord) -> dict:
         "logs": copy.deepcopy(record.logs),
         "history": copy.deepcopy(record.history),
         "lease": copy.deepcopy(record.lease),
+        "verified_inputs": copy.deepcopy(record.verified_inputs),
     }

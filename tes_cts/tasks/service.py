@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from ..store.base import Cursor, DuplicateTaskId, TaskQuery, TaskStore
 from .lifecycle import move
 from .paging import BadListRequest, decode_token, encode_token, page_size_or_default
 from .record import TaskRecord, new_task_id, now_us
 from .states import TERMINAL_PHASES, Phase, TesState
-from .validation import ValidationLimits, validate_task
+from .validation import Problem, TaskValidationError, ValidationLimits, validate_task
 from .views import View, render_task
 
 # A cancel competes with the poller for the same record; each lost compare-and-set is re-read
@@ -35,12 +36,17 @@ class ListRequest:
 
 
 class TaskService:
-    def __init__(self, store: TaskStore, limits: ValidationLimits):
+    def __init__(self, store: TaskStore, limits: ValidationLimits,
+                 verify_inputs: Callable[[list[dict]], object] | None = None):
+        """`verify_inputs`, when given, checks url inputs at create (the `create` mode of
+        s3.verify_inputs); it returns an object with `verified` and `problems`."""
         self.store = store
         self.limits = limits
+        self.verify_inputs = verify_inputs
 
     def create(self, body: object, owner: str = "") -> str:
         accepted = validate_task(body, self.limits)
+        verified = self._verified_inputs(accepted.task.get("inputs") or [])
         created_us = now_us()
         # The first log entry exists before any attempt only to carry what validation had to
         # say (dropped backend_parameters); the first attempt fills it in.
@@ -48,13 +54,21 @@ class TaskService:
         while True:
             record = TaskRecord(
                 id=new_task_id(), owner=owner, created_us=created_us, phase=Phase.CREATED,
-                task=accepted.task, logs=logs,
+                task=accepted.task, logs=logs, verified_inputs=verified,
             ).with_phase(Phase.CREATED, "task accepted", at_us=created_us)
             try:
                 self.store.insert(record)
                 return record.id
             except DuplicateTaskId:  # 128 random bits: never in practice, but never an overwrite
                 continue
+
+    def _verified_inputs(self, inputs: list[dict]) -> dict:
+        if self.verify_inputs is None or not any("url" in i for i in inputs):
+            return {}
+        report = self.verify_inputs(inputs)
+        if report.problems:
+            raise TaskValidationError([Problem("inputs", problem) for problem in report.problems])
+        return report.verified
 
     def get(self, task_id: str, view: View, owner: str | None = None) -> dict:
         return render_task(self._visible(task_id, owner), view)

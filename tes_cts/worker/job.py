@@ -54,6 +54,7 @@ class Job:
     containers: ContainerSettings = field(default_factory=ContainerSettings)
     file_roots: tuple[str, ...] = ()
     runtime_limit_s: float | None = None       # whole-task limit, from backend_parameters or settings
+    verified_inputs: dict = field(default_factory=dict)  # what preflight recorded (storage.config.VerifiedInputs)
 
     @property
     def container_prefix(self) -> str:
