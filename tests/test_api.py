@@ -475,3 +475,31 @@ def test_a_lost_mongodb_is_a_503(make_settings):
         response = client.get("/v1/tasks")
         assert response.status_code == 503
         assert "MongoDB" in response.json()["detail"]
+
+
+def test_create_mode_refuses_a_task_with_bad_inputs_listing_each(settings, store):
+    from tes_cts.tasks.service import TaskService
+    from tes_cts.tasks.validation import TaskValidationError, ValidationLimits
+
+    class Report:
+        def __init__(self, verified, problems):
+            self.verified, self.problems = verified, problems
+
+    def verify(inputs):
+        bad = [f"{i['url']}: no CRC64NVME checksum; add one with aws s3 cp --checksum-algorithm CRC64NVME"
+               for i in inputs if "bad" in i["url"]]
+        return Report({"0": [{"url": inputs[0]["url"], "size": 1, "etag": None, "crc64nvme": "x"}]}, bad)
+
+    service = TaskService(store, ValidationLimits(131072, (), frozenset()), verify)
+    body = echo_task(inputs=[{"path": "/a", "url": "s3://bucket/bad1"}, {"path": "/b", "url": "s3://bucket/bad2"}])
+    with pytest.raises(TaskValidationError) as raised:
+        service.create(body)
+    assert [p.field for p in raised.value.problems] == ["inputs", "inputs"]
+    assert "bad1" in raised.value.problems[0].reason and "bad2" in raised.value.problems[1].reason
+    task_id = service.create(echo_task(inputs=[{"path": "/a", "url": "s3://bucket/good"}]))
+    assert store.get(task_id).verified_inputs["0"][0]["url"] == "s3://bucket/good"
+
+
+def test_dispatch_mode_accepts_s3_inputs_with_no_store_configured(client):
+    # Whether the object exists and has a checksum is only known at dispatch.
+    assert client.post("/v1/tasks", json=echo_task(inputs=[{"path": "/a", "url": "s3://bucket/key"}])).status_code == 200

@@ -316,3 +316,51 @@ def test_private_bookkeeping_never_reaches_a_view(store, backend, poller):
     poller.cycle()
     full = render_task(store.get(task_id), View.FULL)
     assert not [key for key in full["logs"][0] if key.startswith("_")]
+
+
+class Report:
+    def __init__(self, verified=None, problems=()):
+        self.verified = verified or {}
+        self.problems = list(problems)
+
+
+def test_preflight_problems_fail_the_task_before_any_compute(store, backend):
+    checked = []
+
+    def preflight(inputs):
+        checked.append([i["url"] for i in inputs if "url" in i])
+        return Report(problems=["s3://b/a has no CRC64NVME checksum; add one with: aws s3 cp ...",
+                                "s3://b/missing: no such object"])
+
+    poller = Poller(store, backend, PollerConfig(preflight=preflight))
+    task_id = queued(store, inputs=[{"path": "/a", "url": "s3://b/a"}, {"path": "/m", "url": "s3://b/missing"},
+                                    {"path": "/c", "content": "x"}])
+    poller.cycle()
+    record = store.get(task_id)
+    assert record.phase is Phase.SYSTEM_ERROR and backend.submitted == []
+    assert checked == [["s3://b/a", "s3://b/missing"]]
+    assert record.logs[0]["system_logs"] == [
+        "s3://b/a has no CRC64NVME checksum; add one with: aws s3 cp ...", "s3://b/missing: no such object"]
+    assert record.history[-1]["reason"].startswith("input check failed: s3://b/a has no CRC64NVME")
+    assert phases(store, task_id) == ["created", "preflight", "system_error"]
+
+
+def test_verified_inputs_are_recorded_once_and_reach_every_attempt(store, backend):
+    verified = {"0": [{"url": "s3://b/a", "size": 5, "etag": '"e"', "crc64nvme": "AAAAAAAAAAA="}]}
+    calls = []
+    poller = Poller(store, backend, PollerConfig(preflight=lambda inputs: calls.append(1) or Report(verified)))
+    task_id = queued(store, inputs=[{"path": "/a", "url": "s3://b/a"}])
+    poller.cycle()
+    assert store.get(task_id).verified_inputs == verified
+    assert backend.submitted[0].verified_inputs == verified
+    backend.reports[f"job-{task_id}-1"] = JobStatus(lost="node lost")
+    poller.cycle()  # attempt 2 uses what preflight saw before attempt 1: a change is caught
+    assert [j.attempt for j in backend.submitted] == [1, 2]
+    assert backend.submitted[1].verified_inputs == verified and calls == [1]
+
+
+def test_tasks_without_url_inputs_skip_preflight(store, backend):
+    poller = Poller(store, backend, PollerConfig(preflight=lambda inputs: pytest.fail("not needed")))
+    queued(store, inputs=[{"path": "/c", "content": "x"}])
+    poller.cycle()
+    assert len(backend.submitted) == 1
