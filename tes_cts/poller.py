@@ -51,6 +51,7 @@ class PollerConfig:
     runtime_limit_s: float | None = None  # default when a task has no `runtime` parameter
     containers: ContainerSettings = ContainerSettings()
     file_roots: tuple[str, ...] = ()
+    s3_stores: tuple[dict, ...] = ()  # storage.config.public_stores: what a worker may know
     # Checks every url input before compute is spent (None: nothing to check). Returns an object
     # with `verified` (storage.config.VerifiedInputs) and `problems` (one line per bad input).
     preflight: Callable[[list[dict]], object] | None = None
@@ -294,6 +295,7 @@ class Poller:
             containers=self.config.containers, file_roots=self.config.file_roots,
             runtime_limit_s=self._runtime_limit_s(record),
             verified_inputs=record.verified_inputs,
+            s3_stores=list(self.config.s3_stores),
         )
 
     def _job_ref(self, record: TaskRecord) -> JobRef | None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from .backends.base import Backend
 from .poller import Poller, PollerConfig
 from .settings import SettingsError, named_s3_stores
-from .storage.config import S3StoreConfig, StorageConfig
+from .storage.config import S3StoreConfig, StorageConfig, public_stores, secret_environment
 from .store.base import TaskStore
 from .tasks.durations import parse_duration
 from .worker.job import ContainerSettings
@@ -69,7 +69,8 @@ def open_backend(settings) -> Backend:
         from .backends.local import LocalBackend
 
         return LocalBackend(settings.work_dir, settings.local.cpu_slots, settings.local.ram_gb,
-                            container_settings(settings))
+                            container_settings(settings),
+                            worker_environment=secret_environment(storage_config(settings)))
     raise ValueError(f"unknown backend {settings.backend.kind!r}")
 
 
@@ -85,6 +86,7 @@ def poller_config(settings) -> PollerConfig:
         runtime_limit_s=parse_duration(limit) if limit else None,
         containers=container_settings(settings),
         file_roots=tuple(settings.storage.file_roots),
+        s3_stores=tuple(public_stores(storage_config(settings))),
         preflight=None if settings.s3.verify_inputs == "create" else input_checker(settings),
     )
 

@@ -23,6 +23,8 @@ from .base import Backend, JobRef, JobStatus
 
 WORKER_FILE = "worker.json"
 WORKER_LOG = "worker.log"
+# The job file's path is appended. `python -m tes_cts.worker` imports only what a worker uses.
+WORKER_COMMAND = (sys.executable, "-m", "tes_cts.worker")
 # A canceled worker gets this long to remove its containers before it is killed.
 CANCEL_GRACE_S = 5.0
 
@@ -36,8 +38,12 @@ class Reservation:
 class LocalBackend(Backend):
     kind = "local"
 
-    def __init__(self, work_dir: str | os.PathLike, cpu_slots: int, ram_gb: float, containers: ContainerSettings):
+    def __init__(self, work_dir: str | os.PathLike, cpu_slots: int, ram_gb: float, containers: ContainerSettings,
+                 worker_command: tuple[str, ...] = WORKER_COMMAND, worker_environment: dict[str, str] | None = None):
         self.runs = Path(work_dir).resolve() / "runs"
+        self.worker_command = worker_command
+        # Added to the environment of every worker (the S3 secrets): never written to disk.
+        self.worker_environment = dict(worker_environment or {})
         self.cpu_slots = cpu_slots
         self.ram_gb = ram_gb
         self.containers = containers
@@ -77,9 +83,10 @@ class LocalBackend(Backend):
         job_file = job.write()
         with open(run_dir / WORKER_LOG, "ab") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "tes_cts.cli", "worker", str(job_file)],
+                [*self.worker_command, str(job_file)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True, close_fds=True, cwd=run_dir,
+                env={**os.environ, **self.worker_environment},
             )
         self._children[process.pid] = process
         worker = _WorkerProcess(pid=process.pid, start_ticks=_start_ticks(process.pid), host=self.host)
@@ -90,13 +97,15 @@ class LocalBackend(Backend):
     def poll(self, jobs: list[JobRef]) -> dict[str, JobStatus]:
         self._reap()
         statuses = {ref.backend_job_id: self._status(ref) for ref in jobs}
-        # Reservations follow what is still running: rebuilt from every poll, so a restarted
-        # poller knows what its predecessor's workers hold.
-        self._reserved = {
-            ref.backend_job_id: self._reserved.get(ref.backend_job_id) or _reservation_of(ref)
-            for ref in jobs
-            if statuses[ref.backend_job_id].result is None and statuses[ref.backend_job_id].lost is None
-        }
+        # Reservations follow what the polls show: a finished or lost job frees its share, a
+        # running one a restarted poller did not submit itself is counted. Jobs not in this
+        # call (the poller polls in several batches) keep theirs.
+        for ref in jobs:
+            status = statuses[ref.backend_job_id]
+            if status.result is not None or status.lost is not None:
+                self._reserved.pop(ref.backend_job_id, None)
+            elif ref.backend_job_id not in self._reserved:
+                self._reserved[ref.backend_job_id] = _reservation_of(ref)
         return statuses
 
     def cancel(self, job: JobRef) -> None:

@@ -34,3 +34,34 @@ class StorageConfig:
 # (as a string), one entry per object (a DIRECTORY input has one per object under its prefix):
 #     {"url": "s3://bucket/key", "size": 123, "etag": "\"...\"", "crc64nvme": "base64"}
 VerifiedInputs = dict[str, list[dict]]
+
+
+# A worker learns its stores from the job file, which never holds a secret; the backend that
+# starts it passes each store's secret in the worker's environment under this name.
+SECRET_VARIABLE_PREFIX = "TES_CTS_WORKER_S3_SECRET_"
+
+
+def secret_variable(store_name: str) -> str:
+    return SECRET_VARIABLE_PREFIX + "".join(c if c.isalnum() else "_" for c in store_name.upper())
+
+
+def public_stores(config: StorageConfig) -> list[dict]:
+    """The S3 stores as job-file data: everything but the secret."""
+    stores = []
+    for store in config.s3_stores:
+        public = {name: getattr(store, name) for name in S3StoreConfig.__dataclass_fields__ if name != "secret_access_key"}
+        public["buckets"], public["key_prefixes"] = list(store.buckets), list(store.key_prefixes)
+        stores.append(public)
+    return stores
+
+
+def stores_from_job(public: list[dict], environ: dict[str, str]) -> tuple[S3StoreConfig, ...]:
+    return tuple(
+        S3StoreConfig(**{**store, "buckets": tuple(store["buckets"]), "key_prefixes": tuple(store["key_prefixes"]),
+                         "secret_access_key": environ.get(secret_variable(store["name"]), "")})
+        for store in public
+    )
+
+
+def secret_environment(config: StorageConfig) -> dict[str, str]:
+    return {secret_variable(store.name): store.secret_access_key for store in config.s3_stores}

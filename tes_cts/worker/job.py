@@ -55,6 +55,7 @@ class Job:
     file_roots: tuple[str, ...] = ()
     runtime_limit_s: float | None = None       # whole-task limit, from backend_parameters or settings
     verified_inputs: dict = field(default_factory=dict)  # what preflight recorded (storage.config.VerifiedInputs)
+    s3_stores: list = field(default_factory=list)  # storage.config.public_stores: no secrets
 
     @property
     def container_prefix(self) -> str:

@@ -1,0 +1,82 @@
+"""The local backend's slot accounting and process tracking, with real worker processes."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tes_cts.backends.base import JobRef
+from tes_cts.backends.local import LocalBackend
+from tes_cts.worker.job import ContainerSettings, Job
+
+
+def make_job(backend, task_id, cores=1, ram=0.0) -> Job:
+    return Job(task_id=task_id, attempt=1, run_dir=backend.run_dir(task_id, 1),
+               task={"executors": [{"image": "i", "command": ["c"]}], "resources": {"cpu_cores": cores, "ram_gb": ram}})
+
+
+def sleeping_workers(seconds: float) -> tuple[str, ...]:
+    """Workers that only sleep (the job file arrives as $1 and is ignored): what these tests
+    look at is whether a worker process is alive and what it holds."""
+    return ("/bin/sh", "-c", f"sleep {seconds}", "worker")
+
+
+@pytest.fixture(autouse=True)
+def engine(docker_image, monkeypatch):
+    """cancel() removes the attempt's containers, so the engine must answer."""
+    from .docker_env import docker_env
+
+    monkeypatch.setenv("DOCKER_HOST", docker_env()["DOCKER_HOST"])
+
+
+def backend_with(tmp_path, seconds: float, cpu_slots: int = 2) -> LocalBackend:
+    return LocalBackend(tmp_path, cpu_slots=cpu_slots, ram_gb=4, containers=ContainerSettings(),
+                        worker_command=sleeping_workers(seconds))
+
+
+def test_reservations_survive_polls_that_cover_only_some_jobs(tmp_path):
+    backend = backend_with(tmp_path, 30)
+    first, second = make_job(backend, "t1"), make_job(backend, "t2")
+    refs = [JobRef(job.task_id, 1, backend.submit(job), job.run_dir) for job in (first, second)]
+    try:
+        assert not backend.admits(make_job(backend, "t3"))
+        backend.poll(refs[:1])  # the poller polls INITIALIZING and RUNNING tasks separately
+        backend.poll(refs[1:])
+        assert not backend.admits(make_job(backend, "t3"))
+        backend.cancel(refs[0])
+        assert backend.admits(make_job(backend, "t3"))
+    finally:
+        for ref in refs:
+            backend.cancel(ref)
+
+
+def test_a_restarted_poller_counts_the_workers_it_finds(tmp_path):
+    before = backend_with(tmp_path, 30)
+    job = make_job(before, "t1", cores=2)
+    ref = JobRef("t1", 1, before.submit(job), job.run_dir)
+    try:
+        after = backend_with(tmp_path, 30)
+        assert after.admits(make_job(after, "t2"))  # knows nothing yet
+        status = after.poll([ref])[ref.backend_job_id]
+        assert status.lost is None and status.result is None
+        assert not after.admits(make_job(after, "t2"))
+    finally:
+        before.cancel(ref)
+
+
+def test_a_dead_worker_is_reported_lost_and_frees_its_slot(tmp_path):
+    backend = backend_with(tmp_path, 0.1, cpu_slots=1)
+    job = make_job(backend, "t1")
+    ref = JobRef("t1", 1, backend.submit(job), job.run_dir)
+    time.sleep(0.5)
+    status = backend.poll([ref])[ref.backend_job_id]
+    assert "died without writing a result" in status.lost
+    assert backend.admits(make_job(backend, "t2"))
+
+
+def test_requests_larger_than_the_host_never_fit(tmp_path):
+    backend = LocalBackend(tmp_path, cpu_slots=2, ram_gb=4, containers=ContainerSettings())
+    assert "the task asks for 3 CPU cores but this host offers 2 (setting local.cpu_slots)" == backend.never_fits(make_job(backend, "t", cores=3))
+    assert "local.ram_gb" in backend.never_fits(make_job(backend, "t", ram=8))
+    assert backend.never_fits(make_job(backend, "t", cores=2, ram=4)) is None
