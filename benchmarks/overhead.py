@@ -29,6 +29,7 @@ import concurrent.futures
 import json
 import os
 import platform
+import resource
 import secrets
 import shutil
 import signal
@@ -247,15 +248,57 @@ def docker_costs(runs: int) -> dict[str, float]:
     return {label: median([timed_docker(args) for _ in range(max(3, runs // 2))]) for label, args in calls.items()}
 
 
-def worker_startup(runs: int) -> float:
-    """Python start-up plus the imports of `tes-cts worker`, without running a job."""
-    args = [sys.executable, "-c", "import tes_cts.cli, tes_cts.worker.run"]
-    times = []
-    for _ in range(max(3, runs // 2)):
-        started = time.perf_counter()
-        subprocess.run(args, check=True, cwd=tempfile.gettempdir())
-        times.append(time.perf_counter() - started)
-    return median(times)
+def worker_startup(runs: int) -> dict[str, float]:
+    """Python start-up plus imports, without running a job: what `tes-cts worker` imports
+    (tes_cts.cli, then tes_cts.worker.run), and the worker's own modules alone."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    measured = {}
+    for label, code in (("python -c pass", "pass"),
+                        ("import tes_cts.worker.run", "import tes_cts.worker.run"),
+                        ("import tes_cts.cli, tes_cts.worker.run (what `tes-cts worker` loads)",
+                         "import tes_cts.cli, tes_cts.worker.run")):
+        times = []
+        for _ in range(max(3, runs // 2)):
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], check=True, cwd=tempfile.gettempdir(), env=env)
+            times.append(time.perf_counter() - started)
+        measured[label] = median(times)
+    return measured
+
+
+def cpu_snapshot(server_pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) so far of: the server's process group (gunicorn master and
+    workers: "api"; the embedded poller: "poller"), the workers the poller started and reaped with
+    everything they ran, docker clients included (the poller's children times: "workers"), the
+    engine (dockerd, containerd; not the per-container shims), and this script's reaped children
+    (the baseline's docker clients: "script children")."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found = {"api": 0.0, "poller": 0.0, "workers": 0.0, "engine": 0.0}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            raw = (proc / "stat").read_text()
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        comm, fields = raw[raw.index("(") + 1:raw.rindex(")")], raw[raw.rindex(")") + 2:].split()
+        own, children = (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick
+        if int(fields[2]) == server_pid:
+            if " poller " in f"{cmdline} ":
+                found["poller"] += own
+                found["workers"] += children
+            else:
+                found["api"] += own
+        elif comm in ("dockerd", "containerd"):
+            found["engine"] += own
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    found["script children"] = usage.ru_utime + usage.ru_stime
+    return found
+
+
+def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {key: after[key] - before[key] for key in before}
 
 
 def docker_burst(count: int, parallel: int) -> float:
@@ -289,13 +332,19 @@ def tes_burst(client_url: str, store: SqliteTaskStore, work_dir: Path, count: in
         time.sleep(LIST_EVERY_S)
     elapsed = time.perf_counter() - started
     ended = [states[i] for i in ids]
+    failures: dict[str, int] = {}
+    for task_id in ids:
+        if states[task_id] != "COMPLETE":
+            record = store.get(task_id)
+            reason = f"{record.history[-1]['state']}: {record.history[-1]['reason']}"
+            failures[reason] = failures.get(reason, 0) + 1
     timelines = []
     for task_id in ids:
         if states[task_id] == "COMPLETE":
             moments = timeline(store, work_dir, task_id)
             moments.update(sent=started_wall, id=task_id)
             timelines.append(moments)
-    return elapsed, submitted_s, ended, timelines, started_wall
+    return elapsed, submitted_s, ended, failures, timelines, started_wall
 
 
 # --- clean-up ------------------------------------------------------------------------------------
@@ -331,7 +380,7 @@ def stop_leftovers(work_dir: Path, tag: str) -> None:
 
 # --- report --------------------------------------------------------------------------------------
 
-def report_latency(docker_s, docker_flags_s, ours_s, timelines, interval: float, costs: dict, startup_s: float):
+def report_latency(docker_s, docker_flags_s, ours_s, timelines, interval: float, costs: dict, startup: dict):
     base_med, ours_med = median(docker_s), median(ours_s)
     overhead = ours_med - base_med
     rows = [
@@ -367,9 +416,12 @@ Share of the overhead that is the poller interval ({interval:g} s):
   measured dispatch + detection wait: median {ms(median(poller_wait))} ms, p90 {ms(p90(poller_wait))} ms
   = {median(poller_wait) / overhead * 100:.0f}% of the {ms(overhead)} ms overhead (bound: {2 * interval / overhead * 100:.0f}% of it)
   the rest ({ms(overhead - median(poller_wait))} ms) is the worker process and its engine calls around the container:
-    worker Python start-up + imports, measured alone: {ms(startup_s)} ms""")
+    worker Python start-up and imports, measured alone (median of runs of `python -c CODE`):""")
+    for label, value in startup.items():
+        print(f"      {label}: {ms(value)} ms")
+    print("    engine calls, measured alone:")
     for label, value in costs.items():
-        print(f"    {label}: {ms(value)} ms")
+        print(f"      {label}: {ms(value)} ms")
     print(f"  time outside the container, per task: median {ms(median(not_container))} ms "
           f"(container itself {ms(median(container))} ms)")
     example = sorted(timelines, key=lambda t: t["total"])[len(timelines) // 2]
@@ -390,7 +442,8 @@ def peak(intervals: list[tuple[float, float]]) -> int:
     return highest
 
 
-def report_throughput(count, slots, docker_burst_s, ours_s, submitted_s, ended, timelines, started_wall):
+def report_throughput(count, slots, docker_burst_s, ours_s, submitted_s, ended, failures, timelines, started_wall,
+                      cpu=None):
     complete = ended.count("COMPLETE")
     docker_rate, ours_rate = count / docker_burst_s * 60, count / ours_s * 60
     rows = [
@@ -403,39 +456,57 @@ def report_throughput(count, slots, docker_burst_s, ours_s, submitted_s, ended, 
     print(table(["", "seconds", "tasks/min", "COMPLETE", "/ docker run"], rows))
     if complete != count:
         others = {s: ended.count(s) for s in set(ended) if s != "COMPLETE"}
-        print(f"\n!! not every task ended COMPLETE: {others}")
+        print(f"\n!! not every task ended COMPLETE: {others}; why (the last entry of their history):")
+        for reason, times in sorted(failures.items(), key=lambda item: -item[1]):
+            print(f"  {times} x {reason}")
+    if cpu is not None:
+        base_cpu, ours_cpu = cpu
+        rows = [[label, f"{base_cpu[key]:.1f}", f"{ours_cpu[key]:.1f}"] for key, label in (
+            ("script children", "docker clients run by this script (the baseline's docker run)"),
+            ("api", "tes-cts serve: gunicorn master and workers (API)"),
+            ("poller", "tes-cts poller"),
+            ("workers", "tes-cts workers and the docker clients they ran"),
+            ("engine", "dockerd + containerd (shared engine, per-container shims not counted)"),
+        )]
+        totals = [sum(base_cpu.values()), sum(ours_cpu.values())]
+        rows.append(["total", f"{totals[0]:.1f}", f"{totals[1]:.1f}"])
+        rows.append(["per container / task, ms", ms(totals[0] / count), ms(totals[1] / count)])
+        print(f"\nCPU seconds spent during each burst ({slots} cores = {slots * 60} CPU-seconds a minute)\n")
+        print(table(["", "docker run burst", "tes-cts burst"], rows))
     if not timelines:
         return
     first = started_wall
     last = max(t["complete"] for t in timelines)
     slot_time = slots * (last - first)
-    in_container = sum(t["container_end"] - t["container_start"] for t in timelines)
-    in_worker = sum(t["worker_end"] - t["submitted"] for t in timelines) - in_container
     held = sum(t["complete"] - t["preflight"] for t in timelines)
-    spawning = sum(t["submitted"] - t["preflight"] for t in timelines)
-    after_result = sum(t["complete"] - t["worker_end"] for t in timelines)
-    free = slot_time - held
+    parts = [
+        ("claimed, worker being spawned", sum(t["submitted"] - t["preflight"] for t in timelines)),
+        ("worker start-up (spawned -> running)", sum(t["worker_start"] - t["submitted"] for t in timelines)),
+        ("worker before and after its container", sum((t["container_start"] - t["worker_start"])
+                                                      + (t["worker_end"] - t["container_end"]) for t in timelines)),
+        ("in a container (the docker run client)", sum(t["container_end"] - t["container_start"] for t in timelines)),
+        ("result written, not yet noticed by the poller", sum(t["complete"] - t["worker_end"] for t in timelines)),
+    ]
     queue_wait = [t["preflight"] - t["created"] for t in timelines]
     walls = [t["complete"] - t["preflight"] for t in timelines]
     startup = [t["worker_start"] - t["submitted"] for t in timelines]
     container = [t["container_end"] - t["container_start"] for t in timelines]
-    share = lambda value: f"{value:7.1f} s {value / slot_time * 100:4.0f}%"  # noqa: E731
+    claimed_peak = peak([(t["preflight"], t["complete"]) for t in timelines])
     print(f"""
-How the {slots} slots' time was spent (makespan {last - first:.1f} s from the first POST to the last COMPLETE
-stored = {slot_time:.0f} slot-seconds; a slot is held from the claim to COMPLETE stored):
-  in a container (the docker run client)                    {share(in_container)}
-  in the worker around it (start-up, engine calls)          {share(in_worker)}
-  result written, slot held until the poller noticed it     {share(after_result)}
-  claimed, worker being spawned                             {share(spawning)}
-  free (no task claimed on it)                              {share(free)}
+Where the tasks' time went between claim and COMPLETE stored (a task holds a CPU slot all along):
+  makespan {last - first:.1f} s (first POST to last COMPLETE stored) x {slots} slots = {slot_time:.0f} slot-seconds offered;
+  slot-seconds held by the tasks: {held:.0f} ({held / slot_time:.2f} x what {slots} slots offer)""")
+    for label, value in parts:
+        print(f"  {label:<48}{value:7.1f} s  {value / held * 100:4.0f}%")
+    if held > slot_time * 1.05 or claimed_peak > slots:
+        print(f"  !! more tasks held a slot at once than cpu_slots={slots} allows (peak {claimed_peak})")
+    print(f"""  peak at one moment: {claimed_peak} tasks claimed, {peak([(t["submitted"], t["worker_end"]) for t in timelines])} \
+workers running, {peak([(t["container_start"], t["container_end"]) for t in timelines])} containers (cpu_slots={slots})
   per task, claim -> COMPLETE stored: median {ms(median(walls))} ms, p90 {ms(p90(walls))} ms
-  per task, waiting QUEUED: median {median(queue_wait):.1f} s, max {max(queue_wait):.1f} s
-  attempts > 1: {sum(1 for t in timelines if t['attempts'] > 1)}
-  peak at one moment (cpu_slots={slots}): {peak([(t["preflight"], t["complete"]) for t in timelines])} tasks claimed, \
-{peak([(t["submitted"], t["worker_end"]) for t in timelines])} workers running, \
-{peak([(t["container_start"], t["container_end"]) for t in timelines])} containers
   per task, worker start-up (spawned -> running): median {ms(median(startup))} ms, p90 {ms(p90(startup))} ms
-  per task, container (docker run client): median {ms(median(container))} ms, p90 {ms(p90(container))} ms""")
+  per task, container (docker run client): median {ms(median(container))} ms, p90 {ms(p90(container))} ms
+  per task, waiting QUEUED: median {median(queue_wait):.1f} s, max {max(queue_wait):.1f} s
+  tasks with more than one attempt: {sum(1 for t in timelines if t['attempts'] > 1)}""")
 
 
 # --- main ------------------------------------------------------------------------------------------
@@ -476,6 +547,8 @@ def main(argv: list[str] | None = None) -> int:
             "TES_CTS_WORK_DIR": str(work_dir),
             "TES_CTS_POLLER__INTERVAL_S": str(args.interval),
             "TES_CTS_LOCAL__CPU_SLOTS": str(args.cpu_slots),
+            # serve, its poller and every worker run the code of this checkout, as this script does
+            "PYTHONPATH": os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
         }
         server = LiveServer(scratch, ["--workers", str(args.workers)], env).wait_ready()
         store = SqliteTaskStore(work_dir / "tes-cts.sqlite3")
@@ -484,15 +557,20 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"Latency: {args.runs} runs of docker run and tes-cts, alternating")
         docker_s, flags_s, ours_s, timelines = latency(client, store, work_dir, args.runs, tag)
-        costs, startup_s = docker_costs(args.runs), worker_startup(args.runs)
+        costs, startup = docker_costs(args.runs), worker_startup(args.runs)
 
         print(f"Throughput: {args.concurrent} containers, docker run {args.cpu_slots} at a time, then tes-cts", flush=True)
+        before = cpu_snapshot(server.process.pid)
         docker_burst_s = docker_burst(args.concurrent, args.cpu_slots)
+        middle = cpu_snapshot(server.process.pid)
         ours_burst = tes_burst(server.url, store, work_dir, args.concurrent, tag)
+        time.sleep(2 * args.interval + 1)  # the poller reaps the last workers: their CPU time counts
+        after = cpu_snapshot(server.process.pid)
+        cpu = (cpu_delta(before, middle), cpu_delta(middle, after))
 
         print("\n## Results")
-        report_latency(docker_s, flags_s, ours_s, timelines, args.interval, costs, startup_s)
-        report_throughput(args.concurrent, args.cpu_slots, docker_burst_s, *ours_burst)
+        report_latency(docker_s, flags_s, ours_s, timelines, args.interval, costs, startup)
+        report_throughput(args.concurrent, args.cpu_slots, docker_burst_s, *ours_burst, cpu=cpu)
         load = " ".join(f"{x:.2f}" for x in os.getloadavg())
         print(f"\nTotal time of this run: {time.perf_counter() - started:.0f} s; load average at the end: {load}")
         return 0 if ours_burst[2].count("COMPLETE") == args.concurrent else 1
