@@ -344,6 +344,11 @@ def _step_reason(phase: Phase, executor: int) -> str:
     return "executors finished: staging outputs"
 
 
+# tesOutputFileLog has no checksum field and strict clients refuse unknown keys, so each output's
+# CRC64NVME goes into the task log's metadata under this key prefix followed by the output URL.
+OUTPUT_CHECKSUM_KEY = "crc64nvme:"
+
+
 def _fill_log(entry: dict, result: Result, host: str | None) -> None:
     entry["end_time"] = result.end_time
     entry["logs"] = result.executor_logs
@@ -351,5 +356,6 @@ def _fill_log(entry: dict, result: Result, host: str | None) -> None:
     entry.setdefault("system_logs", []).extend(result.system_logs)
     metadata = entry.setdefault("metadata", {})
     metadata.update({k: str(v) for k, v in result.metadata.items()})
+    metadata.update({OUTPUT_CHECKSUM_KEY + o["url"]: o["crc64nvme"] for o in result.outputs if o.get("crc64nvme")})
     if host and "host" not in metadata:
         metadata["host"] = host

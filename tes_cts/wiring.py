@@ -101,7 +101,7 @@ def input_checker(settings):
 
 def check_storage(settings) -> None:
     """At start: every configured S3 store answers with the given credentials."""
-    from .storage.s3 import check_s3_stores
+    from .storage import check_s3_stores
 
     config = storage_config(settings)
     if config.s3_stores:

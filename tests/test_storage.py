@@ -1,4 +1,5 @@
-"""Storage schemes against real files and a real local HTTP server."""
+"""Storage schemes against real files and a real local HTTP server; CRC64NVME; the choice of an
+S3 store by bucket; preflight of local and http inputs. S3 itself: test_s3.py."""
 
 from __future__ import annotations
 
@@ -11,9 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from tes_cts.storage import ObjectInfo, StorageError, shown_url, storage_for
+from tes_cts.storage import ChangedSinceSubmission, ObjectInfo, StorageConfig, StorageError, shown_url, storage_for
+from tes_cts.storage.checksums import Crc64Nvme, crc64nvme_of_file, decode, encode
+from tes_cts.storage.config import S3StoreConfig
 from tes_cts.storage.file import FileStorage
 from tes_cts.storage.http import HttpStorage
+from tes_cts.storage.preflight import preflight_inputs
+from tes_cts.storage.s3_stores import resolve_store
+
+from .s3_server import crc_of
 
 TRUNCATED_BODY = b"x" * 1000   # sent, then the connection drops; Content-Length promises more
 TRUNCATED_LENGTH = 100_000
@@ -182,7 +189,7 @@ def test_file_stat(root):
     (root / "dir" / "one").write_text("1")
     (root / "dir" / "sub" / "two").write_text("22")
     storage = FileStorage([str(root)])
-    assert storage.stat(f"file://{root}/dir/one") == ObjectInfo(1, False, None)
+    assert storage.stat(f"file://{root}/dir/one") == ObjectInfo(1, False, crc_of(b"1"))  # computed: a file stores none
     assert storage.stat(f"file://{root}/dir") == ObjectInfo(3, True, None)
     with pytest.raises(StorageError, match="no such file"):
         storage.stat(f"file://{root}/none")
@@ -193,9 +200,9 @@ def test_file_put_creates_parents_and_leaves_no_temporary(root, tmp_path):
     src.write_bytes(bytes(range(256)) * 10)
     storage = FileStorage([str(root)])
     url = f"file://{root}/new/deep%20er/out.bin"
-    assert storage.put(src, url) == 2560
+    assert storage.put(src, url) == ObjectInfo(2560, False, crc_of(src.read_bytes()))
     assert (root / "new" / "deep er" / "out.bin").read_bytes() == src.read_bytes()
-    assert storage.put(src, url) == 2560  # replaces
+    assert storage.put(src, url).size == 2560  # replaces
     assert listing(root) == ["new", "new/deep er", "new/deep er/out.bin"]
 
 
@@ -307,14 +314,16 @@ def test_http_is_for_single_file_inputs_only(tmp_path):
 
 
 def test_storage_for_picks_by_scheme(root):
-    assert isinstance(storage_for(f"file://{root}/x", [str(root)]), FileStorage)
-    assert isinstance(storage_for(f"{root}/x", [str(root)]), FileStorage)
-    assert isinstance(storage_for("http://example.org/x", []), HttpStorage)
-    assert isinstance(storage_for("https://example.org/x", []), HttpStorage)
-    with pytest.raises(StorageError, match="S3 storage is not configured"):
-        storage_for("s3://bucket/key", [])
+    config = StorageConfig(file_roots=(str(root),))
+    assert isinstance(storage_for(f"file://{root}/x", config), FileStorage)
+    assert isinstance(storage_for(f"{root}/x", config), FileStorage)
+    assert storage_for(f"{root}/x", config).roots == (str(root),)
+    assert isinstance(storage_for("http://example.org/x", config), HttpStorage)
+    assert isinstance(storage_for("https://example.org/x", config), HttpStorage)
+    with pytest.raises(StorageError, match="no S3 store is configured \\(settings s3.endpoint_url"):
+        storage_for("s3://bucket/key", config)
     with pytest.raises(StorageError, match="unsupported URL scheme"):
-        storage_for("ftp://example.org/x", [])
+        storage_for("ftp://example.org/x", config)
 
 
 def test_shown_url_hides_passwords():
@@ -323,3 +332,144 @@ def test_shown_url_hides_passwords():
     with pytest.raises(StorageError) as raised:
         HttpStorage().put(Path("/x"), "https://user:pw@example.org/x")
     assert "pw" not in str(raised.value)
+
+
+# --- CRC64NVME -------------------------------------------------------------------------------
+
+
+def test_crc64nvme_forms_and_incremental(tmp_path):
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    assert encode(0) == "AAAAAAAAAAA=" and decode("AAAAAAAAAAA=") == 0
+    assert decode(crc_of(data)) == int.from_bytes(__import__("base64").b64decode(crc_of(data)), "big")
+    running = Crc64Nvme()
+    view = memoryview(data)
+    for start in range(0, len(data), 1000_003):
+        running.update(view[start:start + 1000_003])
+    assert (running.encoded(), running.size) == (crc_of(data), len(data))
+    (tmp_path / "f").write_bytes(data)
+    assert crc64nvme_of_file(tmp_path / "f", chunk=65536) == (len(data), crc_of(data))
+    (tmp_path / "empty").write_bytes(b"")
+    assert crc64nvme_of_file(tmp_path / "empty") == (0, "AAAAAAAAAAA=")
+    for bad in ("not base64!", "AAAA", "AAAAAAAAAAAAAAAA"):
+        with pytest.raises(ValueError):
+            decode(bad)
+
+
+# --- file inputs re-checked against what preflight recorded ----------------------------------
+
+
+def test_file_get_refuses_a_file_changed_since_preflight(root, tmp_path):
+    (root / "in.txt").write_text("before")
+    url = f"file://{root}/in.txt"
+    entry = {"url": url, "size": 6, "etag": None, "crc64nvme": crc_of(b"before")}
+    storage = FileStorage([str(root)])
+    assert storage.get(url, tmp_path / "ok", is_dir=False, expected=[entry]) == 6
+    (root / "in.txt").write_text("after!")
+    with pytest.raises(ChangedSinceSubmission) as raised:
+        storage.get(url, tmp_path / "changed", is_dir=False, expected=[entry])
+    assert raised.value.url == url
+    assert raised.value.reason == f"changed since submission (recorded CRC64NVME {crc_of(b'before')}, now {crc_of(b'after!')})"
+    (root / "in.txt").write_text("longer now")
+    with pytest.raises(ChangedSinceSubmission, match="recorded size 6 bytes, now 10"):
+        storage.get(url, tmp_path / "changed", is_dir=False, expected=[entry])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ok", "root"]  # no partial file
+
+
+def test_file_directory_get_downloads_exactly_the_recorded_files(root, tmp_path):
+    (root / "ref" / "sub").mkdir(parents=True)
+    (root / "ref" / "a.txt").write_text("a")
+    (root / "ref" / "sub" / "b.txt").write_text("bb")
+    url = f"file://{root}/ref"
+    storage = FileStorage([str(root)])
+    assert storage.list(url) == [f"{url}/a.txt", f"{url}/sub/b.txt"]
+    recorded = preflight_inputs([{"url": url, "path": "/ref", "type": "DIRECTORY"}], StorageConfig(file_roots=(str(root),)))
+    assert recorded.problems == []
+    assert recorded.verified == {"0": [
+        {"url": f"{url}/a.txt", "size": 1, "etag": None, "crc64nvme": crc_of(b"a")},
+        {"url": f"{url}/sub/b.txt", "size": 2, "etag": None, "crc64nvme": crc_of(b"bb")},
+    ]}
+    expected = recorded.verified["0"]
+    assert storage.get(url, tmp_path / "one", is_dir=True, expected=expected) == 3
+    (root / "ref" / "new.txt").write_text("new")
+    with pytest.raises(ChangedSinceSubmission, match=f"changed since submission \\(1 object\\(s\\) added: {url}/new.txt\\)"):
+        storage.get(url, tmp_path / "two", is_dir=True, expected=expected)
+    (root / "ref" / "new.txt").unlink()
+    (root / "ref" / "a.txt").unlink()
+    with pytest.raises(ChangedSinceSubmission, match="removed: .*/ref/a.txt"):
+        storage.get(url, tmp_path / "two", is_dir=True, expected=expected)
+    (root / "ref" / "a.txt").write_text("A")
+    with pytest.raises(ChangedSinceSubmission) as raised:
+        storage.get(url, tmp_path / "two", is_dir=True, expected=expected)
+    assert raised.value.reason.startswith(f"{url}/a.txt changed since submission (recorded CRC64NVME {crc_of(b'a')}, now {crc_of(b'A')}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "root"]
+
+
+# --- which S3 store serves a bucket ----------------------------------------------------------
+
+
+def _store(name, buckets=(), prefixes=()):
+    return S3StoreConfig(name=name, endpoint_url=f"https://{name}.example.org", region="r",
+                         access_key_id="AK", secret_access_key="secret", buckets=buckets, key_prefixes=prefixes)
+
+
+def test_s3_store_resolution_by_bucket():
+    default, archive, scratch = _store("default"), _store("archive", ("cold", "older")), _store("scratch", ("tmp-1",))
+    stores = (archive, default, scratch)
+    assert resolve_store("s3://cold/k", stores) is archive
+    assert resolve_store("s3://older/dir/", stores) is archive
+    assert resolve_store("s3://tmp-1/k", stores) is scratch
+    assert resolve_store("s3://anything/k", stores) is default
+    with pytest.raises(StorageError) as raised:
+        resolve_store("s3://anything/k", (archive, scratch))
+    assert raised.value.reason == "no S3 store serves bucket anything (configured: store archive: cold, older; store scratch: tmp-1)"
+    with pytest.raises(StorageError, match="no S3 store is configured \\(settings s3.endpoint_url"):
+        resolve_store("s3://anything/k", ())
+    assert "secret" not in repr(default)
+
+
+def test_s3_store_key_prefixes():
+    lab = _store("lab", ("shared",), ("lab-a/", "public/"))
+    assert resolve_store("s3://shared/lab-a/x.bam", (lab,)) is lab
+    assert resolve_store("s3://shared/lab-a", (lab,)) is lab  # a DIRECTORY URL without its final '/'
+    with pytest.raises(StorageError) as raised:
+        resolve_store("s3://shared/lab-b/x.bam", (lab,))
+    assert raised.value.reason == ("key 'lab-b/x.bam' is not under a key prefix store lab allows (allowed: 'lab-a/', "
+                                   "'public/'); see the setting key_prefixes of that store")
+    with pytest.raises(StorageError, match="not under a key prefix"):
+        resolve_store("s3://shared/", (lab,))  # the whole bucket
+
+
+def test_storage_for_s3_checks_the_allow_list():
+    from tes_cts.storage.s3 import S3Storage
+
+    config = StorageConfig(s3_stores=(_store("lab", (), ("lab-a/",)),))
+    storage = storage_for("s3://bucket/lab-a/x", config)
+    assert isinstance(storage, S3Storage) and "secret" not in repr(storage)
+    with pytest.raises(StorageError, match="allowed: 'lab-a/'"):
+        storage_for("s3://bucket/lab-b/x", config)
+    with pytest.raises(StorageError, match="allowed: 'lab-a/'"):  # checked by each verb on the exact key too
+        storage.put(Path("/dev/null"), "s3://bucket/lab-b/x")
+    assert storage.join("s3://bucket/lab-a/out", "a b/c%.txt") == "s3://bucket/lab-a/out/a b/c%.txt"  # keys are literal
+
+
+# --- preflight of local and http inputs ------------------------------------------------------
+
+
+def test_preflight_records_local_files_and_skips_http_and_content(root, outside):
+    (root / "in.txt").write_text("local")
+    inputs = [
+        {"url": f"{root}/in.txt", "path": "/a"},
+        {"url": "https://example.org/x", "path": "/b"},
+        {"content": "inline", "path": "/c"},
+        {"url": f"file://{root}/missing", "path": "/d"},
+        {"url": f"file://{outside}/secret.txt", "path": "/e"},
+        {"url": "ftp://example.org/x", "path": "/f"},
+        {"url": f"file://{root}", "path": "/g"},
+    ]
+    result = preflight_inputs(inputs, StorageConfig(file_roots=(str(root),), preflight_concurrency=2))
+    assert result.verified == {"0": [{"url": f"{root}/in.txt", "size": 5, "etag": None, "crc64nvme": crc_of(b"local")}]}
+    assert result.problems[0] == f"inputs[3] file://{root}/missing: no such file or directory"
+    assert result.problems[1].startswith(f"inputs[4] file://{outside}/secret.txt: is not under an allowed file root")
+    assert result.problems[2].startswith("inputs[5] ftp://example.org/x: unsupported URL scheme")
+    assert result.problems[3] == f"inputs[6] file://{root}: is a directory; declare the input's type DIRECTORY"
+    assert len(result.problems) == 4

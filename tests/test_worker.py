@@ -94,7 +94,10 @@ def test_stdin_stdout_stderr_files_are_readable_by_later_executors_and_outputs(m
     assert result.executor_logs[0]["stdout"] == "ABC\n" and result.executor_logs[0]["stderr"] == "careful\n"
     assert result.executor_logs[1]["stdout"] == "ABC\ncareful\n"
     assert (tmp_path / "upper.txt").read_text() == "ABC\n"
-    assert result.outputs == [{"url": str(tmp_path / "upper.txt"), "path": "/out/upper.txt", "size_bytes": 4}]
+    from tes_cts.storage.checksums import crc64nvme, encode
+
+    assert result.outputs == [{"url": str(tmp_path / "upper.txt"), "path": "/out/upper.txt", "size_bytes": 4,
+                               "crc64nvme": encode(crc64nvme(b"ABC\n"))}]
 
 
 def test_missing_stdin_fails_that_executor_with_a_clear_message(make_job):

@@ -2,6 +2,9 @@
 
 Every access resolves symlinks (os.path.realpath) and checks the real path against the roots, so
 a symlink placed inside a root cannot reach outside it.
+
+A file has no stored checksum: `stat` computes its CRC64NVME (reading it), so that preflight
+records it like an object's and `get` refuses a file that changed after submission.
 """
 
 from __future__ import annotations
@@ -13,12 +16,15 @@ from typing import Iterable, Iterator
 from urllib.parse import quote, unquote
 
 from .atomic import atomic_directory, atomic_file, copy_stream
-from .base import ObjectInfo, Storage, StorageError, check_relative
+from .base import ChangedSinceSubmission, ObjectInfo, Storage, StorageError, check_relative, compare_listing, entries_by_url
+from .checksums import crc64nvme_of_file
 
 ROOTS_SETTING = "storage.file_roots"
 
 
 class FileStorage(Storage):
+    verifiable = True
+
     def __init__(self, roots: Iterable[str]):
         self.roots = tuple(os.path.realpath(root) for root in roots)
 
@@ -29,32 +35,44 @@ class FileStorage(Storage):
                 files = [source for _, source, is_dir in self._tree(url, real) if not is_dir]
                 return ObjectInfo(sum(os.path.getsize(f) for f in files), True)
             self._expect(url, real, is_dir=False)
-            return ObjectInfo(os.path.getsize(real), False)
+            digest = crc64nvme_of_file(real)
+            return ObjectInfo(digest.size, False, digest.crc64nvme)
 
-    def get(self, url: str, dest: Path, is_dir: bool) -> int:
+    def list(self, url: str) -> list[str]:
+        real = self._real(url)
+        with _os_errors(url):
+            self._expect(url, real, is_dir=True)
+            return [self.join(url, relative) for relative, _, is_dir in self._tree(url, real) if not is_dir]
+
+    def get(self, url: str, dest: Path, is_dir: bool, expected: list[dict] | None = None) -> int:
         real = self._real(url)
         with _os_errors(url):
             self._expect(url, real, is_dir)
             if not is_dir:
-                return _copy_file(real, Path(dest))
+                return _copy_file(real, Path(dest), expected[0] if expected else None)
+            recorded = entries_by_url(expected) if expected is not None else None
             entries = self._tree(url, real)  # every entry is checked before anything is copied
+            if expected is not None:
+                compare_listing(url, expected, [self.join(url, relative) for relative, _, d in entries if not d])
             total = 0
             with atomic_directory(Path(dest)) as temporary:
                 for relative, source, entry_is_dir in entries:
                     if entry_is_dir:
                         os.mkdir(temporary / relative, 0o777)
                     else:
-                        total += _copy_file(source, temporary / relative)
+                        entry = recorded[self.join(url, relative)] if recorded is not None else None
+                        total += _copy_file(source, temporary / relative, entry, within=url)
             return total
 
-    def put(self, src: Path, url: str) -> int:
+    def put(self, src: Path, url: str) -> ObjectInfo:
         real = self._real(url)
         with _os_errors(url):
             if os.path.isdir(real):
                 raise StorageError(url, "is a directory; cannot replace it with a file")
             os.makedirs(os.path.dirname(real), exist_ok=True)
             with open(src, "rb") as source, atomic_file(Path(real)) as target:
-                return copy_stream(source, target)
+                copied = copy_stream(source, target)
+            return ObjectInfo(copied.size, False, copied.encoded())
 
     def join(self, url: str, relative: str) -> str:
         check_relative(url, relative)
@@ -134,14 +152,18 @@ def _local_path(url: str) -> str:
     return path
 
 
-def _copy_file(source: str, dest: Path) -> int:
-    with open(source, "rb") as reader, atomic_file(dest) as writer:
-        written = copy_stream(reader, writer)
+def _copy_file(source: str, dest: Path, recorded: dict | None = None, within: str | None = None) -> int:
+    """Copy one file; with `recorded` (its VerifiedInputs entry), only if its bytes are the ones
+    recorded: otherwise ChangedSinceSubmission and nothing at `dest`."""
+    with open(source, "rb") as reader, atomic_file(dest, durable=False) as writer:
+        copied = copy_stream(reader, writer)
+        if recorded is not None and (copied.size != recorded.get("size") or copied.encoded() != recorded.get("crc64nvme")):
+            raise ChangedSinceSubmission.of(recorded, copied.encoded(), copied.size, within=within)
         if os.fstat(reader.fileno()).st_mode & 0o111:
             # Keep scripts runnable: executable wherever the new file is readable.
             mode = os.fstat(writer.fileno()).st_mode & 0o777
             os.fchmod(writer.fileno(), mode | (mode & 0o444) >> 2)
-    return written
+    return copied.size
 
 
 @contextmanager

@@ -1,4 +1,7 @@
-"""http:// and https:// URLs, for inputs only: HEAD for stat, a streamed GET for get."""
+"""http:// and https:// URLs, for inputs only: HEAD for stat, a streamed GET for get.
+
+Not verified: a web server keeps no checksum preflight could record (`expected` is ignored).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +12,9 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import requests
 import urllib3
 
-from .atomic import CHUNK_BYTES, atomic_file
+from .atomic import atomic_file
 from .base import ObjectInfo, Storage, StorageError, check_relative
+from .checksums import CHUNK_BYTES
 
 # Ask for the bytes as stored: a server must not re-encode them (gzip) on the way.
 _HEADERS = {"Accept-Encoding": "identity"}
@@ -28,7 +32,10 @@ class HttpStorage(Storage):
             size = int(length) if length and length.isdigit() else -1
             return ObjectInfo(size, False, response.headers.get(_CHECKSUM_HEADER))
 
-    def get(self, url: str, dest: Path, is_dir: bool) -> int:
+    def list(self, url: str) -> list[str]:
+        raise StorageError(shown(url), "an http(s) URL names one file; a DIRECTORY input needs a file:// or s3:// URL")
+
+    def get(self, url: str, dest: Path, is_dir: bool, expected: list[dict] | None = None) -> int:
         if is_dir:
             raise StorageError(shown(url), "an http(s) URL names one file; a DIRECTORY input needs a file:// or s3:// URL")
         written = 0
@@ -36,7 +43,7 @@ class HttpStorage(Storage):
             with self._request(url, "GET") as response:
                 length = response.headers.get("Content-Length")
                 expected = int(length) if length and length.isdigit() else None
-                with atomic_file(Path(dest)) as handle:
+                with atomic_file(Path(dest), durable=False) as handle:
                     for chunk in response.iter_content(CHUNK_BYTES):
                         handle.write(chunk)
                         written += len(chunk)
@@ -48,7 +55,7 @@ class HttpStorage(Storage):
             raise StorageError(shown(url), f"cannot write {dest}: {exc.strerror or exc}") from None
         return written
 
-    def put(self, src: Path, url: str) -> int:
+    def put(self, src: Path, url: str) -> ObjectInfo:
         raise StorageError(shown(url), "http(s) URLs are accepted for inputs only")
 
     def join(self, url: str, relative: str) -> str:

@@ -7,6 +7,7 @@ failing) only add lines to the system logs, since retrying the attempt would fai
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import sys
@@ -18,6 +19,7 @@ from ..tasks.record import now_us, rfc3339
 from .executors import TaskExecutors, log_file_mounts
 from .job import (COMPLETE, EXECUTOR_ERROR, LOGS_DIR, STAGING_IN, STAGING_OUT, SYSTEM_ERROR, Job, Progress,
                   Result, write_progress, write_result)
+from ..storage.config import StorageConfig, stores_from_job
 from .paths import FileMapper
 from .runtime import ContainerRuntime, RuntimeUnavailable, runtime_for
 from .staging import StagingError, stage_inputs, stage_outputs
@@ -61,8 +63,9 @@ def _run(job: Job, cancel: threading.Event, runtime: ContainerRuntime, result: R
         return
 
     _progress(job, STAGING_IN)
+    storage = worker_storage_config(job)
     try:
-        result.system_logs += stage_inputs(job, mapper)
+        result.system_logs += stage_inputs(job, mapper, storage, job.verified_inputs)
     except StagingError as exc:
         result.outcome, result.reason = SYSTEM_ERROR, str(exc)
         return
@@ -82,7 +85,7 @@ def _run(job: Job, cancel: threading.Event, runtime: ContainerRuntime, result: R
 
     _progress(job, STAGING_OUT)
     try:
-        staged = stage_outputs(job, mapper)
+        staged = stage_outputs(job, mapper, storage)
     except StagingError as exc:
         _fault(result, str(exc))
         return
@@ -144,3 +147,9 @@ def _cancel_on_signals(cancel: threading.Event):
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
+
+
+def worker_storage_config(job: Job) -> StorageConfig:
+    """File roots and S3 stores from the job file, each store's secret from the environment the
+    backend gave this process."""
+    return StorageConfig(file_roots=job.file_roots, s3_stores=stores_from_job(job.s3_stores, dict(os.environ)))

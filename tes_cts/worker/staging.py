@@ -3,6 +3,10 @@
 Every host path comes from the FileMapper; every URL goes through `storage_for`. Inputs stop at
 the first failure. Outputs: a missing or refused one is reported in `missing` and the others are
 still uploaded; an upload failure stops staging at once (the task is a system error anyway).
+
+Inputs are checked against what preflight recorded (`VerifiedInputs`, by input index): bytes that
+differ fail staging with "changed since submission", and nothing is left of them. Each uploaded
+output's CRC64NVME (S3 base64 form) is in its entry under `crc64nvme`.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..storage import Storage, StorageError, shown_url, storage_for
+from ..storage import Storage, StorageConfig, StorageError, VerifiedInputs, shown_url, storage_for
 from ..storage.atomic import atomic_file
 from .job import Job
 from .paths import FileMapper, PathEscape
@@ -28,7 +32,7 @@ class StagingError(Exception):
 
 @dataclass
 class StagedOutputs:
-    outputs: list[dict] = field(default_factory=list)      # tesOutputFileLog dicts, size_bytes int
+    outputs: list[dict] = field(default_factory=list)      # tesOutputFileLog dicts (size_bytes int) + crc64nvme
     missing: list[str] = field(default_factory=list)       # why outputs are absent or refused
     system_logs: list[str] = field(default_factory=list)
 
@@ -36,16 +40,17 @@ class StagedOutputs:
 # --- inputs -----------------------------------------------------------------------------------
 
 
-def stage_inputs(job: Job, mapper: FileMapper) -> list[str]:
+def stage_inputs(job: Job, mapper: FileMapper, config: StorageConfig, verified: VerifiedInputs) -> list[str]:
     """Write every input into the mounts; one log line per input. Raises StagingError."""
     logs = []
+    inputs = list(enumerate(job.task.get("inputs") or []))
     # Outer paths first, so an input inside a DIRECTORY input lands in (and wins over) it.
-    for item in sorted(job.task.get("inputs") or [], key=lambda i: _depth(i["path"])):
-        logs.append(_stage_input(item, job, mapper))
+    for index, item in sorted(inputs, key=lambda pair: _depth(pair[1]["path"])):
+        logs.append(_stage_input(item, config, verified.get(str(index)), mapper))
     return logs
 
 
-def _stage_input(item: dict, job: Job, mapper: FileMapper) -> str:
+def _stage_input(item: dict, config: StorageConfig, expected: list[dict] | None, mapper: FileMapper) -> str:
     path, url, content = item["path"], item.get("url"), item.get("content")
     name = f"input {path}" if content is not None else f"input {path} ({shown_url(url)})"
     is_dir = item.get("type") == "DIRECTORY"
@@ -53,19 +58,20 @@ def _stage_input(item: dict, job: Job, mapper: FileMapper) -> str:
         host = mapper.host_path(path)
         host.parent.mkdir(parents=True, exist_ok=True)
         if content is not None:
-            with atomic_file(host) as handle:
+            with atomic_file(host, durable=False) as handle:
                 handle.write(content.encode("utf-8"))
             return f"{name}: {len(content.encode('utf-8'))} bytes from content"
         if is_dir and os.path.lexists(host):
             _remove(host)  # put there by an outer DIRECTORY input; this one replaces it
-        size = storage_for(url, job.file_roots).get(url, host, is_dir)
+        size = storage_for(url, config).get(url, host, is_dir, expected)
     except StorageError as exc:
         raise StagingError(f"{name}: {exc.reason}") from None
     except PathEscape as exc:
         raise StagingError(f"{name}: refused: {exc}") from None
     except OSError as exc:
         raise StagingError(f"{name}: {exc.strerror or exc}") from None
-    return f"{name}: {'directory, ' if is_dir else ''}{size} bytes"
+    checked = ", CRC64NVME verified" if expected is not None else ""
+    return f"{name}: {'directory, ' if is_dir else ''}{size} bytes{checked}"
 
 
 def _remove(host: Path) -> None:
@@ -82,12 +88,12 @@ def _depth(path: str) -> int:
 # --- outputs ----------------------------------------------------------------------------------
 
 
-def stage_outputs(job: Job, mapper: FileMapper) -> StagedOutputs:
+def stage_outputs(job: Job, mapper: FileMapper, config: StorageConfig) -> StagedOutputs:
     """Upload every output the task produced. Raises StagingError at the first failed upload."""
     staged = StagedOutputs()
     for item in job.task.get("outputs") or []:
         try:
-            storage = storage_for(item["url"], job.file_roots)
+            storage = storage_for(item["url"], config)
         except StorageError as exc:
             raise StagingError(f"output {item['path']} ({shown_url(item['url'])}): {exc.reason}") from None
         output = _Output(item, storage, mapper, staged)
@@ -175,12 +181,12 @@ class _Output:
             self.staged.missing.append(f"output {container}: not a regular file")
             return
         try:
-            size = self.storage.put(Path(os.path.realpath(host)), url)
+            info = self.storage.put(Path(os.path.realpath(host)), url)
         except StorageError as exc:
             raise StagingError(f"output {container} ({exc.url}): {exc.reason}") from None
-        self.staged.outputs.append({"url": url, "path": container, "size_bytes": size})
+        self.staged.outputs.append({"url": url, "path": container, "size_bytes": info.size, "crc64nvme": info.checksum})
         self.files += 1
-        self.bytes += size
+        self.bytes += info.size
 
     def _inside(self, host: Path, container: str) -> bool:
         """Whether `host` stays inside the mounts; a reason in `missing` when it does not."""

@@ -1,0 +1,118 @@
+"""Preflight: before a task is dispatched, look at every input it names, without downloading it.
+
+Every object (an s3:// or local file, or each one under a DIRECTORY input) must exist, carry a
+CRC64NVME, and not be encrypted with a key this server cannot use (SSE-KMS, SSE-C). What is seen
+is recorded (`VerifiedInputs`: size, ETag, CRC64NVME per object) for the worker, which refuses
+bytes that differ ("changed since submission"). A local file has no stored checksum: it is read
+here to compute one. http(s) inputs are not verified (a web server keeps no checksum) and content
+inputs need nothing.
+
+Inputs are checked concurrently, at most `preflight_concurrency` requests at a time; the HEADs of
+the objects found under a DIRECTORY input share the same bound.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+
+from . import storage_for
+from .base import ObjectInfo, Storage, StorageError
+from .checksums import decode
+from .config import StorageConfig, VerifiedInputs
+from .http import shown
+
+
+@dataclass
+class Preflight:
+    verified: VerifiedInputs = field(default_factory=dict)  # for the job: what the worker re-checks
+    problems: list[str] = field(default_factory=list)       # one line per failing input or object
+
+
+@dataclass(frozen=True)
+class _Look:
+    index: int
+    url: str                     # of the object (or of the DIRECTORY, for a listing)
+    directory: str | None        # the DIRECTORY input's URL when the object is one of its objects
+    storage: Storage
+
+
+def preflight_inputs(inputs: list[dict], config: StorageConfig) -> Preflight:
+    """Check every url input of a task; never raises for a fault of an input (it is a problem)."""
+    found: dict[int, dict[str, dict]] = {}      # input index -> object URL -> entry
+    problems: list[tuple[int, str, str]] = []   # (index, URL, line), sorted at the end
+    with ThreadPoolExecutor(max_workers=max(1, config.preflight_concurrency), thread_name_prefix="preflight") as pool:
+        pending: dict[Future, tuple[str, _Look]] = {}
+
+        def look(kind: str, item: _Look) -> None:
+            verb = item.storage.list if kind == "list" else item.storage.stat
+            pending[pool.submit(verb, item.url)] = (kind, item)
+
+        for index, item in enumerate(inputs):
+            url = item.get("url")
+            if item.get("content") is not None or not url:
+                continue
+            try:
+                storage = storage_for(url, config)
+            except StorageError as exc:
+                problems.append((index, url, f"inputs[{index}] {exc.url}: {exc.reason}"))
+                continue
+            if not storage.verifiable:
+                continue
+            found[index] = {}
+            is_dir = item.get("type") == "DIRECTORY"
+            look("list" if is_dir else "stat", _Look(index, url, None, storage))
+
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                kind, item = pending.pop(future)
+                try:
+                    result = future.result()
+                except StorageError as exc:
+                    problems.append((item.index, item.url, _line(item, exc.reason)))
+                    continue
+                except Exception as exc:  # a fault of the check itself: still one line, not a crash
+                    problems.append((item.index, item.url, _line(item, f"could not be checked: {type(exc).__name__}: {exc}")))
+                    continue
+                if kind == "list":
+                    for object_url in result:
+                        look("stat", _Look(item.index, object_url, item.url, item.storage))
+                    continue
+                reason = _refusal(item, result)
+                if reason:
+                    problems.append((item.index, item.url, _line(item, reason)))
+                else:
+                    found[item.index][item.url] = {"url": item.url, "size": result.size, "etag": result.etag,
+                                                   "crc64nvme": result.checksum}
+
+    failed = {index for index, _, _ in problems}
+    verified = {str(index): [objects[u] for u in sorted(objects)] for index, objects in sorted(found.items())
+                if index not in failed}
+    return Preflight(verified, [line for _, _, line in sorted(problems)])
+
+
+def _line(item: _Look, reason: str) -> str:
+    where = f"{shown(item.url)} (in the DIRECTORY {shown(item.directory)})" if item.directory else shown(item.url)
+    return f"inputs[{item.index}] {where}: {reason}"
+
+
+def _refusal(item: _Look, info: ObjectInfo) -> str | None:
+    """Why an object cannot be an input, or None."""
+    if info.is_dir:
+        return "is a directory; declare the input's type DIRECTORY"
+    if info.encryption == "SSE-C":
+        return ("is encrypted with a customer-provided key (SSE-C), which this server does not hold; "
+                "copy it to an object without SSE-C, or with SSE-S3 (`aws s3 cp --sse AES256 ...`)")
+    if info.encryption and info.encryption.startswith("aws:kms"):
+        return (f"is encrypted with SSE-KMS ({info.encryption}), which this server does not read; "
+                "copy it to an object without KMS encryption, or with SSE-S3 (`aws s3 cp --sse AES256 ...`)")
+    if info.checksum is None:
+        return ("has no CRC64NVME checksum in its storage metadata, which every input needs; upload it again "
+                f"with one: `aws s3 cp --checksum-algorithm CRC64NVME FILE {item.url}` or "
+                f"`mc cp --checksum crc64nvme FILE ALIAS/{item.url[len('s3://'):]}`")
+    try:
+        decode(info.checksum)
+    except ValueError as exc:
+        return f"has a CRC64NVME that cannot be read ({exc})"
+    return None
