@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..worker.job import ContainerSettings, Job, read_progress, read_result, write_json_atomically
-from ..worker.runtime import RuntimeUnavailable, runtime_for
+from ..worker.runtime import runtime_for
 from .base import Backend, JobRef, JobStatus
 
 WORKER_FILE = "worker.json"
