@@ -1,5 +1,5 @@
 """`tes-cts` command line: `serve` runs the API (and one poller), `poller` the reconciler alone,
-`worker` runs one job."""
+`worker` runs one job, `hash-password` makes the secrets of auth.basic.users and auth.bearer.tokens."""
 
 from __future__ import annotations
 
@@ -27,17 +27,37 @@ def main(argv: list[str] | None = None) -> int:
     worker.add_argument("job_file", metavar="JOB_FILE", help="the job.json in the attempt's run directory")
     poller = commands.add_parser("poller", help="run the reconciling poller (serve starts one itself)")
     poller.add_argument("--exit-with-parent", type=int, metavar="PID", help=argparse.SUPPRESS)
+    hashing = commands.add_parser("hash-password", help="read a password from stdin and print its hash for "
+                                  "auth.basic.users (with --token: a token's digest for auth.bearer.tokens)")
+    hashing.add_argument("--token", action="store_true", help="digest a static bearer token instead")
     args = parser.parse_args(argv)
 
     if args.command == "serve":
         return _serve(args)
     if args.command == "poller":
         return _poller(args)
+    if args.command == "hash-password":
+        return _hash_password(args.token)
     if args.command == "worker":
         from .worker.run import work
 
         return work(args.job_file)
     return 2
+
+
+def _hash_password(token: bool) -> int:
+    from getpass import getpass
+
+    from .auth.hashing import hash_password, token_digest
+
+    what = "token" if token else "password"
+    # Only the line end is dropped: spaces may belong to the secret.
+    secret = getpass(f"{what}: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\r\n")
+    if not secret:
+        print(f"tes-cts: no {what} on stdin", file=sys.stderr)
+        return 2
+    print(token_digest(secret) if token else hash_password(secret))
+    return 0
 
 
 def _serve(args) -> int:

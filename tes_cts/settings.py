@@ -8,6 +8,7 @@ Nested names use `__` in the environment: `TES_CTS_SERVER__BIND=0.0.0.0:8080`.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from dynaconf import Dynaconf, ValidationError, Validator
@@ -39,6 +40,49 @@ def _positive(name: str) -> Validator:
 
 
 _RANGE_MESSAGE = "setting {name} must be {operation} {op_value}, but it is {value}"
+
+
+def _secret_table(name: str, what: str) -> Validator:
+    # The message must not quote the value: it may be a password hash or a token digest.
+    return Validator(name, default={}, is_type_of=dict,
+                     messages={"operations": f"setting {name} must be a table of {what}"})
+
+
+def _typed(name: str, default, kind: type = str, **checks) -> Validator:
+    return Validator(name, default=default, is_type_of=kind, messages={"operations": _RANGE_MESSAGE}, **checks)
+
+
+def _origins_ok(origins: list) -> bool:
+    return all(o == "*" or (isinstance(o, str) and re.fullmatch(r"https?://[^/\s]+", o)) for o in origins)
+
+
+AUTH_VALIDATORS = [
+    _typed("auth.providers", ["none"], list),
+    _typed("auth.admins", [], list),
+    Validator("auth.timeout_s", default=10),
+    Validator("auth.timeout_s", is_type_of=(int, float), gt=0, messages={"operations": _RANGE_MESSAGE}),
+    _secret_table("auth.basic.users", "user name = password hash (tes-cts hash-password)"),
+    _typed("auth.basic.users_file", ""),
+    _secret_table("auth.bearer.tokens", "account name = token digest (tes-cts hash-password --token)"),
+    _typed("auth.bearer.tokens_file", ""),
+    _typed("auth.oidc.issuer", ""),
+    _typed("auth.oidc.audience", ""),
+    _typed("auth.oidc.jwks_url", ""),
+    _typed("auth.oidc.algorithms", ["RS256", "ES256"], list),
+    _typed("auth.oidc.user_claim", "sub", len_min=1),
+    _typed("auth.oidc.roles_claim", "groups", len_min=1),
+    _typed("auth.oidc.admin_roles", [], list),
+    _typed("auth.oidc.user_roles", [], list),
+    _typed("auth.kbase.url", "https://kbase.us/services/auth"),
+    _typed("auth.kbase.admin_roles", [], list),
+    _typed("auth.kbase.user_roles", [], list),
+    Validator("auth.kbase.cache_s", default=300),
+    Validator("auth.kbase.cache_s", is_type_of=(int, float), gte=0, messages={"operations": _RANGE_MESSAGE}),
+    _typed("cors.allow_origins", [], list),
+    Validator("cors.allow_origins", condition=_origins_ok, messages={
+        "condition": "setting cors.allow_origins entries must be \"*\" or origins such as https://app.example.org "
+                     "(scheme and host, no path), but it is {value}"}),
+]
 
 VALIDATORS = [
     Validator("work_dir", default="./tes-cts-work", is_type_of=str, len_min=1),
@@ -113,6 +157,7 @@ VALIDATORS = [
     Validator("s3.stores", default={}, is_type_of=dict),
     Validator("poller.engine_wait_s", default=0),
     Validator("poller.engine_wait_s", is_type_of=(int, float), gte=0, messages={"operations": _RANGE_MESSAGE}),
+    *AUTH_VALIDATORS,
 ]
 
 
@@ -142,6 +187,7 @@ def load_settings(overrides: dict | None = None, settings_file: str | os.PathLik
     _check_file_roots(settings.storage.file_roots)
     _check_duration("containers.runtime_limit", settings.containers.runtime_limit)
     _check_s3_stores(named_s3_stores(settings))
+    _check_auth(settings)
     return settings
 
 
@@ -185,6 +231,12 @@ def _check_duration(name: str, value: str) -> None:
             parse_duration(value)
         except ValueError as exc:
             raise SettingsError(f"invalid settings: {name}: {exc} (empty for no limit)") from None
+
+
+def _check_auth(settings) -> None:
+    from .auth.config import check_auth_settings
+
+    check_auth_settings(settings)
 
 
 def named_s3_stores(settings) -> dict[str, dict]:

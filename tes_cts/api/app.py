@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import connexion
-from connexion.exceptions import BadRequestProblem, ProblemException
+import yaml
+from connexion.exceptions import BadRequestProblem, ProblemException, Unauthorized
 from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 from connexion.resolver import Resolver
@@ -15,7 +16,11 @@ from connexion.validators import VALIDATOR_MAP, JSONRequestBodyValidator
 from connexion.datastructures import MediaTypeDict
 from connexion.jsonifier import Jsonifier
 import flask
+from starlette.middleware.cors import CORSMiddleware
 
+from ..auth.config import build_providers
+from ..auth.identity import Identity, RoleMissing
+from ..auth.none import LOCAL_USER
 from ..backends import supported_backend_parameters
 from ..settings import load_settings
 from ..store import open_store
@@ -25,7 +30,7 @@ from ..tasks.record import now_us, rfc3339
 from ..tasks.service import TaskNotFound, TaskService
 from ..tasks.validation import TaskValidationError, ValidationLimits
 from ..wiring import input_checker
-from . import errors, handlers
+from . import errors, handlers, security
 from .body_limit import BodyLimitMiddleware
 from .parameters import InvalidParameters, NamingParameterValidator
 from .service_info import build_service_info
@@ -33,6 +38,7 @@ from .service_info import build_service_info
 SPEC_FILE = Path(__file__).resolve().parent.parent.parent / "openapi" / "tes.yaml"
 BASE_PATHS = ("/ga4gh/tes/v1", "/v1")
 SWAGGER_UI_PATH = BASE_PATHS[0] + "/ui/"
+CORS_MAX_AGE_S = 600  # how long browsers may reuse a preflight answer
 
 
 class TaskBodyPassthrough(JSONRequestBodyValidator):
@@ -54,6 +60,7 @@ class AppState:
     service: TaskService
     service_info: dict
     store: TaskStore
+    anonymous: Identity | None  # the caller when no provider checks credentials (`none`)
 
 
 def create_app(settings=None, store: TaskStore | None = None) -> connexion.FlaskApp:
@@ -65,10 +72,12 @@ def create_app(settings=None, store: TaskStore | None = None) -> connexion.Flask
         supported_backend_parameters=frozenset(supported_backend_parameters(settings.backend.kind)),
     )
     verify_at_create = input_checker(settings) if settings.s3.verify_inputs == "create" else None
+    providers = build_providers(settings)
     state = AppState(
         service=TaskService(store, limits, verify_at_create),
         service_info=build_service_info(settings, rfc3339(now_us())),
         store=store,
+        anonymous=None if providers else LOCAL_USER,
     )
 
     validators = dict(VALIDATOR_MAP)
@@ -82,14 +91,26 @@ def create_app(settings=None, store: TaskStore | None = None) -> connexion.Flask
         swagger_ui_options=SwaggerUIOptions(swagger_ui=True),
         jsonifier=Jsonifier(json, separators=(",", ":")),  # compact: Connexion indents by default
     )
+    spec = security.effective_spec(yaml.safe_load(SPEC_FILE.read_text()), providers)
     for base_path in BASE_PATHS:
-        app.add_api(SPEC_FILE.name, base_path=base_path, name=base_path.strip("/").replace("/", "_"))
+        app.add_api(spec, base_path=base_path, name=base_path.strip("/").replace("/", "_"),
+                    security_map=security.security_map(providers))
+    if settings.cors.allow_origins:  # outermost, so that error answers carry CORS headers too
+        app.add_middleware(
+            CORSMiddleware,
+            position=MiddlewarePosition.BEFORE_EXCEPTION,
+            allow_origins=list(settings.cors.allow_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+            expose_headers=["WWW-Authenticate"],
+            max_age=CORS_MAX_AGE_S,
+        )
     app.add_middleware(
         BodyLimitMiddleware,
         position=MiddlewarePosition.BEFORE_EXCEPTION,
         max_body_bytes=settings.server.max_body_bytes,
     )
-    _add_error_handlers(app)
+    _add_error_handlers(app, list(providers))
 
     flask_app = app.app
     flask_app.extensions[handlers.EXTENSION_KEY] = state
@@ -99,7 +120,7 @@ def create_app(settings=None, store: TaskStore | None = None) -> connexion.Flask
     return app
 
 
-def _add_error_handlers(app: connexion.FlaskApp) -> None:
+def _add_error_handlers(app: connexion.FlaskApp, provider_names: list[str]) -> None:
     def validation_failed(_request, exc: TaskValidationError):
         return errors.field_errors_response([(p.field, p.reason) for p in exc.problems])
 
@@ -121,3 +142,7 @@ def _add_error_handlers(app: connexion.FlaskApp) -> None:
     app.add_error_handler(StoreUnavailable, store_unavailable)
     app.add_error_handler(InvalidParameters, invalid_parameters)
     app.add_error_handler(ProblemException, problem)
+    auth_failed = security.auth_failed_handler(provider_names)
+    app.add_error_handler(Unauthorized, auth_failed)
+    app.add_error_handler(security.AuthProblem, auth_failed)
+    app.add_error_handler(RoleMissing, security.role_missing)

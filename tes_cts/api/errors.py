@@ -16,11 +16,13 @@ def error_body(status: int, title: str, detail: str, errors: list[dict] | None =
     return body
 
 
-def error_response(status: int, title: str, detail: str, errors: list[dict] | None = None) -> ConnexionResponse:
+def error_response(status: int, title: str, detail: str, errors: list[dict] | None = None,
+                   headers: dict[str, str] | None = None) -> ConnexionResponse:
     return ConnexionResponse(
         status_code=status,
         body=json.dumps(error_body(status, title, detail, errors)),
         content_type=ERROR_MEDIA_TYPE,
+        headers=headers,
     )
 
 

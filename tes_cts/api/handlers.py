@@ -1,34 +1,50 @@
-"""One thin handler per operationId: parse, call the task service, shape the response."""
+"""One thin handler per operationId: parse, call the task service, shape the response.
+
+`token_info` is what Connexion's security check found (absent with the `none` provider); every
+task operation acts as that caller.
+"""
 
 from __future__ import annotations
 
 import flask
 
+from ..auth.identity import USER, Identity
 from ..tasks.service import ListRequest, TaskService
 from ..tasks.views import DEFAULT_VIEW, View
+from .security import caller
 
 EXTENSION_KEY = "tes_cts"
 
 
+def _state():
+    return flask.current_app.extensions[EXTENSION_KEY]
+
+
 def _service() -> TaskService:
-    return flask.current_app.extensions[EXTENSION_KEY].service
+    return _state().service
+
+
+def _caller(token_info) -> Identity:
+    return caller(token_info, _state().anonymous)
 
 
 def get_service_info():
-    return flask.current_app.extensions[EXTENSION_KEY].service_info
+    return _state().service_info
 
 
-def create_task(body):
-    return {"id": _service().create(body)}
+def create_task(body, token_info=None):
+    who = _caller(token_info)
+    who.require(USER, "creating a task")
+    return {"id": _service().create(body, owner=who.owner)}
 
 
-def get_task(id, view=DEFAULT_VIEW.value):  # noqa: A002 - the path parameter is named id
-    return _service().get(id, View(view))
+def get_task(id, view=DEFAULT_VIEW.value, token_info=None):  # noqa: A002 - the path parameter is named id
+    return _service().get(id, View(view), owner=_caller(token_info).visible_owner)
 
 
 def list_tasks(
     name_prefix=None, state=None, tag_key=None, tag_value=None, page_size=None, page_token=None,
-    view=DEFAULT_VIEW.value,
+    view=DEFAULT_VIEW.value, owner=None, token_info=None,
 ):
     request = ListRequest(
         name_prefix=name_prefix,
@@ -39,11 +55,11 @@ def list_tasks(
         page_token=page_token,
         view=View(view),
     )
-    return _service().list(request)
+    return _service().list(request, owner=_caller(token_info).list_owner(owner))
 
 
-def cancel_task(id):  # noqa: A002
-    _service().cancel(id)
+def cancel_task(id, token_info=None):  # noqa: A002
+    _service().cancel(id, owner=_caller(token_info).visible_owner)
     return {}
 
 

@@ -1,0 +1,142 @@
+"""Authentication at the HTTP edge: the effective spec's security schemes (from auth.providers),
+Connexion security handlers that ask the providers, the caller of a request, and the 401, 403
+and 503 answers.
+
+Connexion tries the schemes of `security` in order and takes the first that recognizes the
+credential; a provider answers None for a credential that is not its own, so a bearer token
+reaches OIDC or KBase only when no earlier provider knows it.
+"""
+
+from __future__ import annotations
+
+import copy
+from functools import partial
+
+import anyio
+from connexion.security import NO_VALUE, BasicSecurityHandler, BearerSecurityHandler
+from connexion.exceptions import ProblemException
+
+from ..auth.identity import AuthUnavailable, CredentialsRejected, Identity, RoleMissing
+from . import errors
+
+PROVIDER_KEY = "x-tes-cts-provider"
+IDENTITY_KEY = "tes_cts_identity"
+REALM = "tes-cts"
+# How each provider's credential is sent, for challenges and for messages.
+_SENT_AS = {
+    "basic": ("Basic", "a user name and password"),
+    "bearer": ("Bearer", "a service account token"),
+    "oidc": ("Bearer", "an OIDC access token"),
+    "kbase": ("Bearer", "a KBase token"),
+}
+
+
+class AuthProblem(ProblemException):
+    def __init__(self, status: int, title: str, detail: str):
+        super().__init__(status=status, title=title, detail=detail)
+
+
+def effective_spec(spec: dict, providers: dict) -> dict:
+    """The spec with only the enabled providers' schemes, required (any one of them) by every
+    operation that does not opt out (`security: []`, as service-info does)."""
+    spec = copy.deepcopy(spec)
+    components = spec.setdefault("components", {})
+    declared = components.pop("securitySchemes", {})
+    if providers:
+        components["securitySchemes"] = {name: {**declared[name], PROVIDER_KEY: name} for name in providers}
+        spec["security"] = [{name: []} for name in providers]
+    return spec
+
+
+def security_map(providers: dict) -> dict:
+    return {"basic": partial(_BasicHandler, providers), "bearer": partial(_BearerHandler, providers)}
+
+
+class _ProviderResolver:
+    """Finds a scheme's check by its provider, instead of by a function name in the spec."""
+
+    def __init__(self, providers: dict):
+        self._providers = providers
+
+    def _resolve_func(self, security_scheme):
+        return _check_with(self._providers[security_scheme[PROVIDER_KEY]])
+
+
+class _BasicHandler(_ProviderResolver, BasicSecurityHandler):
+    def _resolve_func(self, security_scheme):
+        check = super()._resolve_func(security_scheme)
+
+        async def recoded(user, password):
+            return await check(_as_utf8(user), _as_utf8(password))
+
+        return recoded
+
+
+class _BearerHandler(_ProviderResolver, BearerSecurityHandler):
+    pass
+
+
+def _check_with(provider):
+    async def check(*credentials):
+        try:
+            # Providers block (scrypt, HTTP to the issuer or KBase): keep them off the event loop.
+            identity = await anyio.to_thread.run_sync(provider.authenticate, *credentials)
+        except CredentialsRejected as exc:
+            raise AuthProblem(401, "Unauthorized", f"{provider.name}: {exc}") from None
+        except AuthUnavailable as exc:
+            raise AuthProblem(503, "Service Unavailable", f"{exc}; retry later") from None
+        return NO_VALUE if identity is None else {"sub": identity.owner, IDENTITY_KEY: identity}
+
+    return check
+
+
+def caller(token_info: dict | None, anonymous: Identity | None) -> Identity:
+    """The identity Connexion's security check found, or the local user when there is none."""
+    if token_info:
+        return token_info[IDENTITY_KEY]
+    if anonymous is None:
+        raise RuntimeError("an operation without security was called while authentication is on")
+    return anonymous
+
+
+def auth_failed_handler(provider_names):
+    """401s (Connexion's for no or malformed credentials, ours for rejected ones) with a
+    challenge naming the accepted schemes; 503s when a provider could not decide."""
+    schemes = list(dict.fromkeys(_SENT_AS[name][0] for name in provider_names))
+    # RFC 7617: charset tells Basic clients to send UTF-8.
+    challenge = ", ".join(f'{scheme} realm="{REALM}"' + (', charset="UTF-8"' if scheme == "Basic" else "")
+                          for scheme in schemes)
+    how = " or ".join(
+        f"Authorization: {scheme} with " + _either([_SENT_AS[n][1] for n in provider_names if _SENT_AS[n][0] == scheme])
+        for scheme in schemes)
+
+    def handle(request, exc: ProblemException):
+        if exc.status != 401:
+            return errors.error_response(exc.status, exc.title, exc.detail)
+        if isinstance(exc, AuthProblem):
+            detail = exc.detail
+        elif request.headers.get("authorization"):
+            detail = f"the credentials sent were not accepted; send {how}"
+        else:
+            detail = f"this call needs credentials; send {how}"
+        return errors.error_response(401, "Unauthorized", detail, headers={"WWW-Authenticate": challenge})
+
+    return handle
+
+
+def role_missing(_request, exc: RoleMissing):
+    return errors.error_response(403, "Forbidden", str(exc), [{"field": "role", "reason": f"missing role '{exc.role}'"}])
+
+
+def _as_utf8(text: str) -> str:
+    """Connexion decodes Basic credentials as latin-1; curl and browsers send UTF-8, requests
+    (py-tes) latin-1. Read the bytes as UTF-8 when they are."""
+    raw = text.encode("latin-1")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return text
+
+
+def _either(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
