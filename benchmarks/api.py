@@ -53,6 +53,7 @@ from tes_cts.tasks.record import TaskRecord, new_task_id, now_us, rfc3339  # noq
 from tes_cts.tasks.states import Phase, TesState  # noqa: E402
 from tes_cts.tasks.validation import TaskValidationError, ValidationLimits, validate_task  # noqa: E402
 from tes_cts.tasks.views import View, render_task  # noqa: E402
+from tests.live_server import stop_process_group  # noqa: E402
 
 BIN = Path(sys.executable).parent
 API = "/ga4gh/tes/v1"
@@ -293,15 +294,7 @@ class Server:
 
     def stop(self) -> None:
         """SIGTERM to the whole process group (gunicorn master and workers), SIGKILL if needed."""
-        if self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGTERM)
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=20)
-            except ProcessLookupError:
-                pass
+        stop_process_group(self.process, signal.SIGTERM, timeout=20)
         # A worker that outlived its master would still be in the group.
         try:
             os.killpg(self.process.pid, signal.SIGKILL)

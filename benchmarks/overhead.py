@@ -350,16 +350,7 @@ def tes_burst(client_url: str, store: SqliteTaskStore, work_dir: Path, count: in
 # --- clean-up ------------------------------------------------------------------------------------
 
 def stop_server(server: LiveServer) -> None:
-    if server.process.poll() is None:
-        try:
-            os.killpg(server.process.pid, signal.SIGTERM)
-            server.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.process.pid, signal.SIGKILL)
-            server.process.wait(timeout=30)
-        except ProcessLookupError:
-            pass
-    server.log.close()
+    server.kill(signal.SIGTERM)
 
 
 def stop_leftovers(work_dir: Path, tag: str) -> None:

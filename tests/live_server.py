@@ -21,6 +21,20 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def stop_process_group(process: subprocess.Popen, sig=signal.SIGTERM, timeout: float = 30) -> None:
+    """Signal a process's whole group (it leads its own session) and wait; SIGKILL whatever is
+    still there after `timeout`, so nothing outlives a test or a benchmark."""
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, sig)
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=timeout)
+        except ProcessLookupError:
+            pass
+
+
 class LiveServer:
     def __init__(self, cwd: Path, args: list[str] = (), env: dict | None = None, port: int | None = None):
         self.port = port or free_port()
@@ -48,9 +62,7 @@ class LiveServer:
 
     def kill(self, sig=signal.SIGKILL) -> None:
         """Signal the whole process group: gunicorn's master and its workers."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, sig)
-        self.process.wait(timeout=30)
+        stop_process_group(self.process, sig)
         self.log.close()
 
     def __enter__(self):
