@@ -121,13 +121,16 @@ class EmbeddedPoller:
 
 def _poller(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from .wiring import build_poller, check_storage
+
     try:
         settings = load_settings()
+        check_storage(settings)  # the same start-up checks as serve: bad settings stop it here
         store = open_store(settings)
-    except (SettingsError, StoreUnavailable) as exc:
+        poller = build_poller(settings, store)
+    except (SettingsError, StoreUnavailable, StorageError) as exc:
         print(f"tes-cts: {exc}", file=sys.stderr)
         return 2
-    from .wiring import build_poller
 
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -135,7 +138,7 @@ def _poller(args) -> int:
     if args.exit_with_parent:
         threading.Thread(target=_stop_when_orphaned, args=(args.exit_with_parent, stop), daemon=True).start()
     try:
-        build_poller(settings, store).run(stop)
+        poller.run(stop)
     finally:
         store.close()
     return 0

@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from .backends.base import Backend, BackendUnavailable, JobRef, JobStatus
+from .backends.base import Backend, BackendUnavailable, Held, JobRef, JobStatus, Waiting
 from .store.base import Cursor, StoreUnavailable, TaskQuery, TaskStore
 from .tasks.attempts import (
     EXECUTOR_KEY, add_system_log, attempt_log, current_attempt, last_system_log, next_attempt,
@@ -39,6 +39,11 @@ OUTCOME_PHASE = {jobfiles.COMPLETE: Phase.COMPLETE, jobfiles.EXECUTOR_ERROR: Pha
                  jobfiles.SYSTEM_ERROR: Phase.SYSTEM_ERROR}
 # The worker enforces the runtime limit itself; the poller steps in only if it did not.
 RUNTIME_LIMIT_GRACE_S = 60
+# Tasks a backend holds: each cycle polls all of them in one call.
+ACTIVE_STATES = (TesState.INITIALIZING, TesState.RUNNING, TesState.CANCELING)
+# When the attempt's worker started (a job may wait in a backend's queue long after submission):
+# the runtime limit counts from here.
+RUNNING_SINCE_KEY = "_running_us"
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,7 @@ class PollerConfig:
     max_attempts: int = 3
     batch_size: int = 100
     engine_wait_s: float = 0.0          # 0: queued tasks wait for the engine as long as it takes
+    unmatched_wait_s: float = 0.0       # fail a job no machine can run after this long (0: never)
     runtime_limit_s: float | None = None  # default when a task has no `runtime` parameter
     containers: ContainerSettings = ContainerSettings()
     file_roots: tuple[str, ...] = ()
@@ -82,13 +88,24 @@ class Poller:
     # --- tasks a backend holds --------------------------------------------------------------
 
     def reconcile(self) -> None:
-        for state in (TesState.INITIALIZING, TesState.RUNNING, TesState.CANCELING):
+        """One poll for every task a backend holds, so that a backend which reads its whole queue
+        in one call (HTCondor) makes the same few calls per cycle for ten tasks or ten thousand.
+        Tasks are read in batches twice: once for their jobs, once to decide."""
+        polled: dict[str, JobRef] = {}
+        for state in ACTIVE_STATES:
             for batch in self._batches(state):
-                refs = {r.id: ref for r in batch if (ref := self._job_ref(r)) is not None}
-                statuses = self.backend.poll(list(refs.values())) if refs else {}
+                polled.update((r.id, ref) for r in batch if (ref := self._job_ref(r)) is not None)
+        statuses = self.backend.poll(list(polled.values())) if polled else {}
+        for state in ACTIVE_STATES:
+            for batch in self._batches(state):
                 for record in batch:
-                    ref = refs.get(record.id)
-                    self._reconcile_one(record, ref, statuses.get(ref.backend_job_id) if ref else None)
+                    ref = self._job_ref(record)
+                    if ref is not None and polled.get(record.id) != ref:
+                        continue  # dispatched or retried since the poll: the next cycle decides
+                    try:
+                        self._reconcile_one(record, ref, statuses.get(ref.backend_job_id) if ref else None)
+                    except BackendUnavailable as exc:
+                        log.warning("task %s: backend unavailable, will retry: %s", record.id, exc)
 
     def _reconcile_one(self, record: TaskRecord, ref: JobRef | None, status: JobStatus | None) -> None:
         if record.phase is Phase.CANCELING:
@@ -99,10 +116,19 @@ class Poller:
             self._apply_result(record, ref, status.result, status.host)
         elif status.lost is not None:
             self._attempt_failed(record, ref, status.lost)
-        elif self._over_runtime_limit(record):
-            self._stop_over_limit(record, ref)
-        elif status.progress is not None:
-            self._advance(record, STEP_PHASE[status.progress.step], status.progress.executor)
+        elif status.evicted is not None:
+            self._attempt_failed(record, ref, f"evicted: {status.evicted}")
+        elif status.held is not None:
+            self._held(record, ref, status.held)
+        elif status.removed is not None:
+            self._system_error(record, ref, status.removed)
+        elif status.waiting is not None:
+            self._waiting(record, ref, status.waiting)
+        else:
+            if status.progress is not None:  # first, so that a job that has just started counts from now
+                record = self._advance(record, STEP_PHASE[status.progress.step], status.progress.executor)
+            if record is not None and self._over_runtime_limit(record):
+                self._stop_over_limit(record, ref)
 
     def _finish_cancel(self, record: TaskRecord, ref: JobRef | None, status: JobStatus | None) -> None:
         if ref is not None:
@@ -138,7 +164,7 @@ class Poller:
             running = record.logs[-1].get(EXECUTOR_KEY, 0)
             if here < goal:
                 nxt = PROGRESS_ORDER[here + 1]
-                change = _at_executor(0) if nxt is Phase.RUNNING else None
+                change = {Phase.STAGING_IN: _running_since, Phase.RUNNING: _at_executor(0)}.get(nxt)
                 record = move(self.store, record, nxt, _step_reason(nxt, 0), change)
             elif target is Phase.RUNNING and executor is not None and executor > running:
                 record = move(self.store, record, Phase.RUNNING, _step_reason(Phase.RUNNING, running + 1),
@@ -165,18 +191,41 @@ class Poller:
             move(self.store, record, Phase.SYSTEM_ERROR,
                  f"{reason} (gave up after {attempt} attempts)", close_attempt)
 
+    def _held(self, record: TaskRecord, ref: JobRef, held: Held) -> None:
+        """Never left held, never shown as running: a transient hold (a machine or a transfer
+        failed) is retried as a new attempt, any other fails the task, both with the reason."""
+        reason = f"held: {held.reason}"
+        if held.transient:
+            self._attempt_failed(record, ref, reason)
+        else:
+            self._system_error(record, ref, reason)
+
+    def _waiting(self, record: TaskRecord, ref: JobRef, waiting: Waiting) -> None:
+        limit = self.config.unmatched_wait_s
+        since = waiting.unmatched_since_us
+        if limit and since is not None and now_us() - since > limit * 1e6:
+            self._system_error(record, ref, f"{waiting.reason} for more than {describe_duration(limit)}")
+        else:
+            self._note(record, f"waiting: {waiting.reason}")
+
     def _over_runtime_limit(self, record: TaskRecord) -> bool:
         limit = self._runtime_limit_s(record)
-        started = record.logs[-1].get("_started_us") if record.logs else None
+        entry = record.logs[-1] if record.logs else {}
+        started = entry.get(RUNNING_SINCE_KEY, entry.get("_started_us"))
         return limit is not None and started is not None and now_us() - started > (limit + RUNTIME_LIMIT_GRACE_S) * 1e6
 
     def _stop_over_limit(self, record: TaskRecord, ref: JobRef) -> None:
-        self.backend.cancel(ref)
         reason = f"exceeded runtime limit of {describe_duration(self._runtime_limit_s(record))}"
+        self._system_error(record, ref, reason, f"{reason}; stopped by the poller")
+
+    def _system_error(self, record: TaskRecord, ref: JobRef | None, reason: str, note: str | None = None) -> None:
+        """A fault a new attempt would meet again: stop the job, fail the task, say why."""
+        if ref is not None:
+            self.backend.cancel(ref)
 
         def close(r: TaskRecord) -> None:
             r.logs[-1].setdefault("end_time", rfc3339(now_us()))
-            add_system_log(r, f"{reason}; stopped by the poller")
+            add_system_log(r, note or reason)
 
         move(self.store, record, Phase.SYSTEM_ERROR, reason, close)
 
@@ -250,7 +299,7 @@ class Poller:
 
     def _submit(self, record: TaskRecord, job: Job) -> None:
         try:
-            job_id = self.backend.submit(job)
+            job_id = self.backend.submit(job, record.owner)
         except BackendUnavailable as exc:
             move(self.store, record, Phase.CREATED, f"not submitted, will retry: {exc}",
                  lambda r: setattr(r, "lease", None))
@@ -276,7 +325,7 @@ class Poller:
         waited_s = (now_us() - record.created_us) / 1e6
         limit = self.config.engine_wait_s
         if limit and waited_s > limit:
-            reason = f"container engine unavailable for more than {describe_duration(limit)}: {problem}"
+            reason = f"the {self.backend.kind} backend was unavailable for more than {describe_duration(limit)}: {problem}"
             move(self.store, record, Phase.SYSTEM_ERROR, reason, lambda r: add_system_log(r, reason))
             return
         self._note(record, f"waiting: {problem}")
@@ -327,6 +376,10 @@ class Poller:
 
 def _lease_expired(record: TaskRecord) -> bool:
     return record.lease is None or record.lease.get("expires_us", 0) < now_us()
+
+
+def _running_since(record: TaskRecord) -> None:
+    record.logs[-1][RUNNING_SINCE_KEY] = now_us()
 
 
 def _at_executor(index: int):

@@ -18,7 +18,7 @@ SETTINGS_FILE_VARIABLE = "TES_CTS_SETTINGS_FILE"
 DEFAULT_SETTINGS_FILE = Path(__file__).resolve().parent.parent / "settings.toml"
 MIN_CONTENT_BYTES = 128 * 1024
 STORE_KINDS = ("sqlite", "mongodb")
-BACKEND_KINDS = ("local",)
+BACKEND_KINDS = ("local", "htcondor")
 CONTAINER_RUNTIMES = ("docker", "podman")
 VERIFY_INPUTS_MODES = ("dispatch", "create")
 # Keys a named store under s3.stores may set; the rest come from the top-level s3 section.
@@ -82,6 +82,39 @@ AUTH_VALIDATORS = [
     Validator("cors.allow_origins", condition=_origins_ok, messages={
         "condition": "setting cors.allow_origins entries must be \"*\" or origins such as https://app.example.org "
                      "(scheme and host, no path), but it is {value}"}),
+]
+
+
+def _is_duration(text) -> bool:
+    from .tasks.durations import parse_duration
+
+    try:
+        return bool(parse_duration(text))
+    except (ValueError, AttributeError):
+        return False
+
+
+# The HTCondor backend (tes_cts/backends/htcondor.py). Expressions are checked when it is opened.
+HTCONDOR_VALIDATORS = [
+    _typed("htcondor.schedd_name", ""),
+    _typed("htcondor.collector", ""),
+    _typed("htcondor.worker_command", ["/usr/bin/python3", "-m", "tes_cts.backends.htcondor_job"], list, len_min=1),
+    Validator("htcondor.worker_command", condition=lambda c: isinstance(c[0], str) and c[0].startswith("/"), messages={
+        "condition": "setting htcondor.worker_command must start with the absolute path of a program on the "
+                     "execute nodes, but it is {value}"}),
+    _typed("htcondor.worker_environment", {}, dict),
+    _typed("htcondor.s3_secret_files", {}, dict),
+    _typed("htcondor.requirements", ""),
+    _typed("htcondor.accounting_group", ""),
+    _typed("htcondor.concurrency_limit", ""),
+    _typed("htcondor.transient_hold_codes", [6, 7, 8, 9, 10, 11, 12, 13, 14, 18, 19, 21, 22, 23, 24, 45, 48], list),
+    Validator("htcondor.transient_hold_codes", condition=lambda codes: all(isinstance(c, int) for c in codes), messages={
+        "condition": "setting htcondor.transient_hold_codes must list HoldReasonCode numbers, but it is {value}"}),
+    _typed("htcondor.unmatched_timeout", "PT1H"),
+    _typed("htcondor.lost_job_grace", "PT10M"),
+    Validator("htcondor.lost_job_grace", condition=_is_duration, messages={
+        "condition": "setting htcondor.lost_job_grace must be a duration, seconds (600) or ISO 8601 (PT10M), "
+                     "but it is {value}"}),
 ]
 
 VALIDATORS = [
@@ -158,6 +191,7 @@ VALIDATORS = [
     Validator("poller.engine_wait_s", default=0),
     Validator("poller.engine_wait_s", is_type_of=(int, float), gte=0, messages={"operations": _RANGE_MESSAGE}),
     *AUTH_VALIDATORS,
+    *HTCONDOR_VALIDATORS,
 ]
 
 
@@ -186,6 +220,7 @@ def load_settings(overrides: dict | None = None, settings_file: str | os.PathLik
         raise SettingsError(_describe(exc)) from None
     _check_file_roots(settings.storage.file_roots)
     _check_duration("containers.runtime_limit", settings.containers.runtime_limit)
+    _check_duration("htcondor.unmatched_timeout", settings.htcondor.unmatched_timeout)
     _check_s3_stores(named_s3_stores(settings))
     _check_auth(settings)
     return settings

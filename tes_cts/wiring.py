@@ -71,7 +71,45 @@ def open_backend(settings) -> Backend:
         return LocalBackend(settings.work_dir, settings.local.cpu_slots, settings.local.ram_gb,
                             container_settings(settings),
                             worker_environment=secret_environment(storage_config(settings)))
+    if settings.backend.kind == "htcondor":
+        from .backends.htcondor import HTCondorBackend, locate_schedd
+
+        condor = settings.htcondor
+        return HTCondorBackend(settings.work_dir, htcondor_template(settings),
+                               schedd=locate_schedd(condor.schedd_name, condor.collector),
+                               transient_hold_codes=condor.transient_hold_codes,
+                               lost_grace_s=parse_duration(condor.lost_job_grace))
     raise ValueError(f"unknown backend {settings.backend.kind!r}")
+
+
+def htcondor_template(settings):
+    """What every HTCondor job of this service shares. A job's environment is readable by every
+    user of the pool, so S3 secrets reach workers as files on the execute nodes
+    (htcondor.s3_secret_files), never as values."""
+    from .backends.htcondor_description import JobTemplate, condor_environment, expression
+    from .backends.htcondor_job import secret_file_variable
+
+    condor = settings.htcondor
+    files = {str(name).lower(): str(path) for name, path in dict(condor.s3_secret_files).items()}
+    environment = {str(name): str(value) for name, value in dict(condor.worker_environment).items()}
+    for store in storage_config(settings).s3_stores:
+        if store.secret_access_key and store.name not in files:
+            raise SettingsError(f"invalid settings: htcondor.s3_secret_files.{store.name}: the S3 store {store.name!r} "
+                                "has a secret key, and HTCondor workers read it from a file on the execute nodes: "
+                                "name that file here")
+        if store.name in files:
+            environment[secret_file_variable(store.name)] = files[store.name]
+    try:
+        requirements = expression(condor.requirements, "htcondor.requirements") if condor.requirements.strip() else ""
+    except ValueError as exc:
+        raise SettingsError(f"invalid settings: {exc}") from None
+    try:
+        condor_environment(environment)
+    except ValueError as exc:
+        raise SettingsError(f"invalid settings: htcondor.worker_environment: {exc}") from None
+    return JobTemplate(service_id=settings.service.id, worker_command=tuple(condor.worker_command),
+                       environment=environment, requirements=requirements,
+                       accounting_group=condor.accounting_group, concurrency_limit=condor.concurrency_limit)
 
 
 def poller_config(settings) -> PollerConfig:
@@ -83,12 +121,17 @@ def poller_config(settings) -> PollerConfig:
         max_attempts=poller.max_attempts,
         batch_size=poller.batch_size,
         engine_wait_s=float(poller.engine_wait_s),
+        unmatched_wait_s=_seconds_or_zero(settings.htcondor.unmatched_timeout),
         runtime_limit_s=parse_duration(limit) if limit else None,
         containers=container_settings(settings),
         file_roots=tuple(settings.storage.file_roots),
         s3_stores=tuple(public_stores(storage_config(settings))),
         preflight=None if settings.s3.verify_inputs == "create" else input_checker(settings),
     )
+
+
+def _seconds_or_zero(duration: str) -> float:
+    return parse_duration(duration) if duration else 0.0
 
 
 def input_checker(settings):
@@ -100,9 +143,12 @@ def input_checker(settings):
 
 
 def check_storage(settings) -> None:
-    """At start: every configured S3 store answers with the given credentials."""
+    """At start: the backend can hand every store's secret to its workers, and every configured
+    S3 store answers with the given credentials."""
     from .storage import check_s3_stores
 
+    if settings.backend.kind == "htcondor":
+        htcondor_template(settings)  # also checks the other htcondor.* settings it reads
     config = storage_config(settings)
     if config.s3_stores:
         check_s3_stores(config)

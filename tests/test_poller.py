@@ -42,7 +42,7 @@ class ScriptedBackend(Backend):
     def unavailable(self):
         return self.engine_problem
 
-    def submit(self, job):
+    def submit(self, job, owner=""):
         if self.refuse_submit:
             raise BackendUnavailable(self.refuse_submit)
         self.submitted.append(job)
@@ -179,8 +179,8 @@ def test_a_cancel_that_lands_during_submission_does_not_leave_the_job_running(st
     task_id = queued(store)
     original_submit = backend.submit
 
-    def submit_while_user_cancels(job):
-        job_id = original_submit(job)
+    def submit_while_user_cancels(job, owner=""):
+        job_id = original_submit(job, owner)
         move(store, store.get(task_id), Phase.CANCELING, "cancel requested by the user")
         return job_id
 
@@ -217,7 +217,7 @@ def test_engine_down_longer_than_the_configured_wait_fails_the_task(store, backe
     poller.cycle()
     record = store.get(task_id)
     assert record.phase is Phase.SYSTEM_ERROR
-    assert "container engine unavailable for more than" in record.history[-1]["reason"]
+    assert "the scripted backend was unavailable for more than" in record.history[-1]["reason"]
 
 
 def test_a_refused_submission_requeues_the_task(store, backend, poller):
@@ -364,3 +364,98 @@ def test_tasks_without_url_inputs_skip_preflight(store, backend):
     queued(store, inputs=[{"path": "/c", "content": "x"}])
     poller.cycle()
     assert len(backend.submitted) == 1
+
+
+# --- facts of backends with a queue of their own (HTCondor) ------------------------------------
+
+from tes_cts.backends.base import Held, Waiting  # noqa: E402
+
+
+def submitted_task(store, backend, poller, **task) -> tuple[str, str]:
+    task_id = queued(store, **task)
+    poller.cycle()
+    return task_id, f"job-{task_id}-1"
+
+
+def test_a_waiting_job_says_why_once_and_fails_only_when_unmatched_too_long(store, backend):
+    poller = Poller(store, backend, PollerConfig(unmatched_wait_s=60), poller_id="p1")
+    task_id, job = submitted_task(store, backend, poller)
+    backend.reports[job] = JobStatus(waiting=Waiting("idle in the queue: insufficient priority"))
+    poller.cycle()
+    poller.cycle()
+    backend.reports[job] = JobStatus(waiting=Waiting("no machine matches", unmatched_since_us=now_us() - 30_000_000))
+    poller.cycle()
+    record = store.get(task_id)
+    assert record.phase is Phase.SUBMITTED
+    assert record.logs[0]["system_logs"] == ["waiting: idle in the queue: insufficient priority",
+                                             "waiting: no machine matches"]
+    backend.reports[job] = JobStatus(waiting=Waiting("no machine matches", unmatched_since_us=now_us() - 61_000_000))
+    poller.cycle()
+    record = store.get(task_id)
+    assert record.phase is Phase.SYSTEM_ERROR and record.history[-1]["reason"] == "no machine matches for more than 1m"
+    assert [r.backend_job_id for r in backend.canceled] == [job]
+
+
+def test_a_waiting_job_never_trips_the_runtime_limit_which_counts_from_its_start(store, backend):
+    poller = Poller(store, backend, PollerConfig(runtime_limit_s=1), poller_id="p1")
+    task_id, job = submitted_task(store, backend, poller)
+    from tes_cts.poller import RUNTIME_LIMIT_GRACE_S
+    from tes_cts.tasks.lifecycle import update
+
+    long_ago = now_us() - int((RUNTIME_LIMIT_GRACE_S + 10) * 1e6)
+    update(store, store.get(task_id), lambda r: r.logs[0].__setitem__("_started_us", long_ago))
+    backend.reports[job] = JobStatus(waiting=Waiting("idle"))
+    poller.cycle()
+    backend.reports[job] = JobStatus(progress=Progress(step="running"))
+    poller.cycle()  # queued for longer than the limit, but it has only just started
+    assert store.get(task_id).phase is Phase.RUNNING
+    update(store, store.get(task_id), lambda r: r.logs[0].__setitem__("_running_us", long_ago))
+    poller.cycle()
+    assert store.get(task_id).history[-1]["reason"] == "exceeded runtime limit of 1s"
+
+
+@pytest.mark.parametrize("fact,phase,attempts", [
+    (JobStatus(held=Held("disk full on node-3", transient=True)), Phase.SUBMITTED, 2),
+    (JobStatus(held=Held("over its memory request", transient=False)), Phase.SYSTEM_ERROR, 1),
+    (JobStatus(evicted="node-3 is draining"), Phase.SUBMITTED, 2),
+    (JobStatus(removed="removed by an admin"), Phase.SYSTEM_ERROR, 1),
+])
+def test_held_evicted_and_removed_jobs_are_retried_or_failed_with_the_reason(store, backend, poller, fact, phase,
+                                                                             attempts):
+    task_id, job = submitted_task(store, backend, poller)
+    backend.reports[job] = JobStatus(progress=Progress(step="running"))
+    poller.cycle()
+    backend.reports[job] = fact
+    poller.cycle()  # a retry is dispatched again in the same cycle
+    record = store.get(task_id)
+    assert record.phase is phase and len(record.logs) == attempts
+    reason = (fact.held.reason if fact.held else fact.evicted or fact.removed)
+    assert reason in record.logs[0]["system_logs"][-1]
+    phases_seen = [h["phase"] for h in record.history]
+    after_running = record.history[phases_seen.index("running") + 1]["state"]  # never left shown as running
+    assert after_running == ("SYSTEM_ERROR" if phase is Phase.SYSTEM_ERROR else "QUEUED")
+    assert [r.backend_job_id for r in backend.canceled] == [job]
+
+
+def test_a_cancel_the_backend_cannot_deliver_is_tried_again(store, backend, poller):
+    task_id, job = submitted_task(store, backend, poller)
+    move(store, store.get(task_id), Phase.CANCELING, "cancel requested by the user")
+    backend.cancel = lambda ref: (_ for _ in ()).throw(BackendUnavailable("schedd down"))
+    other = queued(store)
+    poller.cycle()
+    assert store.get(task_id).phase is Phase.CANCELING  # still to stop
+    assert store.get(other).phase is Phase.SUBMITTED    # the rest of the cycle went on
+    del backend.cancel
+    poller.cycle()
+    assert store.get(task_id).phase is Phase.CANCELED
+
+
+def test_a_cycle_polls_every_active_task_in_one_call(store, backend):
+    poller = Poller(store, backend, PollerConfig(batch_size=3), poller_id="p1")
+    ids = [queued(store) for _ in range(10)]
+    poller.cycle()
+    calls = []
+    original = backend.poll
+    backend.poll = lambda refs: calls.append(len(refs)) or original(refs)
+    poller.cycle()
+    assert calls == [10] and all(store.get(i).phase is Phase.SUBMITTED for i in ids)

@@ -4,6 +4,7 @@
 # A key is listed only once the backend really acts on it.
 BACKEND_PARAMETERS: dict[str, tuple[str, ...]] = {
     "local": ("runtime",),
+    "htcondor": ("runtime", "requirements"),
 }
 
 

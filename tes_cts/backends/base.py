@@ -28,11 +28,31 @@ class JobRef:
 
 
 @dataclass(frozen=True)
+class Waiting:
+    """The job is queued in the backend and has not started."""
+
+    reason: str                             # why it waits, in words
+    unmatched_since_us: int | None = None   # since when no machine at all could run it as asked
+
+
+@dataclass(frozen=True)
+class Held:
+    """The backend stopped the job and keeps it until someone acts."""
+
+    reason: str
+    transient: bool                         # a fault of the machine or the transfer: a new attempt may succeed
+
+
+@dataclass(frozen=True)
 class JobStatus:
     progress: Progress | None = None  # latest step the worker reported, if any
     result: Result | None = None      # the worker's result.json, once it has finished
     lost: str | None = None           # set when the job is gone without a result: why
     host: str | None = None
+    waiting: Waiting | None = None    # not started yet
+    held: Held | None = None
+    evicted: str | None = None        # the backend stopped this run to run it again elsewhere: why
+    removed: str | None = None        # taken out of the backend by someone else (an admin, a pool policy): why
 
 
 class Backend(ABC):
@@ -55,13 +75,16 @@ class Backend(ABC):
         """Why nothing can be submitted right now (engine down), or None."""
 
     @abstractmethod
-    def submit(self, job: Job) -> str:
-        """Start the job; returns the backend's job id. Raises BackendUnavailable."""
+    def submit(self, job: Job, owner: str = "") -> str:
+        """Start the job on behalf of the task's owner (for the backend's accounting); returns the
+        backend's job id. Raises BackendUnavailable."""
 
     @abstractmethod
     def poll(self, jobs: list[JobRef]) -> dict[str, JobStatus]:
-        """Status of every given job in one pass, keyed by backend_job_id."""
+        """Status of every given job in one pass, keyed by backend_job_id. The poller passes every
+        job it follows in one call per cycle."""
 
     @abstractmethod
     def cancel(self, job: JobRef) -> None:
-        """Stop the job and everything it started (containers included). Idempotent."""
+        """Stop the job and everything it started (containers included). Idempotent. Raises
+        BackendUnavailable when the backend cannot be reached (the poller tries again later)."""

@@ -73,7 +73,7 @@ class LocalBackend(Backend):
     def unavailable(self) -> str | None:
         return runtime_for(self.containers).engine_available()
 
-    def submit(self, job: Job) -> str:
+    def submit(self, job: Job, owner: str = "") -> str:
         run_dir = Path(job.run_dir)
         existing = _read_worker(run_dir)
         if existing is not None:  # resubmitted after a poller died between submit and record
