@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .backends.base import Backend
 from .poller import Poller, PollerConfig
-from .settings import SettingsError, named_s3_stores
+from .settings import S3_STORE_KEYS, SettingsError, named_s3_stores
 from .storage.config import S3StoreConfig, StorageConfig, public_stores, secret_environment
 from .store.base import TaskStore
 from .tasks.durations import parse_duration
@@ -30,8 +30,7 @@ def storage_config(settings) -> StorageConfig:
     """File roots and S3 stores: the top-level s3 section is the store named "default" (when it
     has an endpoint); each s3.stores.NAME serves the buckets it lists and takes any key it does
     not set from the top-level section."""
-    top = {key: settings.s3[key] for key in ("endpoint_url", "region", "access_key_id", "secret_access_key",
-                                              "secret_access_key_file", "verify_tls", "buckets", "key_prefixes")}
+    top = {key: settings.s3[key] for key in S3_STORE_KEYS}
     named = {"default": top} if top["endpoint_url"] else {}
     named.update({name: {**top, **store} for name, store in named_s3_stores(settings).items()})
     stores = tuple(
@@ -115,6 +114,7 @@ def htcondor_template(settings):
 def poller_config(settings) -> PollerConfig:
     poller = settings.poller
     limit = settings.containers.runtime_limit
+    storage = storage_config(settings)
     return PollerConfig(
         interval_s=float(poller.interval_s),
         lease_s=float(poller.lease_s),
@@ -125,8 +125,8 @@ def poller_config(settings) -> PollerConfig:
         runtime_limit_s=parse_duration(limit) if limit else None,
         containers=container_settings(settings),
         file_roots=tuple(settings.storage.file_roots),
-        s3_stores=tuple(public_stores(storage_config(settings))),
-        preflight=None if settings.s3.verify_inputs == "create" else input_checker(settings),
+        s3_stores=tuple(public_stores(storage)),
+        preflight=None if settings.s3.verify_inputs == "create" else input_checker(storage),
     )
 
 
@@ -134,11 +134,10 @@ def _seconds_or_zero(duration: str) -> float:
     return parse_duration(duration) if duration else 0.0
 
 
-def input_checker(settings):
+def input_checker(config: StorageConfig):
     """The preflight of url inputs: HEAD with checksums, concurrently, with a bound."""
     from .storage.preflight import preflight_inputs
 
-    config = storage_config(settings)
     return lambda inputs: preflight_inputs(inputs, config)
 
 

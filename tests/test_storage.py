@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from tes_cts.storage import ChangedSinceSubmission, ObjectInfo, StorageConfig, StorageError, shown_url, storage_for
+from tes_cts.storage import ChangedSinceSubmission, ObjectInfo, StorageConfig, StorageError, storage_for
 from tes_cts.storage.checksums import Crc64Nvme, crc64nvme_of_file, decode, encode
 from tes_cts.storage.config import S3StoreConfig
 from tes_cts.storage.file import FileStorage
 from tes_cts.storage.http import HttpStorage
+from tes_cts.urls import without_password
 from tes_cts.storage.preflight import preflight_inputs
 from tes_cts.storage.s3_stores import resolve_store
 
@@ -326,9 +327,9 @@ def test_storage_for_picks_by_scheme(root):
         storage_for("ftp://example.org/x", config)
 
 
-def test_shown_url_hides_passwords():
-    assert shown_url("https://user:pw@example.org/x") == "https://user:***@example.org/x"
-    assert shown_url("https://example.org/x?a=b") == "https://example.org/x?a=b"
+def test_urls_are_shown_without_passwords():
+    assert without_password("https://user:pw@example.org/x") == "https://user:***@example.org/x"
+    assert without_password("https://example.org/x?a=b") == "https://example.org/x?a=b"
     with pytest.raises(StorageError) as raised:
         HttpStorage().put(Path("/x"), "https://user:pw@example.org/x")
     assert "pw" not in str(raised.value)

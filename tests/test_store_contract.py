@@ -19,7 +19,8 @@ from tes_cts.settings import load_settings
 from tes_cts.store import Cursor, DuplicateTaskId, StoreUnavailable, TaskQuery, open_store
 from tes_cts.store.base import TaskSummary
 from tes_cts.store import mongo
-from tes_cts.store.mongo import MongoTaskStore, redact_uri
+from tes_cts.store.mongo import MongoTaskStore
+from tes_cts.urls import without_password
 from tes_cts.store.sqlite import SCHEMA_VERSION, SqliteTaskStore
 from .helpers import SPEC_TAG_TABLE
 from tes_cts.tasks.record import TaskRecord, new_task_id
@@ -511,11 +512,11 @@ def test_open_store_names_an_unreachable_mongodb_without_its_password(monkeypatc
     assert "s3cret" not in str(raised.value)
 
 
-def test_redact_uri():
-    assert redact_uri("mongodb://u:p@h1:1,h2:2/db") == "mongodb://u:***@h1:1,h2:2/db"
-    assert redact_uri("mongodb+srv://u:p%40ss@cluster.example") == "mongodb+srv://u:***@cluster.example"
-    assert redact_uri("mongodb://user@host") == "mongodb://user@host"
-    assert redact_uri("mongodb://host:27017") == "mongodb://host:27017"
+def test_mongodb_uris_are_shown_without_passwords():
+    assert without_password("mongodb://u:p@h1:1,h2:2/db") == "mongodb://u:***@h1:1,h2:2/db"
+    assert without_password("mongodb+srv://u:p%40ss@cluster.example") == "mongodb+srv://u:***@cluster.example"
+    assert without_password("mongodb://user@host") == "mongodb://user@host"
+    assert without_password("mongodb://host:27017") == "mongodb://host:27017"
 
 
 def test_oldest_first_paging_returns_every_task_exactly_once_in_creation_order(store):

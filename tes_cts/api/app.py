@@ -29,7 +29,7 @@ from ..tasks.paging import BadListRequest
 from ..tasks.record import now_us, rfc3339
 from ..tasks.service import TaskNotFound, TaskService
 from ..tasks.validation import TaskValidationError, ValidationLimits
-from ..wiring import input_checker
+from ..wiring import input_checker, storage_config
 from . import errors, handlers, security
 from .body_limit import BodyLimitMiddleware
 from .parameters import InvalidParameters, NamingParameterValidator
@@ -71,7 +71,7 @@ def create_app(settings=None, store: TaskStore | None = None) -> connexion.Flask
         file_roots=tuple(settings.storage.file_roots),
         supported_backend_parameters=frozenset(supported_backend_parameters(settings.backend.kind)),
     )
-    verify_at_create = input_checker(settings) if settings.s3.verify_inputs == "create" else None
+    verify_at_create = input_checker(storage_config(settings)) if settings.s3.verify_inputs == "create" else None
     providers = build_providers(settings)
     state = AppState(
         service=TaskService(store, limits, verify_at_create),

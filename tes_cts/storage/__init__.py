@@ -11,11 +11,12 @@ from typing import Callable
 from .base import ChangedSinceSubmission, ObjectInfo, Storage, StorageError
 from .config import S3StoreConfig, StorageConfig, VerifiedInputs
 from .file import FileStorage
-from .http import HttpStorage, shown
+from .http import HttpStorage
 from .s3_stores import resolve_store
+from ..urls import without_password
 
 __all__ = ["ChangedSinceSubmission", "ObjectInfo", "S3StoreConfig", "Storage", "StorageConfig", "StorageError",
-           "VerifiedInputs", "check_s3_stores", "shown_url", "storage_for"]
+           "VerifiedInputs", "check_s3_stores", "storage_for"]
 
 
 def _s3(url: str, config: StorageConfig) -> Storage:
@@ -37,7 +38,7 @@ def storage_for(url: str, config: StorageConfig) -> Storage:
     scheme = "file" if url.startswith("/") else url.partition("://")[0].lower() if "://" in url else ""
     if scheme not in _SCHEMES:
         accepted = ", ".join(f"{name}://" for name in _SCHEMES)
-        raise StorageError(shown(url), f"unsupported URL scheme; accepted: {accepted} and absolute paths")
+        raise StorageError(without_password(url), f"unsupported URL scheme; accepted: {accepted} and absolute paths")
     return _SCHEMES[scheme](url, config)
 
 
@@ -47,7 +48,3 @@ def check_s3_stores(config: StorageConfig) -> None:
 
     check(config)
 
-
-def shown_url(url: str) -> str:
-    """`url` without any password in it, for messages and system logs."""
-    return shown(url)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote
 
 import requests
 import urllib3
@@ -15,6 +15,7 @@ import urllib3
 from .atomic import atomic_file
 from .base import ObjectInfo, Storage, StorageError, check_relative
 from .checksums import CHUNK_BYTES
+from ..urls import without_password
 
 # Ask for the bytes as stored: a server must not re-encode them (gzip) on the way.
 _HEADERS = {"Accept-Encoding": "identity"}
@@ -33,11 +34,11 @@ class HttpStorage(Storage):
             return ObjectInfo(size, False, response.headers.get(_CHECKSUM_HEADER))
 
     def list(self, url: str) -> list[str]:
-        raise StorageError(shown(url), "an http(s) URL names one file; a DIRECTORY input needs a file:// or s3:// URL")
+        raise StorageError(without_password(url), "an http(s) URL names one file; a DIRECTORY input needs a file:// or s3:// URL")
 
     def get(self, url: str, dest: Path, is_dir: bool, expected: list[dict] | None = None) -> int:
         if is_dir:
-            raise StorageError(shown(url), "an http(s) URL names one file; a DIRECTORY input needs a file:// or s3:// URL")
+            raise StorageError(without_password(url), "an http(s) URL names one file; a DIRECTORY input needs a file:// or s3:// URL")
         written = 0
         try:
             with self._request(url, "GET") as response:
@@ -48,15 +49,15 @@ class HttpStorage(Storage):
                         handle.write(chunk)
                         written += len(chunk)
                     if expected is not None and written != expected:
-                        raise StorageError(shown(url), f"the connection ended after {written} of {expected} bytes")
+                        raise StorageError(without_password(url), f"the connection ended after {written} of {expected} bytes")
         except requests.RequestException as exc:
-            raise StorageError(shown(url), self._describe(exc)) from None
+            raise StorageError(without_password(url), self._describe(exc)) from None
         except OSError as exc:  # after RequestException, which is an OSError too
-            raise StorageError(shown(url), f"cannot write {dest}: {exc.strerror or exc}") from None
+            raise StorageError(without_password(url), f"cannot write {dest}: {exc.strerror or exc}") from None
         return written
 
     def put(self, src: Path, url: str) -> ObjectInfo:
-        raise StorageError(shown(url), "http(s) URLs are accepted for inputs only")
+        raise StorageError(without_password(url), "http(s) URLs are accepted for inputs only")
 
     def join(self, url: str, relative: str) -> str:
         check_relative(url, relative)
@@ -70,10 +71,10 @@ class HttpStorage(Storage):
                 timeout=(self.connect_timeout, self.read_timeout),
             )
         except requests.RequestException as exc:
-            raise StorageError(shown(url), self._describe(exc)) from None
+            raise StorageError(without_password(url), self._describe(exc)) from None
         if not 200 <= response.status_code < 300:
             response.close()
-            raise StorageError(shown(url), f"the server answered {method} with HTTP {response.status_code} {response.reason or ''}".rstrip())
+            raise StorageError(without_password(url), f"the server answered {method} with HTTP {response.status_code} {response.reason or ''}".rstrip())
         return response
 
     def _describe(self, exc: requests.RequestException) -> str:
@@ -105,14 +106,3 @@ def _detail(exc: BaseException) -> str:
     text = inner if isinstance(inner, str) else str(exc)
     return re.sub(r"^HTTPS?Connection(Pool)?\(.*?\): ", "", text)
 
-
-def shown(url: str) -> str:
-    """The URL without a password, for messages and logs."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))

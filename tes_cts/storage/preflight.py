@@ -20,7 +20,7 @@ from . import storage_for
 from .base import ObjectInfo, Storage, StorageError
 from .checksums import decode
 from .config import StorageConfig, VerifiedInputs
-from .http import shown
+from ..urls import without_password
 
 
 @dataclass
@@ -93,7 +93,7 @@ def preflight_inputs(inputs: list[dict], config: StorageConfig) -> Preflight:
 
 
 def _line(item: _Look, reason: str) -> str:
-    where = f"{shown(item.url)} (in the DIRECTORY {shown(item.directory)})" if item.directory else shown(item.url)
+    where = f"{without_password(item.url)} (in the DIRECTORY {without_password(item.directory)})" if item.directory else without_password(item.url)
     return f"inputs[{item.index}] {where}: {reason}"
 
 

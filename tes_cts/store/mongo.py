@@ -14,6 +14,7 @@ from pymongo import ASCENDING, DESCENDING, MongoClient
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from ..tasks.record import TaskRecord
+from ..urls import without_password
 from ..tasks.states import TesState
 from .base import (
     DuplicateTaskId, StoreUnavailable, TaskQuery, TaskStore, TaskSummary, tag_pairs, unavailable_on,
@@ -39,7 +40,7 @@ class MongoTaskStore(TaskStore):
 
     def __init__(self, client_or_uri, database_name: str):
         self._owns_client = isinstance(client_or_uri, str)
-        self._where = f"MongoDB at {redact_uri(client_or_uri) if self._owns_client else 'the given client'}"
+        self._where = f"MongoDB at {without_password(client_or_uri) if self._owns_client else 'the given client'}"
         self._client = None
         try:
             self._client = (
@@ -103,11 +104,6 @@ class MongoTaskStore(TaskStore):
     def close(self) -> None:
         if self._owns_client and self._client is not None:
             self._client.close()
-
-
-def redact_uri(uri: str) -> str:
-    """The URI with its password, if any, replaced by ***."""
-    return re.sub(r"(?<=://)([^:@/]*):[^@/]*@", r"\1:***@", uri)
 
 
 def _document(record: TaskRecord, version: int) -> dict:

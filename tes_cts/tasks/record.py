@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import secrets
 import time
@@ -13,8 +14,6 @@ from .states import STATE_OF_PHASE, Phase, TesState
 
 def new_task_id() -> str:
     """128 random bits in URL-safe base32 (lower case, no padding): opaque and unguessable."""
-    import base64
-
     return base64.b32encode(secrets.token_bytes(16)).decode("ascii").rstrip("=").lower()
 
 

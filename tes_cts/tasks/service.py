@@ -83,14 +83,11 @@ class TaskService:
             tags=tag_filter(request.tag_keys, request.tag_values),
             after=decode_token(request.page_token) if request.page_token else None,
         )
-        if request.view is View.MINIMAL:  # id and state only: no task document is decoded
-            records = self.store.query_summaries(query)
-            tasks = [{"id": r.id, "state": r.state.value} for r in records[:page_size]]
-        else:
-            records = self.store.query(query)
-            tasks = [render_task(r, request.view) for r in records[:page_size]]
+        # MINIMAL shows only id and state, which summaries carry: no task document is decoded.
+        minimal = request.view is View.MINIMAL
+        records = self.store.query_summaries(query) if minimal else self.store.query(query)
         page = records[:page_size]
-        response: dict = {"tasks": tasks}
+        response: dict = {"tasks": [render_task(r, request.view) for r in page]}
         if len(records) > page_size:
             last = page[-1]
             response["next_page_token"] = encode_token(Cursor(last.created_us, last.id))

@@ -53,12 +53,6 @@ STATE_OF_PHASE: dict[Phase, TesState] = {
 TERMINAL_PHASES = frozenset({Phase.COMPLETE, Phase.EXECUTOR_ERROR, Phase.SYSTEM_ERROR, Phase.CANCELED})
 TERMINAL_STATES = frozenset(STATE_OF_PHASE[p] for p in TERMINAL_PHASES)
 
-# Phases in which a backend may hold the task: a cancel must go through CANCELING so that the
-# poller can make the backend let go before the task is called CANCELED.
-DISPATCHED_PHASES = frozenset(
-    {Phase.PREFLIGHT, Phase.SUBMITTED, Phase.STAGING_IN, Phase.RUNNING, Phase.STAGING_OUT}
-)
-
 _FAILED = {Phase.SYSTEM_ERROR}
 _CANCEL = {Phase.CANCELING}
 # Back to CREATED is a retry: a new attempt after a system fault, or a claim whose lease expired.

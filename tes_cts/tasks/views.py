@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from ..store.base import TaskSummary
 from .record import TaskRecord, rfc3339
 
 
@@ -41,7 +42,8 @@ BASIC_OMITS_EXECUTOR_LOG = frozenset({"stdout", "stderr"})
 BASIC_OMITS_TASK_LOG = frozenset({"system_logs"})
 
 
-def render_task(record: TaskRecord, view: View) -> dict:
+def render_task(record: TaskRecord | TaskSummary, view: View) -> dict:
+    """The task as `view` shows it; MINIMAL needs only a summary."""
     if view is View.MINIMAL:
         return {"id": record.id, "state": record.state.value}
     basic = view is View.BASIC

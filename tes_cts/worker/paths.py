@@ -12,6 +12,8 @@ import posixpath
 from dataclasses import dataclass
 from pathlib import Path
 
+from .job import MOUNTS_DIR
+
 
 class PathEscape(ValueError):
     pass
@@ -19,7 +21,7 @@ class PathEscape(ValueError):
 
 class FileMapper:
     def __init__(self, run_dir: str | os.PathLike):
-        self.root = (Path(run_dir) / "mounts").resolve()
+        self.root = (Path(run_dir) / MOUNTS_DIR).resolve()
 
     def host_path(self, container_path: str) -> Path:
         """The host path for an absolute container path; never outside the mounts directory."""

@@ -18,7 +18,8 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..storage import Storage, StorageConfig, StorageError, VerifiedInputs, shown_url, storage_for
+from ..storage import Storage, StorageConfig, StorageError, VerifiedInputs, storage_for
+from ..urls import without_password
 from ..storage.atomic import atomic_file
 from .job import Job
 from .paths import FileMapper, PathEscape
@@ -52,7 +53,7 @@ def stage_inputs(job: Job, mapper: FileMapper, config: StorageConfig, verified: 
 
 def _stage_input(item: dict, config: StorageConfig, expected: list[dict] | None, mapper: FileMapper) -> str:
     path, url, content = item["path"], item.get("url"), item.get("content")
-    name = f"input {path}" if content is not None else f"input {path} ({shown_url(url)})"
+    name = f"input {path}" if content is not None else f"input {path} ({without_password(url)})"
     is_dir = item.get("type") == "DIRECTORY"
     try:
         host = mapper.host_path(path)
@@ -95,7 +96,7 @@ def stage_outputs(job: Job, mapper: FileMapper, config: StorageConfig) -> Staged
         try:
             storage = storage_for(item["url"], config)
         except StorageError as exc:
-            raise StagingError(f"output {item['path']} ({shown_url(item['url'])}): {exc.reason}") from None
+            raise StagingError(f"output {item['path']} ({without_password(item['url'])}): {exc.reason}") from None
         output = _Output(item, storage, mapper, staged)
         if any(c in item["path"] for c in _WILDCARD_CHARACTERS):
             output.wildcard()
@@ -199,7 +200,7 @@ class _Output:
             return False
 
     def _log(self, name: str) -> None:
-        self.staged.system_logs.append(f"{name}: {self.files} files, {self.bytes} bytes to {shown_url(self.url)}")
+        self.staged.system_logs.append(f"{name}: {self.files} files, {self.bytes} bytes to {without_password(self.url)}")
 
 
 def _under(container: str, host: Path, inner: Path) -> str:
