@@ -77,8 +77,13 @@ def _serve(args) -> int:
     except (SettingsError, StoreUnavailable, StorageError) as exc:
         print(f"tes-cts: {exc}", file=sys.stderr)
         return 2
-    from .server import GunicornServer
+    from .server import BindError, GunicornServer, check_bind
 
+    try:
+        check_bind(settings.server.bind)
+    except BindError as exc:
+        print(f"tes-cts: {exc}", file=sys.stderr)
+        return 2
     poller = EmbeddedPoller() if settings.poller.embedded else None
     try:
         GunicornServer(overrides).run()

@@ -3,12 +3,34 @@
 from __future__ import annotations
 
 import gc
+import socket
 
 from gunicorn.app.base import BaseApplication
 
 from .settings import load_settings
 
 WORKER_CLASS = "uvicorn.workers.UvicornWorker"
+
+
+class BindError(Exception):
+    """The address `serve` should listen on is taken or cannot be used."""
+
+
+def check_bind(bind: str) -> None:
+    """Fail at once, before any poller or worker starts, when HOST:PORT cannot be listened on
+    (gunicorn would otherwise retry for five seconds and then exit without a hint)."""
+    host, _, port = bind.rpartition(":")
+    host = host.strip("[]") or "0.0.0.0"
+    try:
+        family = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            # As gunicorn binds: a port left in TIME_WAIT by a stopped server is free.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, int(port)))
+    except OSError as exc:
+        hint = ("another program listens there (a `tes-cts serve` still running?): stop it, or choose "
+                "another address with --bind HOST:PORT or server.bind")
+        raise BindError(f"cannot listen on {bind}: {exc.strerror or exc}; {hint}") from exc
 
 
 class GunicornServer(BaseApplication):

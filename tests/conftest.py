@@ -9,6 +9,18 @@ from tes_cts.settings import load_settings
 from tes_cts.store import open_store
 
 
+def pytest_collection_modifyitems(items):
+    """Mark what a test needs, so that `-m "not engine and not live"` runs the rest fast:
+    `engine` for tests that use the container engine (the `docker_image` fixture), `live` for
+    tests whose module starts `tes-cts serve` as a process (it imports the live-server helper)."""
+    for item in items:
+        if "docker_image" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.engine)
+        module = getattr(item, "module", None)
+        if module is not None and {"LiveServer", "serve_with_auth"} & set(vars(module)):
+            item.add_marker(pytest.mark.live)
+
+
 @pytest.fixture
 def make_settings(tmp_path, monkeypatch):
     # Tests never read the developer's environment.

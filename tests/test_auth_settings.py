@@ -103,9 +103,21 @@ def test_hash_password_reads_stdin_and_prints_a_hash_serve_accepts():
     assert empty.returncode == 2 and "no password" in empty.stderr
 
 
-def test_hashes_are_salted_and_verify_in_constant_time_form():
+def test_hashes_are_salted_and_verify_through_compare_digest(monkeypatch):
+    # Salted: the same password hashes differently under fresh salts, identically under one salt.
     assert hash_password("pw") != hash_password("pw")
+    salt = bytes(range(16))
+    assert hash_password("pw", salt) == hash_password("pw", salt) != hash_password("pW", salt)
     assert verify_password("pw", HASH) and not verify_password("pW", HASH)
+    # Timing cannot be measured reliably in a test; what makes it constant is that every
+    # comparison of a derived key goes through hmac.compare_digest, never `==`.
+    import hmac
+
+    compared = []
+    real = hmac.compare_digest
+    monkeypatch.setattr(hmac, "compare_digest", lambda a, b: compared.append((a, b)) or real(a, b))
+    assert verify_password("pw", HASH) and not verify_password("pW", HASH)
+    assert len(compared) == 2 and all(len(a) == len(b) == 32 for a, b in compared)
 
 
 # --- CORS ------------------------------------------------------------------------------------------

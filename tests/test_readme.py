@@ -28,10 +28,22 @@ def test_the_readme_lists_no_setting_that_does_not_exist():
     assert listed == setting_names()
 
 
+def _commands(script: str) -> list[str]:
+    """The shell commands of a script, one per line, without comments and blank lines."""
+    lines = (line.split(" #")[0].strip() for line in script.splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
 def test_ci_runs_the_readme_test_command():
+    """CI installs as the README says, then ends with exactly the README's test command, so that
+    its exit status is CI's."""
     command = re.search(r"Run the tests:\s*```sh\s*(.+?)\s*```", README, re.DOTALL).group(1)
-    ci = (ROOT / ".ci" / "run").read_text()
-    assert command.split("&&")[-1].strip() in ci
+    *install, test = [part.strip() for part in command.split("&&")]
+    ci = _commands((ROOT / ".ci" / "run").read_text())
+    assert ci[-1] == test
+    assert install == ['pip install "poetry>=2.1,<3"', "poetry install"]
+    assert any(line.endswith('pip install --quiet --disable-pip-version-check "poetry>=2.1,<3"') for line in ci)
+    assert any(line.startswith("poetry install") for line in ci[:-1])
 
 
 def test_settings_toml_has_the_four_environments():

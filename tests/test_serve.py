@@ -76,3 +76,18 @@ def test_bad_setting_stops_serve_with_a_message_naming_it(tmp_path):
     result = subprocess.run([TES_CTS, "serve"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "server.workers" in result.stderr and "integer" in result.stderr
+
+
+def test_a_second_serve_on_a_busy_port_fails_at_once_saying_why(tmp_path):
+    import os
+
+    env = {"TES_CTS_WORK_DIR": str(tmp_path / "work"), "TES_CTS_POLLER__EMBEDDED": "false"}
+    with LiveServer(tmp_path, env=env) as first:
+        second = subprocess.run(
+            [TES_CTS, "serve", "--bind", f"127.0.0.1:{first.port}"], cwd=tmp_path, capture_output=True, text=True,
+            env={**{k: v for k, v in os.environ.items() if not k.startswith("TES_CTS_")}, **env}, timeout=60)
+        assert second.returncode == 2
+        assert f"cannot listen on 127.0.0.1:{first.port}" in second.stderr and "--bind" in second.stderr
+        # Refused before gunicorn starts (its own loop retries for five seconds, saying so).
+        assert "Retrying" not in second.stderr and "Booting worker" not in second.stderr
+        assert requests.get(f"{first.url}/v1/service-info", timeout=10).ok  # the first one is untouched

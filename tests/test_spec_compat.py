@@ -1,24 +1,10 @@
 """Our OpenAPI document (openapi/tes.yaml) must stay schema-compatible with upstream TES v1.1.
 
-The upstream document (../shared/reference/tes-1.1.0.openapi.yaml) is data here: we compare the
-two, we never serve the upstream one.  Rules:
-
-* Everything machine-meaningful in the upstream ``components/schemas`` (type, format, enum,
-  required, properties, items, additionalProperties, allOf, $ref, default, readOnly, ...) must be
-  present, unchanged, in ours.  Only human prose may differ: ``description``, ``example``,
-  ``title``, ``summary`` and ``x-*`` keys.
-* Every upstream path + method must exist in ours with the same operationId, parameters
-  (name, in, required, schema), request body and success responses.
-* Exactly ONE intended difference: the ListTasks ``state`` query parameter.  Upstream points it at
-  ``tesState``, whose ``default: UNKNOWN`` makes Connexion 3 inject ``state=UNKNOWN`` into every
-  ListTasks call that has no ``state`` filter (so nothing but UNKNOWN tasks would be listed).
-  Ours declares the parameter inline: ``type: string`` with the same enum as ``tesState`` and no
-  default.  See ``STATE_PARAM`` and ``check_operations``.
-* Ours has no remote ``$ref`` and loads in Connexion without network access.
-* Our prose is our own: no upstream description longer than 60 characters (nor any upstream
-  sentence of that length) appears verbatim in ours.
-
-The comparison helpers return lists of :class:`Diff`; a failing test prints all of them at once.
+The upstream side is ``tests/spec_data/tes-1.1.0-facts.json``, generated from the upstream YAML by
+``tests/spec_data/derive_tes_facts.py``: the upstream document without its prose, plus SHA-256
+fingerprints of that prose.  The rules, and the checkers that enforce them, are in
+:mod:`tests.spec_diff`; the comparison helpers return lists of :class:`~tests.spec_diff.Diff`
+and a failing test prints all of them at once.
 """
 
 from __future__ import annotations
@@ -26,364 +12,65 @@ from __future__ import annotations
 import copy
 import re
 import socket
-from dataclasses import dataclass
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-import yaml
+
+from .spec_diff import (
+    COPY_THRESHOLD,
+    HTTP_METHODS,
+    PROSE_KEYS,
+    Diff,
+    check_components,
+    check_operations,
+    check_prose_is_ours,
+    check_refs,
+    compare,
+    find_additions,
+    fingerprints_from_facts,
+    format_diffs,
+    load_facts,
+    load_spec,
+    long_sentences,
+    operation_params,
+    prose_fingerprints,
+    resolve,
+    strip_prose,
+    walk,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 OURS_PATH = ROOT / "openapi" / "tes.yaml"
-UPSTREAM_PATH = (ROOT / ".." / "shared" / "reference" / "tes-1.1.0.openapi.yaml").resolve()
+FACTS_PATH = ROOT / "tests" / "spec_data" / "tes-1.1.0-facts.json"
+DERIVE_SCRIPT = ROOT / "tests" / "spec_data" / "derive_tes_facts.py"
 BASE_PATH = "/ga4gh/tes/v1"
 
-#: Keys whose values are prose for humans; they may (and should) differ from upstream.
-PROSE_KEYS = frozenset({"description", "example", "title", "summary"})
-#: Keys whose value is a map from *names* to schemas: the names are data, never prose keys
-#: (tesTask has a property called ``description``, Service one called ``title``-like fields...).
-NAME_MAP_KEYS = frozenset({"properties"})
-#: Keys whose list values are sets: order does not matter, membership does.
-SET_KEYS = frozenset({"required", "enum"})
-HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
-
-#: The one documented difference: (path, method, parameter name) of ListTasks' state filter.
-STATE_PARAM = ("/tasks", "get", "state")
-
-#: Verbatim prose longer than this is considered copied.
-COPY_THRESHOLD = 60
-
-_MISSING = object()
-
-
-# --------------------------------------------------------------------------------------------
-# loading
-
-
-def _stringify_keys(node: Any) -> Any:
-    """YAML turns ``200:`` into an int key; make every mapping key a string."""
-    if isinstance(node, dict):
-        return {str(k): _stringify_keys(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_stringify_keys(v) for v in node]
-    return node
-
-
-def load_spec(path: Path) -> dict:
-    with open(path, encoding="utf-8") as fh:
-        return _stringify_keys(yaml.safe_load(fh))
+#: Schemas ours defines that upstream has not.
+OUR_OWN_SCHEMAS = frozenset({"Error"})
 
 
 @pytest.fixture(scope="module")
-def upstream() -> dict:
-    return load_spec(UPSTREAM_PATH)
+def facts() -> dict:
+    return load_facts(FACTS_PATH)
+
+
+@pytest.fixture(scope="module")
+def upstream(facts) -> dict:
+    """The upstream document, prose removed."""
+    return facts["spec"]
+
+
+@pytest.fixture(scope="module")
+def fingerprints(facts):
+    return fingerprints_from_facts(facts)
 
 
 @pytest.fixture(scope="module")
 def ours() -> dict:
     return load_spec(OURS_PATH)
-
-
-# --------------------------------------------------------------------------------------------
-# differences
-
-
-@dataclass(frozen=True)
-class Diff:
-    path: str  # JSON-pointer-like location in the document
-    problem: str
-    upstream: Any = _MISSING
-    ours: Any = _MISSING
-
-    def __str__(self) -> str:
-        def show(value: Any) -> str:
-            if value is _MISSING:
-                return "<absent>"
-            text = repr(value)
-            return text if len(text) <= 200 else text[:197] + "..."
-
-        return f"{self.path}: {self.problem}\n    upstream: {show(self.upstream)}\n    ours:     {show(self.ours)}"
-
-
-def format_diffs(diffs: list[Diff], heading: str) -> str:
-    lines = [f"{heading}: {len(diffs)} difference(s)"]
-    lines += [f"  {i}. {d}" for i, d in enumerate(diffs, 1)]
-    return "\n".join(lines)
-
-
-def is_prose_key(key: str) -> bool:
-    return key in PROSE_KEYS or key.startswith("x-")
-
-
-def _ptr(path: str, key: Any) -> str:
-    return f"{path}/{str(key).replace('~', '~0').replace('/', '~1')}"
-
-
-def _same_scalar(a: Any, b: Any) -> bool:
-    # True == 1 in Python; a boolean must not stand in for an integer or vice versa.
-    return type(a) is type(b) and a == b
-
-
-def compare(up: Any, ours: Any, path: str) -> list[Diff]:
-    """Everything non-prose in ``up`` must be present, unchanged, in ``ours``.
-
-    Keys ours adds are not reported here (see :func:`find_additions`).
-    """
-    diffs: list[Diff] = []
-    if isinstance(up, dict):
-        if not isinstance(ours, dict):
-            return [Diff(path, "expected a mapping", up, ours)]
-        for key, up_value in up.items():
-            if is_prose_key(key):
-                continue
-            here = _ptr(path, key)
-            if key not in ours:
-                diffs.append(Diff(here, "missing in ours", up_value))
-                continue
-            our_value = ours[key]
-            if key in NAME_MAP_KEYS and isinstance(up_value, dict):
-                if not isinstance(our_value, dict):
-                    diffs.append(Diff(here, "expected a mapping of names", up_value, our_value))
-                    continue
-                for name, up_schema in up_value.items():
-                    if name not in our_value:
-                        diffs.append(Diff(_ptr(here, name), "missing in ours", up_schema))
-                    else:
-                        diffs += compare(up_schema, our_value[name], _ptr(here, name))
-            elif key in SET_KEYS and isinstance(up_value, list):
-                if not isinstance(our_value, list):
-                    diffs.append(Diff(here, "expected a list", up_value, our_value))
-                    continue
-                missing = [v for v in up_value if v not in our_value]
-                extra = [v for v in our_value if v not in up_value]
-                if missing or extra:
-                    detail = "; ".join(
-                        part
-                        for part in (
-                            f"missing {missing}" if missing else "",
-                            f"extra {extra}" if extra else "",
-                        )
-                        if part
-                    )
-                    diffs.append(Diff(here, f"{key} differs ({detail})", up_value, our_value))
-            else:
-                diffs += compare(up_value, our_value, here)
-    elif isinstance(up, list):
-        if not isinstance(ours, list):
-            return [Diff(path, "expected a list", up, ours)]
-        if len(up) != len(ours):
-            diffs.append(Diff(path, f"list length {len(up)} upstream vs {len(ours)} ours", up, ours))
-        for i, (u, o) in enumerate(zip(up, ours)):
-            diffs += compare(u, o, _ptr(path, i))
-    elif not _same_scalar(up, ours):
-        diffs.append(Diff(path, "value changed", up, ours))
-    return diffs
-
-
-def find_additions(up: Any, ours: Any, path: str) -> list[Diff]:
-    """Non-prose keys (and property names) ours adds inside nodes that exist upstream."""
-    diffs: list[Diff] = []
-    if isinstance(up, dict) and isinstance(ours, dict):
-        for key, our_value in ours.items():
-            if is_prose_key(key):
-                continue
-            here = _ptr(path, key)
-            if key not in up:
-                diffs.append(Diff(here, "added by ours", ours=our_value))
-            elif key in NAME_MAP_KEYS and isinstance(our_value, dict) and isinstance(up[key], dict):
-                for name, schema in our_value.items():
-                    if name not in up[key]:
-                        diffs.append(Diff(_ptr(here, name), "property added by ours", ours=schema))
-                    else:
-                        diffs += find_additions(up[key][name], schema, _ptr(here, name))
-            else:
-                diffs += find_additions(up[key], our_value, here)
-    elif isinstance(up, list) and isinstance(ours, list):
-        for i, (u, o) in enumerate(zip(up, ours)):
-            diffs += find_additions(u, o, _ptr(path, i))
-    return diffs
-
-
-def resolve(doc: dict, node: Any) -> Any:
-    """Follow local ``$ref`` chains (``#/a/b``)."""
-    seen = set()
-    while isinstance(node, dict) and "$ref" in node:
-        ref = node["$ref"]
-        if not isinstance(ref, str) or not ref.startswith("#/") or ref in seen:
-            raise ValueError(f"cannot resolve $ref {ref!r}")
-        seen.add(ref)
-        target: Any = doc
-        for part in ref[2:].split("/"):
-            part = part.replace("~1", "/").replace("~0", "~")
-            target = target[part]
-        node = target
-    return node
-
-
-def check_components(up: dict, ours: dict) -> list[Diff]:
-    """Every upstream component schema, recursively, must be unchanged in ours."""
-    up_schemas = up.get("components", {}).get("schemas", {})
-    our_schemas = ours.get("components", {}).get("schemas", {})
-    diffs: list[Diff] = []
-    for name, schema in up_schemas.items():
-        here = f"/components/schemas/{name}"
-        if name not in our_schemas:
-            diffs.append(Diff(here, "schema missing in ours", schema))
-        else:
-            diffs += compare(schema, our_schemas[name], here)
-    return diffs
-
-
-def _params(doc: dict, path_item: dict, operation: dict) -> dict[tuple[str, str], dict]:
-    """Resolved parameters of an operation (path-level ones overridden by operation-level ones)."""
-    out: dict[tuple[str, str], dict] = {}
-    for raw in list(path_item.get("parameters", [])) + list(operation.get("parameters", [])):
-        param = resolve(doc, raw)
-        out[(param["name"], param["in"])] = {"param": param, "raw": raw}
-    return out
-
-
-def _is_required(param: dict) -> bool:
-    return bool(param.get("required", param.get("in") == "path"))
-
-
-def check_state_param(up: dict, param: dict, path: str) -> list[Diff]:
-    """The documented exception: inline string enum equal to tesState's, and no default."""
-    diffs: list[Diff] = []
-    state_enum = up["components"]["schemas"]["tesState"]["enum"]
-    schema = param.get("schema", {})
-    if "$ref" in schema:
-        diffs.append(Diff(f"{path}/schema/$ref", "must be inline, not a $ref (Connexion would inject "
-                          "tesState's default UNKNOWN)", ours=schema["$ref"]))
-        schema = resolve(up, schema) if schema["$ref"].startswith("#/") else {}
-    if schema.get("type") != "string":
-        diffs.append(Diff(f"{path}/schema/type", "must be 'string'", "string", schema.get("type", _MISSING)))
-    if sorted(schema.get("enum", [])) != sorted(state_enum) or len(schema.get("enum", [])) != len(state_enum):
-        diffs.append(Diff(f"{path}/schema/enum", "must equal tesState's enum", state_enum, schema.get("enum", _MISSING)))
-    if "default" in schema:
-        diffs.append(Diff(f"{path}/schema/default", "must have no default", ours=schema["default"]))
-    if _is_required(param):
-        diffs.append(Diff(f"{path}/required", "must stay optional", False, True))
-    return diffs
-
-
-def check_operations(up: dict, ours: dict) -> list[Diff]:
-    """Paths, methods, operationIds, parameters, request bodies and upstream responses."""
-    diffs: list[Diff] = []
-    for path, up_item in up.get("paths", {}).items():
-        p_here = _ptr("/paths", path)
-        our_item = ours.get("paths", {}).get(path)
-        if our_item is None:
-            diffs.append(Diff(p_here, "path missing in ours", sorted(up_item)))
-            continue
-        for method in HTTP_METHODS:
-            if method not in up_item:
-                continue
-            up_op = up_item[method]
-            here = _ptr(p_here, method)
-            our_op = our_item.get(method)
-            if our_op is None:
-                diffs.append(Diff(here, "operation missing in ours", up_op.get("operationId")))
-                continue
-            if up_op.get("operationId") != our_op.get("operationId"):
-                diffs.append(Diff(f"{here}/operationId", "operationId changed",
-                                  up_op.get("operationId"), our_op.get("operationId", _MISSING)))
-
-            up_params = _params(up, up_item, up_op)
-            our_params = _params(ours, our_item, our_op)
-            for key, entry in up_params.items():
-                name, where = key
-                param_here = f"{here}/parameters[{where}:{name}]"
-                if key not in our_params:
-                    diffs.append(Diff(param_here, "parameter missing in ours", entry["param"]))
-                    continue
-                our_param = our_params[key]["param"]
-                if _is_required(entry["param"]) != _is_required(our_param):
-                    diffs.append(Diff(f"{param_here}/required", "required changed",
-                                      _is_required(entry["param"]), _is_required(our_param)))
-                if (path, method, name) == STATE_PARAM and where == "query":
-                    diffs += check_state_param(up, our_param, param_here)
-                    rest_up = {k: v for k, v in entry["param"].items() if k != "schema"}
-                    diffs += compare(rest_up, our_param, param_here)
-                else:
-                    diffs += compare(entry["param"], our_param, param_here)
-            for key, entry in our_params.items():
-                if key not in up_params and _is_required(entry["param"]):
-                    diffs.append(Diff(f"{here}/parameters[{key[1]}:{key[0]}]",
-                                      "ours adds a required parameter", ours=entry["param"]))
-
-            if "requestBody" in up_op:
-                if "requestBody" not in our_op:
-                    diffs.append(Diff(f"{here}/requestBody", "missing in ours", up_op["requestBody"]))
-                else:
-                    diffs += compare(resolve(up, up_op["requestBody"]),
-                                     resolve(ours, our_op["requestBody"]), f"{here}/requestBody")
-            elif "requestBody" in our_op:
-                diffs.append(Diff(f"{here}/requestBody", "ours adds a request body", ours=our_op["requestBody"]))
-
-            for status, up_resp in up_op.get("responses", {}).items():
-                r_here = f"{here}/responses/{status}"
-                our_resp = our_op.get("responses", {}).get(status)
-                if our_resp is None:
-                    diffs.append(Diff(r_here, "response missing in ours", up_resp))
-                else:
-                    diffs += compare(resolve(up, up_resp), resolve(ours, our_resp), r_here)
-    return diffs
-
-
-def walk(node: Any, path: str = "") -> Iterator[tuple[str, Any, Any]]:
-    """Yield (path, key, value) for every mapping entry in the document."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            yield path, key, value
-            yield from walk(value, _ptr(path, key))
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            yield from walk(value, _ptr(path, i))
-
-
-def check_refs(doc: dict) -> list[Diff]:
-    """Every $ref is local ('#/...') and resolves inside the document."""
-    diffs: list[Diff] = []
-    for path, key, value in walk(doc):
-        if key != "$ref":
-            continue
-        if not isinstance(value, str) or not value.startswith("#/"):
-            diffs.append(Diff(f"{path}/$ref", "remote or malformed $ref", ours=value))
-            continue
-        try:
-            resolve(doc, {"$ref": value})
-        except (KeyError, TypeError, ValueError):
-            diffs.append(Diff(f"{path}/$ref", "dangling $ref", ours=value))
-    return diffs
-
-
-def _normalize(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _prose(doc: dict) -> Iterator[tuple[str, str]]:
-    for path, key, value in walk(doc):
-        if key in ("description", "summary", "title") and isinstance(value, str):
-            yield f"{path}/{key}", _normalize(value)
-
-
-def _sentences(text: str) -> list[str]:
-    return [s for s in re.split(r"(?<=[.!?:])\s+", text) if len(s) > COPY_THRESHOLD]
-
-
-def check_prose_is_ours(up: dict, ours: dict) -> list[Diff]:
-    """No upstream description (or sentence of one) over COPY_THRESHOLD chars appears in ours."""
-    long_up = {text for _, text in _prose(up) if len(text) > COPY_THRESHOLD}
-    up_sentences = {s for text in long_up for s in _sentences(text)}
-    diffs: list[Diff] = []
-    for path, text in _prose(ours):
-        copied = next((u for u in long_up if u in text), None)
-        if copied is None:
-            copied = next((s for s in up_sentences if s in text), None)
-        if copied is not None:
-            diffs.append(Diff(path, "prose copied verbatim from upstream", copied, text))
-    return diffs
 
 
 # --------------------------------------------------------------------------------------------
@@ -440,12 +127,12 @@ def test_view_parameter(upstream, ours):
     assert our_view["schema"]["enum"] == ["MINIMAL", "BASIC", "FULL"]
     assert our_view["schema"]["default"] == "MINIMAL"
     for path, method in (("/tasks", "get"), ("/tasks/{id}", "get")):
-        params = _params(ours, ours["paths"][path], ours["paths"][path][method])
+        params = operation_params(ours, ours["paths"][path], ours["paths"][path][method])
         assert params[("view", "query")]["param"]["schema"] == our_view["schema"]
 
 
 def test_state_filter_is_the_documented_exception(upstream, ours):
-    params = _params(ours, ours["paths"]["/tasks"], ours["paths"]["/tasks"]["get"])
+    params = operation_params(ours, ours["paths"]["/tasks"], ours["paths"]["/tasks"]["get"])
     state = params[("state", "query")]
     assert "$ref" not in state["raw"].get("schema", {})
     assert state["param"]["schema"]["enum"] == upstream["components"]["schemas"]["tesState"]["enum"]
@@ -517,8 +204,8 @@ def test_no_remote_refs(ours):
     assert not diffs, format_diffs(diffs, "bad $ref in openapi/tes.yaml")
 
 
-def test_prose_is_our_own(upstream, ours):
-    diffs = check_prose_is_ours(upstream, ours)
+def test_prose_is_our_own(fingerprints, ours):
+    diffs = check_prose_is_ours(fingerprints, ours)
     assert not diffs, format_diffs(diffs, "descriptions copied from upstream")
 
 
@@ -732,7 +419,7 @@ def test_checker_reports_operation_changes(upstream, ours):
     assert "/paths/~1tasks/get/parameters[query:state]/schema/default" in found
 
 
-def test_checker_reports_remote_refs_and_copied_prose(upstream, ours):
+def test_checker_reports_remote_refs(ours):
     broken = copy.deepcopy(ours)
     broken["components"]["schemas"]["tesServiceInfo"]["allOf"][0] = {
         "$ref": "https://raw.githubusercontent.com/ga4gh-discovery/ga4gh-service-info/v1.0.0/service-info.yaml#/components/schemas/Service"
@@ -742,14 +429,124 @@ def test_checker_reports_remote_refs_and_copied_prose(upstream, ours):
     assert found["/components/schemas/tesServiceInfo/allOf/0/$ref"].startswith("remote")
     assert found["/components/schemas/tesTask/properties/name/$ref"].startswith("dangling")
 
+
+# Made-up "upstream" prose for the copied-prose self-test: the facts file holds no real prose.
+#: Longer than COPY_THRESHOLD, but only as a whole: each sentence is short.
+MADE_UP_DESCRIPTION = "Volumes are made up here. So is this. Each sentence is short. Together they are long."
+#: One sentence longer than COPY_THRESHOLD.
+MADE_UP_SENTENCE = "Implementations of this made-up rule should reject any request that names no backend."
+
+
+def made_up_upstream() -> dict:
+    return {"components": {"schemas": {
+        "tesTask": {"properties": {"volumes": {"description": MADE_UP_DESCRIPTION}}},
+        "tesInput": {"description": "Short intro. " + MADE_UP_SENTENCE + " Short outro."},
+    }}}
+
+
+def test_checker_reports_copied_prose(ours):
+    assert len(MADE_UP_DESCRIPTION) > COPY_THRESHOLD and not long_sentences(MADE_UP_DESCRIPTION)
+    assert len(MADE_UP_SENTENCE) > COPY_THRESHOLD
+    fingerprints = prose_fingerprints(made_up_upstream())
+    assert check_prose_is_ours(fingerprints, ours) == []
+
     copied = copy.deepcopy(ours)
-    up_desc = upstream["components"]["schemas"]["tesTask"]["properties"]["volumes"]["description"]
-    copied["components"]["schemas"]["tesTask"]["properties"]["volumes"]["description"] = up_desc
-    # A single long upstream sentence, reflowed and embedded in our own text, is caught too.
-    sentence = ("Implementations should support a minimum of 128 KiB in this field\n"
-                "and may define their own maximum.")
-    copied["components"]["schemas"]["tesInput"]["properties"]["content"]["description"] = (
-        "Inline text. " + sentence)
-    found = {d.path for d in check_prose_is_ours(upstream, copied)}
-    assert "/components/schemas/tesTask/properties/volumes/description" in found
-    assert "/components/schemas/tesInput/properties/content/description" in found
+    schemas = copied["components"]["schemas"]
+    # A whole upstream description, reflowed...
+    schemas["tesTask"]["properties"]["volumes"]["description"] = MADE_UP_DESCRIPTION.replace(". ", ".\n")
+    # ...and a single long upstream sentence, reflowed and embedded in our own text.
+    reflowed = MADE_UP_SENTENCE.replace(" any ", "\n  any ")
+    schemas["tesInput"]["properties"]["content"]["description"] = f"Inline text (as in: {reflowed}) here."
+    diffs = {d.path: d for d in check_prose_is_ours(fingerprints, copied)}
+    assert set(diffs) == {
+        "/components/schemas/tesTask/properties/volumes/description",
+        "/components/schemas/tesInput/properties/content/description",
+    }, format_diffs(list(diffs.values()), "x")
+    assert diffs["/components/schemas/tesInput/properties/content/description"].ours == MADE_UP_SENTENCE
+
+
+# --------------------------------------------------------------------------------------------
+# the facts file
+
+
+def _strings(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield key
+            yield from _strings(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _strings(value)
+    elif isinstance(node, str):
+        yield node
+
+
+def prose_keys_in(doc: dict) -> list[str]:
+    """Locations of prose keys, except property names (the keys of a ``properties`` map)."""
+    return [
+        f"{path}/{key}"
+        for path, key, value in walk(doc)
+        if (key in PROSE_KEYS or str(key).startswith("x-"))
+        and not (path.endswith("/properties") and isinstance(value, dict))
+    ]
+
+
+def test_facts_hold_no_prose(facts):
+    assert prose_keys_in(facts["spec"]) == []
+    # Names survive: tesTask has a property called description.
+    assert "description" in facts["spec"]["components"]["schemas"]["tesTask"]["properties"]
+    wordy = [text for text in _strings(facts["spec"]) if len(text.split()) > 2]
+    assert wordy == [], "sentence-like strings in the facts file"
+
+
+def test_facts_fingerprint_upstream_prose(facts, fingerprints):
+    assert facts["prose_fingerprints"]["threshold"] == COPY_THRESHOLD
+    assert len(fingerprints) > 50
+    for fp in fingerprints:
+        assert fp.length > COPY_THRESHOLD
+        assert re.fullmatch(r"[0-9a-f]{64}", fp.sha256), fp
+
+
+def test_facts_match_our_schema_names(upstream, ours):
+    upstream_names = set(upstream["components"]["schemas"])
+    our_names = set(ours["components"]["schemas"])
+    assert upstream_names == our_names - OUR_OWN_SCHEMAS
+    assert set(upstream["paths"]) == set(ours["paths"])
+
+
+def test_derive_script(tmp_path):
+    """The generator runs stand-alone and writes what the checks read."""
+    source = tmp_path / "made-up.openapi.yaml"
+    source.write_text(
+        "openapi: 3.0.1\n"
+        "info: {title: Made up, version: 1.1.0, x-logo: {url: 'https://example.org/logo.svg'}}\n"
+        "paths:\n"
+        "  /tasks:\n"
+        "    get:\n"
+        "      summary: ListTasks\n"
+        "      operationId: ListTasks\n"
+        "      responses:\n"
+        "        200: {description: OK, content: {application/json: {schema: {type: object}}}}\n"
+        "components:\n"
+        "  schemas:\n"
+        "    tesTask:\n"
+        f"      description: '{MADE_UP_SENTENCE}'\n"
+        "      properties:\n"
+        "        description: {type: string, example: A task, title: Description}\n",
+        encoding="utf-8",
+    )
+    output = tmp_path / "facts.json"
+    subprocess.run([sys.executable, str(DERIVE_SCRIPT), str(source), "--output", str(output)],
+                   check=True, capture_output=True, cwd=tmp_path)
+    derived = load_facts(output)
+    assert derived["spec"] == {
+        "openapi": "3.0.1",
+        "info": {"version": "1.1.0"},
+        "paths": {"/tasks": {"get": {"operationId": "ListTasks", "responses": {
+            "200": {"content": {"application/json": {"schema": {"type": "object"}}}}}}}},
+        "components": {"schemas": {"tesTask": {"properties": {"description": {"type": "string"}}}}},
+    }
+    assert derived["spec"] == strip_prose(load_spec(source))
+    assert fingerprints_from_facts(derived) == prose_fingerprints(load_spec(source))
+    assert derived["source"]["file"] == source.name
+    assert MADE_UP_SENTENCE not in output.read_text(encoding="utf-8")

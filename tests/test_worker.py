@@ -79,6 +79,27 @@ def test_ignore_error_lets_the_next_executor_run(make_job):
     assert any("executor 0 exited with code 3" in line for line in result.system_logs)
 
 
+def network_notes(result) -> list[str]:
+    return [line for line in result.system_logs if "containers.network" in line]
+
+
+def test_failing_executors_without_a_network_say_once_which_setting_gives_one(make_job):
+    result = run_job(make_job({"command": ["sh", "-c", "exit 3"], "ignore_error": True}, {"command": ["false"]}))
+
+    assert result.outcome == EXECUTOR_ERROR
+    [note] = network_notes(result)
+    assert "without a network" in note and "TES_CTS_CONTAINERS__NETWORK" in note
+
+
+@pytest.mark.parametrize("network, command", [("host", ["false"]), ("none", ["true"])],
+                         ids=["failing-with-a-network", "succeeding-without-one"])
+def test_no_network_note_unless_an_executor_failed_without_a_network(make_job, network, command):
+    result = run_job(make_job({"command": command}, containers=ContainerSettings(network=network)))
+
+    assert result.outcome == (COMPLETE if command == ["true"] else EXECUTOR_ERROR), result.reason
+    assert network_notes(result) == []
+
+
 def test_stdin_stdout_stderr_files_are_readable_by_later_executors_and_outputs(make_job, tmp_path):
     job = make_job(
         # /tmp/warnings.txt is under no mount: the worker adds a file mount for it.

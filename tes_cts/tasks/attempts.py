@@ -7,9 +7,13 @@ Keys starting with `_` are the server's own bookkeeping; views never show them.
 
 from __future__ import annotations
 
-from .record import TaskRecord
+from .durations import describe_duration
+from .record import TaskRecord, now_us
 
 EXECUTOR_KEY = "_executor"  # index of the executor the worker last reported running
+# The wait a queued task's "waiting: ..." note began: {"kind", "since_us", "waited_for"}, so
+# that the claim can say the wait is over and how long it lasted.
+WAIT_KEY = "_wait"
 
 
 def next_attempt(record: TaskRecord) -> int:
@@ -30,10 +34,34 @@ def current_attempt(record: TaskRecord) -> int:
 
 
 def add_system_log(record: TaskRecord, line: str) -> None:
-    log = record.logs[-1] if record.logs else attempt_log(record, 1)
-    log.setdefault("system_logs", []).append(line)
+    _notes_entry(record).setdefault("system_logs", []).append(line)
 
 
 def last_system_log(record: TaskRecord) -> str | None:
     lines = record.logs[-1].get("system_logs") if record.logs else None
     return lines[-1] if lines else None
+
+
+def begin_wait(record: TaskRecord, kind: str, waited_for: str, note: str) -> None:
+    """Add `note` ("waiting: ...") and remember since when the task waits for `waited_for`.
+    A wait of the same kind goes on (its note may change); another kind ends it first."""
+    entry = _notes_entry(record)
+    if entry.get(WAIT_KEY, {}).get("kind") not in (None, kind):
+        end_wait(record)
+    wait = entry.setdefault(WAIT_KEY, {"kind": kind, "since_us": now_us()})
+    wait["waited_for"] = waited_for
+    add_system_log(record, note)
+
+
+def end_wait(record: TaskRecord) -> None:
+    """Say that the task waits no longer, so that its "waiting: ..." note does not read as a
+    current problem once the task runs."""
+    wait = record.logs[-1].pop(WAIT_KEY, None) if record.logs else None
+    if wait:
+        waited_s = round((now_us() - wait["since_us"]) / 1e6, 1)
+        add_system_log(record, f"waited {describe_duration(waited_s)} for {wait['waited_for']}")
+
+
+def _notes_entry(record: TaskRecord) -> dict:
+    """Where lines go: the latest entry (a pending one before the attempt starts)."""
+    return record.logs[-1] if record.logs else attempt_log(record, 1)

@@ -27,6 +27,11 @@ PULL_TIMEOUT_S = 60.0
 _POLL_S = 0.05
 _KILL_WAIT_S = 2.0
 _KILL_ATTEMPTS = 5
+NO_NETWORK = "none"
+# Said once when an executor exits non-zero without a network: the tool's own message is most
+# likely a connection error that names nothing of this server.
+NO_NETWORK_NOTE = ("the containers ran without a network (setting containers.network = \"none\", env "
+                   "TES_CTS_CONTAINERS__NETWORK): an executor that needs one fails, usually with a connection error")
 
 
 def log_file_mounts(task: dict, mounts: list[Mount], mapper: FileMapper) -> list[Mount]:
@@ -61,9 +66,17 @@ class TaskExecutors:
         self.reason = ""
         self.notes: list[str] = []
         self._budget_s = job.runtime_limit_s   # container time left under the runtime limit
+        self._a_container_failed = False       # one ran and exited non-zero
         self._images_present: set[str] = set()
 
     def run(self) -> None:
+        try:
+            self._run_all()
+        finally:
+            if self._a_container_failed and self.job.containers.network == NO_NETWORK:
+                self.notes.append(NO_NETWORK_NOTE)
+
+    def _run_all(self) -> None:
         for index, executor in enumerate(self.job.task["executors"]):
             failure = self._before_start()
             if failure is None:
@@ -107,6 +120,8 @@ class TaskExecutors:
         start_failure = self.runtime.start_failure(exit_code, self.logs[-1]["stderr"])
         if start_failure:
             return _Failure(SYSTEM_ERROR, f"executor {index}: the container could not start: {start_failure}")
+        if exit_code != 0:
+            self._a_container_failed = True
         failure = self._copy_to_task_paths(index, executor, stdout_log, stderr_log)
         if failure is None and exit_code != 0:
             failure = _Failure(EXECUTOR_ERROR, f"executor {index} exited with code {exit_code}")
