@@ -19,7 +19,7 @@ from typing import Callable, Iterator
 from .backends.base import Backend, BackendUnavailable, Held, JobRef, JobStatus, Waiting
 from .store.base import Cursor, StoreUnavailable, TaskQuery, TaskStore
 from .tasks.attempts import (
-    EXECUTOR_KEY, add_system_log, attempt_log, current_attempt, last_system_log, next_attempt,
+    EXECUTOR_KEY, add_system_log, attempt_log, begin_wait, current_attempt, end_wait, last_system_log, next_attempt,
 )
 from .tasks.durations import describe_duration, parse_duration
 from .tasks.lifecycle import move, update
@@ -251,10 +251,12 @@ class Poller:
             self._wait_for_engine(record, engine_problem)
             return
         if not self.backend.admits(job):
-            self._note(record, f"waiting: the {self.backend.kind} backend has no free slot for this task's resources")
+            self._wait(record, "slot", "a free slot",
+                       f"waiting: the {self.backend.kind} backend has no free slot for this task's resources")
             return
 
         def claim(r: TaskRecord) -> None:
+            end_wait(r)  # before the entry of a retry exists: said where the wait was noted
             entry = attempt_log(r, attempt)
             entry.setdefault("metadata", {}).update({"backend": self.backend.kind, "attempt": str(attempt)})
             r.lease = self._lease()
@@ -328,12 +330,17 @@ class Poller:
             reason = f"the {self.backend.kind} backend was unavailable for more than {describe_duration(limit)}: {problem}"
             move(self.store, record, Phase.SYSTEM_ERROR, reason, lambda r: add_system_log(r, reason))
             return
-        self._note(record, f"waiting: {problem}")
+        self._wait(record, "engine", f"the {self.backend.kind} backend: {problem}", f"waiting: {problem}")
 
     def _note(self, record: TaskRecord, note: str) -> None:
         """Tell a queued task's owner why it waits: once, not every cycle."""
         if last_system_log(record) != note:
             update(self.store, record, lambda r: add_system_log(r, note))
+
+    def _wait(self, record: TaskRecord, kind: str, waited_for: str, note: str) -> None:
+        """Like `_note`, for a task not yet claimed: the claim then says how long it waited."""
+        if last_system_log(record) != note:
+            update(self.store, record, lambda r: begin_wait(r, kind, waited_for, note))
 
     # --- helpers ------------------------------------------------------------------------------
 

@@ -481,20 +481,18 @@ def test_create_mode_refuses_a_task_with_bad_inputs_listing_each(settings, store
     from tes_cts.tasks.service import TaskService
     from tes_cts.tasks.validation import TaskValidationError, ValidationLimits
 
-    class Report:
-        def __init__(self, verified, problems):
-            self.verified, self.problems = verified, problems
+    from tes_cts.storage.preflight import InputProblem, Preflight
 
     def verify(inputs):
-        bad = [f"{i['url']}: no CRC64NVME checksum; add one with aws s3 cp --checksum-algorithm CRC64NVME"
-               for i in inputs if "bad" in i["url"]]
-        return Report({"0": [{"url": inputs[0]["url"], "size": 1, "etag": None, "crc64nvme": "x"}]}, bad)
+        bad = [InputProblem(index, f"{i['url']}: no CRC64NVME checksum; add one with aws s3 cp --checksum-algorithm CRC64NVME")
+               for index, i in enumerate(inputs) if "bad" in i["url"]]
+        return Preflight({"0": [{"url": inputs[0]["url"], "size": 1, "etag": None, "crc64nvme": "x"}]}, bad)
 
     service = TaskService(store, ValidationLimits(131072, (), frozenset()), verify)
     body = echo_task(inputs=[{"path": "/a", "url": "s3://bucket/bad1"}, {"path": "/b", "url": "s3://bucket/bad2"}])
     with pytest.raises(TaskValidationError) as raised:
         service.create(body)
-    assert [p.field for p in raised.value.problems] == ["inputs", "inputs"]
+    assert [p.field for p in raised.value.problems] == ["inputs[0].url", "inputs[1].url"]
     assert "bad1" in raised.value.problems[0].reason and "bad2" in raised.value.problems[1].reason
     task_id = service.create(echo_task(inputs=[{"path": "/a", "url": "s3://bucket/good"}]))
     assert store.get(task_id).verified_inputs["0"][0]["url"] == "s3://bucket/good"

@@ -66,7 +66,7 @@ def test_verified_inputs_in_and_checksummed_outputs_out(server, s3_client, s3_bu
 
 
 def test_an_input_without_crc64nvme_fails_at_dispatch_with_the_fix(server, s3_client, s3_bucket):
-    s3_client.put_object(Bucket=s3_bucket, Key="plain.txt", Body=b"no crc64 here")  # CRC32 only
+    s3_client.put_object(Bucket=s3_bucket, Key="plain.txt", Body=b"no crc64 here")  # no checksum at all
     put_verified(s3_client, s3_bucket, "good.txt", b"fine")
     task_id = submit(server, task(run(["true"]), inputs=[
         {"path": "/a", "url": f"s3://{s3_bucket}/plain.txt"},
@@ -76,6 +76,7 @@ def test_an_input_without_crc64nvme_fails_at_dispatch_with_the_fix(server, s3_cl
     assert done["state"] == "SYSTEM_ERROR"
     lines = " | ".join(done["logs"][0]["system_logs"])
     assert f"s3://{s3_bucket}/plain.txt" in lines and HOW_TO_FIX in lines and "mc cp --checksum crc64nvme" in lines
+    assert "it has no checksum at all" in lines
     assert f"s3://{s3_bucket}/missing.txt" in lines and "good.txt" not in lines
     assert "start_time" not in done["logs"][0]  # no attempt was started: no compute was spent
 
@@ -90,6 +91,7 @@ def test_create_mode_refuses_the_task_listing_every_bad_input(tmp_path, s3_endpo
         assert response.status_code == 400
         reasons = [e["reason"] for e in response.json()["errors"]]
         assert len(reasons) == 2 and all(HOW_TO_FIX in r for r in reasons)
+        assert [e["field"] for e in response.json()["errors"]] == ["inputs[0].url", "inputs[1].url"]
         assert "plain1.txt" in reasons[0] and "plain2.txt" in reasons[1]
         assert requests.get(f"{server.url}/v1/tasks", timeout=10).json() == {"tasks": []}
 

@@ -12,9 +12,11 @@ import pytest
 from tes_cts.backends.base import Backend, BackendUnavailable, JobRef, JobStatus
 from tes_cts.poller import Poller, PollerConfig
 from tes_cts.store.sqlite import SqliteTaskStore
+from tes_cts.tasks import attempts
 from tes_cts.tasks.lifecycle import move
 from tes_cts.tasks.record import TaskRecord, new_task_id, now_us
 from tes_cts.tasks.states import Phase
+from tes_cts.tasks.views import View, render_task
 from tes_cts.worker.job import Job, Progress, Result
 
 
@@ -191,11 +193,27 @@ def test_a_cancel_that_lands_during_submission_does_not_leave_the_job_running(st
     assert store.get(task_id).phase is Phase.CANCELED
 
 
-def test_engine_down_keeps_tasks_queued_with_the_reason_said_once(store, backend, poller):
+@pytest.fixture
+def wait_clock(monkeypatch):
+    """The clock that times a queued task's wait, moved on by the test: `wait_clock.advance(12)`."""
+
+    class Clock:
+        us = now_us()
+
+        def advance(self, seconds: float) -> None:
+            self.us += int(seconds * 1e6)
+
+    clock = Clock()
+    monkeypatch.setattr(attempts, "now_us", lambda: clock.us)
+    return clock
+
+
+def test_engine_down_keeps_tasks_queued_with_the_reason_said_once(store, backend, poller, wait_clock):
     backend.engine_problem = "Cannot connect to the Docker daemon"
     task_id = queued(store)
     for _ in range(3):
         poller.cycle()
+        wait_clock.advance(20)
     record = store.get(task_id)
     assert record.phase is Phase.CREATED and backend.submitted == []
     assert record.logs[0]["system_logs"] == ["waiting: Cannot connect to the Docker daemon"]
@@ -205,6 +223,8 @@ def test_engine_down_keeps_tasks_queued_with_the_reason_said_once(store, backend
     record = store.get(task_id)
     assert record.phase is Phase.SUBMITTED and len(record.logs) == 1  # the pending entry became attempt 1
     assert record.logs[0]["metadata"]["attempt"] == "1"
+    assert record.logs[0]["system_logs"] == ["waiting: Cannot connect to the Docker daemon",
+                                             "waited 1m for the scripted backend: Cannot connect to the Docker daemon"]
 
 
 def test_engine_down_longer_than_the_configured_wait_fails_the_task(store, backend):
@@ -240,17 +260,57 @@ def test_a_task_that_can_never_fit_fails_at_once(store, backend, poller):
     assert record.logs[0]["system_logs"] == ["asks for 64 cores, has 8"]
 
 
-def test_admission_waits_and_dispatch_is_oldest_first(store, backend, poller):
+def test_admission_waits_and_dispatch_is_oldest_first(store, backend, poller, wait_clock):
     backend.capacity = 2
     ids = [queued(store) for _ in range(5)]
     poller.cycle()
     assert [j.task_id for j in backend.submitted] == ids[:2]
     assert store.get(ids[2]).logs[0]["system_logs"] == [
         "waiting: the scripted backend has no free slot for this task's resources"]
+    assert "_wait" not in render_task(store.get(ids[2]), View.FULL)["logs"][0]
     backend.reports[f"job-{ids[0]}-1"] = JobStatus(result=result())
     backend.capacity = 3
+    wait_clock.advance(12)
     poller.cycle()
     assert [j.task_id for j in backend.submitted] == ids[:3]
+    # Once the slot is there, the wait reads as over, with its length.
+    assert store.get(ids[2]).logs[0]["system_logs"] == [
+        "waiting: the scripted backend has no free slot for this task's resources", "waited 12s for a free slot"]
+    assert "_wait" not in store.get(ids[2]).logs[0]
+    assert store.get(ids[3]).logs[0]["system_logs"] == [
+        "waiting: the scripted backend has no free slot for this task's resources"]
+
+
+def test_a_wait_of_another_kind_ends_the_one_before(store, backend, poller, wait_clock):
+    backend.engine_problem = "engine down"
+    task_id = queued(store)
+    poller.cycle()
+    wait_clock.advance(40)
+    backend.engine_problem, backend.capacity = None, 0
+    poller.cycle()
+    wait_clock.advance(5)
+    backend.capacity = 1
+    poller.cycle()
+    record = store.get(task_id)
+    assert record.phase is Phase.SUBMITTED
+    assert record.logs[0]["system_logs"] == [
+        "waiting: engine down", "waited 40s for the scripted backend: engine down",
+        "waiting: the scripted backend has no free slot for this task's resources", "waited 5s for a free slot"]
+
+
+def test_a_retry_that_waits_says_so_in_the_failed_attempts_log(store, backend, poller, wait_clock):
+    task_id = queued(store)
+    poller.cycle()
+    backend.capacity = 0
+    backend.reports[f"job-{task_id}-1"] = JobStatus(lost="worker process 123 died without writing a result")
+    poller.cycle()
+    wait_clock.advance(3)
+    backend.capacity = 100
+    poller.cycle()
+    record = store.get(task_id)
+    assert record.phase is Phase.SUBMITTED and len(record.logs) == 2
+    assert record.logs[0]["system_logs"][-2:] == [
+        "waiting: the scripted backend has no free slot for this task's resources", "waited 3s for a free slot"]
 
 
 def test_two_pollers_never_dispatch_the_same_task_twice(store, backend):

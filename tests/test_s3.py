@@ -15,8 +15,10 @@ from pathlib import Path
 
 import boto3
 import pytest
+from botocore.config import Config
 from botocore.exceptions import ConnectionClosedError, ResponseStreamingError
 
+from tes_cts.api.app import create_app
 from tes_cts.storage import ChangedSinceSubmission, StorageConfig, StorageError, check_s3_stores, storage_for
 from tes_cts.storage.preflight import preflight_inputs
 from tes_cts.storage.s3 import S3Storage, part_size
@@ -24,8 +26,8 @@ from tes_cts.worker.job import Job
 from tes_cts.worker.paths import FileMapper
 from tes_cts.worker.staging import StagingError, stage_inputs, stage_outputs
 
-from .s3_server import (SECRET_ACCESS_KEY, crc_of, make_client, make_store, put_verified, rejecting_credentials,  # noqa: F401
-                        s3_bucket, s3_client, s3_endpoint, s3_store)
+from .s3_server import (ACCESS_KEY_ID, SECRET_ACCESS_KEY, crc_of, make_client, make_store, put_verified,  # noqa: F401
+                        rejecting_credentials, s3_bucket, s3_client, s3_endpoint, s3_store)
 from .test_storage import listing
 
 MIB = 1024 * 1024
@@ -67,7 +69,7 @@ def test_input_with_crc64nvme_is_verified_and_staged(tmp_path, s3_client, s3_buc
 
 
 def test_input_without_crc64nvme_is_a_problem_saying_how_to_add_one(s3_client, s3_bucket, s3_store):
-    s3_client.put_object(Bucket=s3_bucket, Key="plain.txt", Body=b"CRC32 only")  # what plain boto3 does
+    s3_client.put_object(Bucket=s3_bucket, Key="plain.txt", Body=b"no checksum")  # this client sends none
     assert "ChecksumCRC64NVME" not in head(s3_client, s3_bucket, "plain.txt")
     s3_client.put_object(Bucket=s3_bucket, Key="dir/one", Body=b"1")
     s3_client.put_object(Bucket=s3_bucket, Key="dir/two", Body=b"2")
@@ -75,13 +77,88 @@ def test_input_without_crc64nvme_is_a_problem_saying_how_to_add_one(s3_client, s
     inputs = [{"url": f"s3://{s3_bucket}/plain.txt", "path": "/a"}, {"url": f"s3://{s3_bucket}/dir/", "path": "/d", "type": "DIRECTORY"}]
     result = preflight_inputs(inputs, config_of(s3_store))
     assert result.verified == {}
-    how = ("has no CRC64NVME checksum in its storage metadata, which every input needs; upload it again with one: "
-           "`aws s3 cp --checksum-algorithm CRC64NVME FILE s3://{0}` or `mc cp --checksum crc64nvme FILE ALIAS/{0}`")
+    how = ("has no CRC64NVME checksum in its storage metadata, which every input needs (it has no checksum at all); "
+           "upload it again with one: `aws s3 cp --checksum-algorithm CRC64NVME FILE s3://{0}`, "
+           "`mc cp --checksum crc64nvme FILE ALIAS/{0}`, or with boto3 `put_object(..., ChecksumAlgorithm=\"CRC64NVME\")` "
+           "or `upload_file(..., ExtraArgs={{\"ChecksumAlgorithm\": \"CRC64NVME\"}})` (which need awscrt: "
+           "`pip install \"boto3[crt]\"`)")
     assert result.problems == [
         f"inputs[0] s3://{s3_bucket}/plain.txt: " + how.format(f"{s3_bucket}/plain.txt"),
         f"inputs[1] s3://{s3_bucket}/dir/one (in the DIRECTORY s3://{s3_bucket}/dir/): " + how.format(f"{s3_bucket}/dir/one"),
         f"inputs[1] s3://{s3_bucket}/dir/two (in the DIRECTORY s3://{s3_bucket}/dir/): " + how.format(f"{s3_bucket}/dir/two"),
     ]
+    assert [problem.index for problem in result.input_problems] == [0, 1, 1]
+    assert result.input_problems[0].text == f"s3://{s3_bucket}/plain.txt: " + how.format(f"{s3_bucket}/plain.txt")
+
+
+def plain_boto3_client(endpoint: str):
+    """boto3 as a user has it: every upload gets the default checksum (CRC32) unless told otherwise."""
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=ACCESS_KEY_ID,
+                        aws_secret_access_key=SECRET_ACCESS_KEY,
+                        config=Config(s3={"addressing_style": "path"}, request_checksum_calculation="when_supported"))
+
+
+def test_an_object_uploaded_by_plain_boto3_is_refused_naming_crc32_and_the_boto3_fix(s3_endpoint, s3_bucket, s3_store):
+    url = f"s3://{s3_bucket}/by-boto3.txt"
+    plain_boto3_client(s3_endpoint).put_object(Bucket=s3_bucket, Key="by-boto3.txt", Body=b"CRC32 only")
+    storage = storage_for(url, config_of(s3_store))
+    assert storage.stat(url).other_checksums == ("CRC32",)
+    [problem] = preflight_inputs([{"url": url, "path": "/a"}], config_of(s3_store)).problems
+    assert problem.startswith(f"inputs[0] {url}: has no CRC64NVME checksum in its storage metadata, which every input "
+                              "needs (its checksum is CRC32, which boto3 adds by default); upload it again with one: ")
+    assert 'put_object(..., ChecksumAlgorithm="CRC64NVME")' in problem
+    assert 'upload_file(..., ExtraArgs={"ChecksumAlgorithm": "CRC64NVME"})' in problem
+    assert f"`aws s3 cp --checksum-algorithm CRC64NVME FILE {url}`" in problem
+
+
+def test_the_fix_the_message_shows_for_boto3_gives_a_crc64nvme(tmp_path, s3_endpoint, s3_bucket, s3_store):
+    client = plain_boto3_client(s3_endpoint)
+    client.put_object(Bucket=s3_bucket, Key="put.txt", Body=b"put", ChecksumAlgorithm="CRC64NVME")
+    src = tmp_path / "up.txt"
+    src.write_bytes(b"uploaded")
+    client.upload_file(str(src), s3_bucket, "up.txt", ExtraArgs={"ChecksumAlgorithm": "CRC64NVME"})
+    result = preflight_inputs([{"url": f"s3://{s3_bucket}/put.txt", "path": "/a"},
+                               {"url": f"s3://{s3_bucket}/up.txt", "path": "/b"}], config_of(s3_store))
+    assert result.problems == []
+    recorded = [entry["crc64nvme"] for index in ("0", "1") for entry in result.verified[index]]
+    assert recorded == [crc_of(b"put"), crc_of(b"uploaded")]
+
+
+def test_an_object_with_another_checksum_is_refused_naming_it(s3_client, s3_bucket, s3_store):
+    url = f"s3://{s3_bucket}/sha.txt"
+    s3_client.put_object(Bucket=s3_bucket, Key="sha.txt", Body=b"sha", ChecksumAlgorithm="SHA256")
+    assert storage_for(url, config_of(s3_store)).stat(url).other_checksums == ("SHA256",)
+    [problem] = preflight_inputs([{"url": url, "path": "/a"}], config_of(s3_store)).problems
+    assert "(its checksum is SHA256); upload it again with one: " in problem and "boto3 adds" not in problem
+
+
+def test_an_object_with_no_checksum_says_so_when_staged_unrecorded_too(tmp_path, s3_client, s3_bucket, s3_store):
+    # The same text whether preflight refuses the object or a get with no recorded entry does.
+    url = f"s3://{s3_bucket}/bare.txt"
+    s3_client.put_object(Bucket=s3_bucket, Key="bare.txt", Body=b"bare")
+    storage = storage_for(url, config_of(s3_store))
+    assert storage.stat(url).other_checksums == ()
+    [problem] = preflight_inputs([{"url": url, "path": "/a"}], config_of(s3_store)).input_problems
+    assert "(it has no checksum at all)" in problem.text
+    with pytest.raises(StorageError) as raised:
+        storage.get(url, tmp_path / "bare.txt", False)
+    assert f"{raised.value.url}: {raised.value.reason}" == problem.text
+
+
+def test_create_mode_names_the_field_of_each_bad_input(make_settings, store, s3_endpoint, s3_client, s3_bucket):
+    put_verified(s3_client, s3_bucket, "good.txt", b"fine")
+    s3_client.put_object(Bucket=s3_bucket, Key="bare.txt", Body=b"no checksum")
+    settings = make_settings(s3__endpoint_url=s3_endpoint, s3__access_key_id=ACCESS_KEY_ID,
+                             s3__secret_access_key=SECRET_ACCESS_KEY, s3__verify_inputs="create")
+    body = {"executors": [{"image": "busybox", "command": ["true"]}],
+            "inputs": [{"path": "/a", "url": f"s3://{s3_bucket}/good.txt"}, {"path": "/b", "url": f"s3://{s3_bucket}/bare.txt"}]}
+    with create_app(settings, store).test_client() as client:
+        response = client.post("/v1/tasks", json=body)
+    assert response.status_code == 400
+    [error] = response.json()["errors"]
+    assert error["field"] == "inputs[1].url"
+    assert error["reason"].startswith(f"s3://{s3_bucket}/bare.txt: has no CRC64NVME checksum")
+    assert "(it has no checksum at all)" in error["reason"]
 
 
 def test_missing_object_bucket_and_prefix(s3_bucket, s3_store):

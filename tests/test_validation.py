@@ -49,6 +49,25 @@ def only_problem(body: object, limits: ValidationLimits = LIMITS) -> Problem:
     return found[0]
 
 
+def with_default_types(body: dict) -> dict:
+    """`body` as validation stores it when nothing else needs normalizing: TES's default type
+    FILE filled in for every input and output that gives none."""
+    stored = copy.deepcopy(body)
+    for key in ("inputs", "outputs"):
+        for item in stored.get(key, []):
+            item.setdefault("type", "FILE")
+    return stored
+
+
+def accepted_as_given(body: dict, limits: ValidationLimits = LIMITS) -> dict:
+    """Accept `body` and check that the stored task holds exactly what was given (defaults
+    applied) and no warning; the stored task."""
+    accepted = accept(copy.deepcopy(body), limits)
+    assert accepted.task == with_default_types(body)
+    assert accepted.warnings == []
+    return accepted.task
+
+
 # --- the document as a whole --------------------------------------------------------------
 
 
@@ -151,9 +170,42 @@ def test_null_properties_are_absent_at_every_level():
     assert task["resources"] == {}
 
 
-def test_null_items_in_arrays_and_maps_are_problems():
-    body = minimal(volumes=[None], tags={"a": None}, inputs=[None])
-    assert sorted(fields(body)) == ["inputs[0]", "tags.a", "volumes[0]"]
+def test_null_items_in_arrays_are_problems():
+    # tags.a is not among them: a null map value is an absent key (below)
+    body = minimal(volumes=[None], tags={"a": None}, inputs=[None], resources={"zones": [None]})
+    assert sorted(fields(body)) == ["inputs[0]", "resources.zones[0]", "volumes[0]"]
+
+
+def test_null_map_values_are_absent_keys_and_are_not_stored():
+    # As Cromwell sends them: parent_workflow_id of a root workflow, unset runtime attributes.
+    body = minimal(
+        tags={"workflow_id": "wf-1", "parent_workflow_id": None},
+        resources={"backend_parameters": {"queue": "short", "vm_size": None, "Docker_Network": None}},
+    )
+    body["executors"][0]["env"] = {"A": "1", "UNSET": None}
+    accepted = accept(body)
+    assert accepted.task["tags"] == {"workflow_id": "wf-1"}
+    assert accepted.task["resources"] == {"backend_parameters": {"queue": "short"}}
+    assert accepted.task["executors"][0]["env"] == {"A": "1"}
+    assert accepted.warnings == []  # an absent key is not an unsupported one
+
+
+def test_a_null_map_value_is_absent_before_any_rule_on_its_key():
+    body = minimal(
+        tags={"only": None},
+        resources={"backend_parameters": {"queue": "a", "Queue": None, "VmSize": None}, "backend_parameters_strict": True},
+    )
+    body["executors"][0]["env"] = {"A=B": None, "": None}
+    accepted = accept(body)
+    assert accepted.task["tags"] == {}
+    assert accepted.task["resources"] == {"backend_parameters": {"queue": "a"}, "backend_parameters_strict": True}
+    assert accepted.task["executors"][0]["env"] == {}
+    assert accepted.warnings == []
+
+
+def test_a_backend_parameters_map_of_nulls_is_not_stored():
+    task = accept(minimal(resources={"cpu_cores": 1, "backend_parameters": {"vm_size": None}})).task
+    assert task["resources"] == {"cpu_cores": 1}
 
 
 def test_all_problems_are_reported_at_once():
@@ -279,7 +331,7 @@ def test_executor_paths_must_be_absolute_and_clean(key, value):
 def test_executor_workdir_may_be_the_root():
     body = minimal()
     body["executors"][0]["workdir"] = "/"
-    accept(body)
+    assert accepted_as_given(body)["executors"][0]["workdir"] == "/"
 
 
 def test_executor_env_keys():
@@ -320,7 +372,8 @@ def test_paths_are_kept_as_given():
 
 
 def test_dotdot_inside_a_name_is_not_a_segment():
-    accept(minimal(inputs=[{"url": "s3://my-bucket/k", "path": "/data/..hidden/a..b"}]))
+    task = accepted_as_given(minimal(inputs=[{"url": "s3://my-bucket/k", "path": "/data/..hidden/a..b"}]))
+    assert task["inputs"][0]["path"] == "/data/..hidden/a..b"
 
 
 def test_duplicate_input_paths_name_both_indexes():
@@ -341,7 +394,8 @@ def test_duplicate_output_paths_name_both_indexes():
 
 
 def test_the_same_path_as_input_and_output_is_fine():
-    accept(minimal(inputs=[{"url": "s3://my-bucket/a", "path": "/x"}], outputs=[{"url": "s3://my-bucket/a", "path": "/x"}]))
+    task = accepted_as_given(minimal(inputs=[{"url": "s3://my-bucket/a", "path": "/x"}], outputs=[{"url": "s3://my-bucket/a", "path": "/x"}]))
+    assert task["inputs"][0]["path"] == task["outputs"][0]["path"] == "/x"
 
 
 # --- inputs -----------------------------------------------------------------------------------
@@ -368,8 +422,8 @@ def test_empty_content_is_an_empty_file_and_counts_as_content():
 
 def test_content_limit_counts_utf8_bytes():
     limits = ValidationLimits(content_max_bytes=4, file_roots=(), supported_backend_parameters=frozenset())
-    accept(minimal(inputs=[{"path": "/in", "content": "abcd"}]), limits)
-    accept(minimal(inputs=[{"path": "/in", "content": "éé"}]), limits)  # 4 bytes
+    assert accepted_as_given(minimal(inputs=[{"path": "/in", "content": "abcd"}]), limits)["inputs"][0]["content"] == "abcd"
+    assert accepted_as_given(minimal(inputs=[{"path": "/in", "content": "éé"}]), limits)["inputs"][0]["content"] == "éé"  # 4 bytes
     problem = only_problem(minimal(inputs=[{"path": "/in", "content": "ééé"}]), limits)  # 6 bytes
     assert problem.field == "inputs[0].content"
     assert "4 bytes" in problem.reason and "tasks.content_max_bytes" in problem.reason
@@ -416,12 +470,14 @@ def test_output_must_be_an_object():
 def test_wildcard_output_requires_path_prefix(path):
     problem = only_problem(minimal(outputs=[{"url": "s3://my-bucket/out/", "path": path}]))
     assert problem.field == "outputs[0].path_prefix" and "wildcards" in problem.reason
-    accept(minimal(outputs=[{"url": "s3://my-bucket/out/", "path": path, "path_prefix": "/data/out"}]))
+    task = accepted_as_given(minimal(outputs=[{"url": "s3://my-bucket/out/", "path": path, "path_prefix": "/data/out"}]))
+    assert task["outputs"][0]["path"] == path and task["outputs"][0]["path_prefix"] == "/data/out"
 
 
 @pytest.mark.parametrize("prefix", ["/data/out", "/data/out/", "/data", "/"])
 def test_path_prefix_that_is_a_leading_directory(prefix):
-    accept(minimal(outputs=[{"url": "s3://my-bucket/out/", "path": "/data/out/*.txt", "path_prefix": prefix}]))
+    task = accepted_as_given(minimal(outputs=[{"url": "s3://my-bucket/out/", "path": "/data/out/*.txt", "path_prefix": prefix}]))
+    assert task["outputs"][0]["path_prefix"] == prefix
 
 
 @pytest.mark.parametrize("prefix", ["/data/o", "/data/outer", "/other", "/data/out/*.txt", "/data/*"])
@@ -449,7 +505,8 @@ def test_path_prefix_is_a_path_and_kept_without_wildcards():
     "https://example.org:8443/x?y=1", "file:///srv/data/x", "/srv/data/x", "/scratch/a/b", "file:///scratch",
 ])
 def test_accepted_input_urls(url):
-    accept(minimal(inputs=[{"url": url, "path": "/in"}]))
+    task = accepted_as_given(minimal(inputs=[{"url": url, "path": "/in"}]))
+    assert task["inputs"] == [{"url": url, "path": "/in", "type": "FILE"}]
 
 
 @pytest.mark.parametrize("url", ["gs://bucket/x", "ftp://host/x", "relative/path", "", "garbage", "s3:/bucket/k", "mailto:x@y"])
@@ -469,7 +526,8 @@ def test_outputs_accept_s3_and_file_only(url):
 
 @pytest.mark.parametrize("url", ["s3://my-bucket/out/o", "file:///srv/data/out", "/scratch/out"])
 def test_accepted_output_urls(url):
-    accept(minimal(outputs=[{"url": url, "path": "/out"}]))
+    task = accepted_as_given(minimal(outputs=[{"url": url, "path": "/out"}]))
+    assert task["outputs"] == [{"url": url, "path": "/out", "type": "FILE"}]
 
 
 def test_upper_case_scheme_gets_a_hint():
@@ -498,21 +556,25 @@ def test_invalid_s3_bucket_names(bucket):
 
 @pytest.mark.parametrize("bucket", ["abc", "a" * 63, "my.bucket-1", "1bucket9", "192.168.1.1a"])
 def test_valid_s3_bucket_names(bucket):
-    accept(minimal(inputs=[{"url": f"s3://{bucket}/key", "path": "/in"}]))
+    task = accepted_as_given(minimal(inputs=[{"url": f"s3://{bucket}/key", "path": "/in"}]))
+    assert task["inputs"][0]["url"] == f"s3://{bucket}/key"
 
 
 def test_s3_key_required_for_files_but_not_directories():
     for url in ("s3://my-bucket", "s3://my-bucket/"):
         assert fields(minimal(inputs=[{"url": url, "path": "/in"}])) == ["inputs[0].url"]
         assert fields(minimal(outputs=[{"url": url, "path": "/out"}])) == ["outputs[0].url"]
-        accept(minimal(inputs=[{"url": url, "path": "/in", "type": "DIRECTORY"}]))
-        accept(minimal(outputs=[{"url": url, "path": "/out", "type": "DIRECTORY"}]))
-        accept(minimal(outputs=[{"url": url, "path": "/out/*", "path_prefix": "/out"}]))
-    accept(minimal(inputs=[{"url": "s3://my-bucket/prefix/", "path": "/in", "type": "DIRECTORY"}]))
+        assert accepted_as_given(minimal(inputs=[{"url": url, "path": "/in", "type": "DIRECTORY"}]))["inputs"][0]["url"] == url
+        assert accepted_as_given(minimal(outputs=[{"url": url, "path": "/out", "type": "DIRECTORY"}]))["outputs"][0]["url"] == url
+        wildcard = accepted_as_given(minimal(outputs=[{"url": url, "path": "/out/*", "path_prefix": "/out"}]))["outputs"][0]
+        assert wildcard["url"] == url and wildcard["type"] == "FILE"
+    prefix = accepted_as_given(minimal(inputs=[{"url": "s3://my-bucket/prefix/", "path": "/in", "type": "DIRECTORY"}]))
+    assert prefix["inputs"][0] == {"url": "s3://my-bucket/prefix/", "path": "/in", "type": "DIRECTORY"}
 
 
 def test_s3_key_length_is_counted_in_utf8_bytes():
-    accept(minimal(inputs=[{"url": "s3://my-bucket/" + "k" * 1024, "path": "/in"}]))
+    longest = "s3://my-bucket/" + "k" * 1024
+    assert accepted_as_given(minimal(inputs=[{"url": longest, "path": "/in"}]))["inputs"][0]["url"] == longest
     assert fields(minimal(inputs=[{"url": "s3://my-bucket/" + "k" * 1025, "path": "/in"}])) == ["inputs[0].url"]
     assert fields(minimal(inputs=[{"url": "s3://my-bucket/" + "é" * 513, "path": "/in"}])) == ["inputs[0].url"]
 
@@ -528,9 +590,10 @@ def test_file_urls_must_stay_under_file_roots(url):
 
 
 def test_file_roots_compare_segments_after_normalizing():
-    accept(minimal(inputs=[{"url": "/srv/data", "path": "/in", "type": "DIRECTORY"}]))
-    accept(minimal(inputs=[{"url": "//srv//data/./x", "path": "/in"}]))
-    accept(minimal(inputs=[{"url": "file:///scratch/x%20y", "path": "/in"}]))
+    for given in ({"url": "/srv/data", "path": "/in", "type": "DIRECTORY"}, {"url": "//srv//data/./x", "path": "/in"},
+                  {"url": "file:///scratch/x%20y", "path": "/in"}):
+        task = accepted_as_given(minimal(inputs=[given]))
+        assert task["inputs"][0]["url"] == given["url"]  # compared normalized, stored as given
 
 
 def test_file_urls_disabled_without_file_roots_say_how_to_enable_them():
@@ -540,9 +603,49 @@ def test_file_urls_disabled_without_file_roots_say_how_to_enable_them():
         assert "storage.file_roots" in problem.reason and "TES_CTS_STORAGE__FILE_ROOTS" in problem.reason
 
 
+@pytest.mark.parametrize("url", ["/etc/passwd", "file:///srv/database/x", "/scratch2/x"])
+def test_a_path_outside_the_file_roots_names_the_roots_and_the_setting(url):
+    for body, at in ((minimal(inputs=[{"url": url, "path": "/in"}]), "inputs[0].url"),
+                     (minimal(outputs=[{"url": url, "path": "/out"}]), "outputs[0].url")):
+        problem = only_problem(body)
+        assert problem.field == at
+        assert "not under an allowed file root (/srv/data, /scratch/)" in problem.reason
+        assert "storage.file_roots" in problem.reason and "TES_CTS_STORAGE__FILE_ROOTS" in problem.reason
+
+
+@pytest.mark.parametrize("url", ["gs://bucket/x", "ftp://host/x", "relative/path", ""])
+def test_without_file_roots_the_accepted_schemes_offer_no_file_urls(url):
+    input_problem = only_problem(minimal(inputs=[{"url": url, "path": "/in"}]), NO_FILE_ROOTS)
+    output_problem = only_problem(minimal(outputs=[{"url": url, "path": "/out"}]), NO_FILE_ROOTS)
+    assert input_problem.field == "inputs[0].url" and output_problem.field == "outputs[0].url"
+    for example in ("s3://bucket/key", "http://host/path", "https://host/path"):
+        assert example in input_problem.reason
+    assert "s3://bucket/key" in output_problem.reason
+    for problem in (input_problem, output_problem):
+        assert "file://" not in problem.reason and "/absolute/path" not in problem.reason
+        assert "absolute path" not in problem.reason  # not "must be a URL or an absolute path"
+
+
+def test_file_storage_words_the_file_roots_rule_as_validation_does(tmp_path):
+    from tes_cts.storage import StorageError
+    from tes_cts.storage.file import FileStorage
+
+    root = tmp_path / "root"
+    root.mkdir()
+    storage = FileStorage([str(root)])
+    with pytest.raises(StorageError) as outside:
+        storage.stat(f"file://{tmp_path}/elsewhere.txt")
+    with pytest.raises(StorageError) as disabled:
+        FileStorage([]).stat(f"file://{root}/x.txt")
+    for raised in (outside, disabled):
+        assert "storage.file_roots" in raised.value.reason and "TES_CTS_STORAGE__FILE_ROOTS" in raised.value.reason
+    assert f"not under an allowed file root ({storage.roots[0]})" in outside.value.reason
+    assert "disabled on this server" in disabled.value.reason
+
+
 def test_a_root_file_root_allows_every_absolute_path():
     limits = ValidationLimits(128 * 1024, ("/",), frozenset())
-    accept(minimal(inputs=[{"url": "/etc/hosts", "path": "/in"}]), limits)
+    assert accepted_as_given(minimal(inputs=[{"url": "/etc/hosts", "path": "/in"}]), limits)["inputs"][0]["url"] == "/etc/hosts"
 
 
 def test_long_garbage_urls_are_shown_shortened():
@@ -589,6 +692,7 @@ def test_unsupported_backend_parameters_with_strict_true_are_problems():
 def test_no_supported_backend_parameters_says_so():
     accepted = accept(minimal(resources={"backend_parameters": {"VmSize": "x"}}), NO_FILE_ROOTS)
     assert "none" in accepted.warnings[0]
+    assert accepted.task["resources"] == {}
 
 
 def test_backend_parameter_keys_with_odd_characters_get_a_quoted_path():
@@ -659,26 +763,90 @@ def test_garbage_bodies_are_rejected_cleanly(body):
     assert _outcome(body) == "rejected"
 
 
+# Where garbage goes in `_valid_document()`, and which of the GARBAGE values are legitimately
+# accepted there. Every other value must be rejected with a problem at (or inside) that field.
+_TEXT = ["", "x", "/abs", "s3://", "\x00"]  # valid Unicode; "\ud800" is not
+_NULL_MEANS_ABSENT = [None]
+_EMPTY_MAPS = [{}, {"": None}]  # {"": None}: its one entry is null, so it holds no key
+GARBAGE_TARGETS: list[tuple[tuple, list]] = [
+    ((), []),
+    (("name",), _NULL_MEANS_ABSENT + _TEXT),  # no rule on a name's text
+    (("inputs",), _NULL_MEANS_ABSENT + [[]]),
+    (("inputs", 0), []),  # a null array item is a problem
+    (("inputs", 0, "url"), []),  # absent (null): an input needs url or content
+    (("inputs", 1, "content"), _TEXT),  # any text is a file's content; null: see _REPORTED_ELSEWHERE
+    (("outputs", 0), []),
+    (("outputs", 0, "path_prefix"), []),  # the output's path has a wildcard: the prefix is required
+    (("resources",), _NULL_MEANS_ABSENT + _EMPTY_MAPS + [{"a": {"b": {}}}]),  # unknown keys are dropped
+    (("resources", "cpu_cores"), _NULL_MEANS_ABSENT),
+    (("resources", "backend_parameters"), _NULL_MEANS_ABSENT + _EMPTY_MAPS),
+    (("resources", "backend_parameters", "queue"), _NULL_MEANS_ABSENT + _TEXT),  # values of queue are the backend's
+    (("executors", 0), []),
+    (("executors", 0, "command"), []),
+    (("executors", 0, "command", 0), ["", "x", "/abs", "s3://"]),  # argv cannot hold a NUL
+    (("executors", 0, "env"), _NULL_MEANS_ABSENT + _EMPTY_MAPS),
+    (("volumes", 0), ["/abs"]),
+    (("tags",), _NULL_MEANS_ABSENT + _EMPTY_MAPS),
+    (("tags", "t"), _NULL_MEANS_ABSENT + _TEXT),
+]
+# Rejections whose problem is another field's, by the type of the garbage: an object as the task
+# lacks its executors; a null content is no content, so the input's url is missing.
+_REPORTED_ELSEWHERE = {((), "dict"): "executors", (("inputs", 1, "content"), "NoneType"): "inputs[1].url"}
+
+
+def _json_path(steps: tuple) -> str:
+    """The Problem.field spelling of a path of plain keys and indexes."""
+    text = ""
+    for step in steps:
+        text += f"[{step}]" if isinstance(step, int) else f".{step}" if text else step
+    return text
+
+
+def _one_of(value: object, values: list) -> bool:
+    return any(type(value) is type(v) and value == v for v in values)  # True is not 1, nor 1 True
+
+
+def _with_garbage(steps: tuple, garbage: object) -> object:
+    if not steps:
+        return copy.deepcopy(garbage)
+    body = _valid_document()
+    target = body
+    for step in steps[:-1]:
+        target = target[step]
+    target[steps[-1]] = copy.deepcopy(garbage)
+    return body
+
+
+def _is_at_or_inside(field: str, at: str) -> bool:
+    return field == at or (at != "" and field.startswith((at + ".", at + "[")))
+
+
 @pytest.mark.parametrize("garbage", GARBAGE)
 def test_garbage_in_every_field_is_rejected_cleanly(garbage):
-    doc = _valid_document()
-    paths = [
-        (), ("name",), ("inputs",), ("inputs", 0), ("inputs", 0, "url"), ("inputs", 1, "content"),
-        ("outputs", 0), ("outputs", 0, "path_prefix"), ("resources",), ("resources", "cpu_cores"),
-        ("resources", "backend_parameters"), ("resources", "backend_parameters", "queue"),
-        ("executors", 0), ("executors", 0, "command"), ("executors", 0, "command", 0), ("executors", 0, "env"),
-        ("volumes", 0), ("tags",), ("tags", "t"),
-    ]
-    for path in paths:
-        body = copy.deepcopy(doc)
-        target = body
-        for step in path[:-1]:
+    wrong = []
+    for steps, accepted_there in GARBAGE_TARGETS:
+        body, at = _with_garbage(steps, garbage), _json_path(steps)
+        outcome = _outcome(body)
+        if _one_of(garbage, accepted_there):
+            if outcome != "accepted":
+                wrong.append(f"{at or 'the task'}: should be accepted, got {fields(body)}")
+            continue
+        if outcome != "rejected":
+            wrong.append(f"{at or 'the task'}: should be rejected, was accepted")
+            continue
+        expected_at = _REPORTED_ELSEWHERE.get((steps, type(garbage).__name__), at)
+        found = fields(body)
+        if not any(_is_at_or_inside(field, expected_at) for field in found):
+            wrong.append(f"{at or 'the task'}: rejected, but with problems at {found}, none at {expected_at!r}")
+    assert not wrong, f"garbage {garbage!r}:\n" + "\n".join(wrong)
+
+
+def test_garbage_targets_hit_a_field_of_the_valid_document():
+    for steps, _ in GARBAGE_TARGETS[1:]:
+        target = _valid_document()
+        for step in steps[:-1]:
             target = target[step]
-        if path:
-            target[path[-1]] = copy.deepcopy(garbage)
-        else:
-            body = copy.deepcopy(garbage)
-        _outcome(body)  # accepted or rejected; anything else fails the test
+        assert steps[-1] in (target if isinstance(target, dict) else range(len(target))), steps
 
 
 def test_random_json_never_raises_anything_else():

@@ -4,10 +4,11 @@ One module per scheme (`file.py`, `http.py`, `s3.py`); `storage_for` in `__init_
 the URL. Storage knows URLs and local files, nothing about tasks.
 
 Integrity: a scheme whose objects can be checksummed (`verifiable`) reports each object's
-CRC64NVME in `stat`; preflight records it (a `VerifiedInputs` entry per object) and `get`, given
-those entries, recomputes the CRC64NVME of the bytes it receives and refuses them, leaving
-nothing behind, when they are not the recorded ones (`ChangedSinceSubmission`). `put` computes
-the CRC64NVME of what it uploads and returns it.
+CRC64NVME in `stat`, and the algorithms of any other checksums it has (for the message when the
+CRC64NVME is missing: `missing_crc64nvme`); preflight records it (a `VerifiedInputs` entry per
+object) and `get`, given those entries, recomputes the CRC64NVME of the bytes it receives and
+refuses them, leaving nothing behind, when they are not the recorded ones
+(`ChangedSinceSubmission`). `put` computes the CRC64NVME of what it uploads and returns it.
 """
 
 from __future__ import annotations
@@ -50,6 +51,29 @@ class ObjectInfo:
     checksum: str | None = None  # CRC64NVME (S3 base64 form), as the store reports it or as computed
     etag: str | None = None      # the store's ETag, quotes included, when it has one
     encryption: str | None = None  # "aws:kms" (or "aws:kms:dsse") or "SSE-C" when so encrypted
+    other_checksums: tuple[str, ...] = ()  # the algorithms of the store's checksums besides CRC64NVME, e.g. ("CRC32",)
+
+
+def missing_crc64nvme(url: str, info: ObjectInfo) -> str:
+    """Why the object at `url` (s3://) cannot be an input: it has no CRC64NVME. Says which checksum
+    it carries instead, which tells the user what uploaded it, and how to upload it with one."""
+    return (f"has no CRC64NVME checksum in its storage metadata, which every input needs "
+            f"({_checksums_carried(info.other_checksums)}); upload it again with one: "
+            f"`aws s3 cp --checksum-algorithm CRC64NVME FILE {url}`, "
+            f"`mc cp --checksum crc64nvme FILE ALIAS/{url.removeprefix('s3://')}`, or with boto3 "
+            '`put_object(..., ChecksumAlgorithm="CRC64NVME")` or '
+            '`upload_file(..., ExtraArgs={"ChecksumAlgorithm": "CRC64NVME"})` (which need awscrt: '
+            '`pip install "boto3[crt]"`)')
+
+
+def _checksums_carried(algorithms: tuple[str, ...]) -> str:
+    if not algorithms:
+        return "it has no checksum at all"
+    if algorithms == ("CRC32",):  # the likeliest cause: what boto3 sends unless told otherwise
+        return "its checksum is CRC32, which boto3 adds by default"
+    if len(algorithms) == 1:
+        return f"its checksum is {algorithms[0]}"
+    return f"its checksums are {' and '.join(algorithms)}"
 
 
 class Storage(ABC):

@@ -18,8 +18,7 @@ from urllib.parse import quote, unquote
 from .atomic import atomic_directory, atomic_file, copy_stream
 from .base import ChangedSinceSubmission, ObjectInfo, Storage, StorageError, check_relative, compare_listing, entries_by_url
 from .checksums import crc64nvme_of_file
-
-ROOTS_SETTING = "storage.file_roots"
+from ..tasks.validation import FILE_URLS_DISABLED, not_under_file_roots
 
 
 class FileStorage(Storage):
@@ -87,19 +86,11 @@ class FileStorage(Storage):
     def _inside_roots(self, url: str, path: str, entry: str | None = None) -> str:
         """The real path of `path`, if it is under a root; `entry` names it inside a directory."""
         if not self.roots:
-            raise StorageError(
-                url,
-                "file URLs and local paths are disabled on this server; the operator enables "
-                f"them with the setting {ROOTS_SETTING}",
-            )
+            raise StorageError(url, FILE_URLS_DISABLED)
         real = os.path.realpath(path)
         if not any(real == root or real.startswith(root.rstrip("/") + "/") for root in self.roots):
-            resolves = f"resolves to {real}, which is" if real != path or entry else "is"
-            raise StorageError(
-                url,
-                f"{entry + ' ' if entry else ''}{resolves} not under an allowed file root "
-                f"({', '.join(self.roots)}); see the setting {ROOTS_SETTING}",
-            )
+            resolves = f"resolves to {real}, which " if real != path or entry else ""
+            raise StorageError(url, f"{entry + ' ' if entry else ''}{resolves}{not_under_file_roots(self.roots)}")
         return real
 
     @staticmethod

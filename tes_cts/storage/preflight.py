@@ -17,16 +17,32 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from . import storage_for
-from .base import ObjectInfo, Storage, StorageError
+from .base import ObjectInfo, Storage, StorageError, missing_crc64nvme
 from .checksums import decode
 from .config import StorageConfig, VerifiedInputs
 from ..urls import without_password
 
 
+@dataclass(frozen=True)
+class InputProblem:
+    """Why the input `index` of a task cannot be used; `text` is "URL: reason"."""
+    index: int
+    text: str
+
+    @property
+    def line(self) -> str:
+        return f"inputs[{self.index}] {self.text}"
+
+
 @dataclass
 class Preflight:
     verified: VerifiedInputs = field(default_factory=dict)  # for the job: what the worker re-checks
-    problems: list[str] = field(default_factory=list)       # one line per failing input or object
+    input_problems: list[InputProblem] = field(default_factory=list)  # one per failing input or object, in input order
+
+    @property
+    def problems(self) -> list[str]:
+        """One line per failing input or object, "inputs[N] URL: reason" (system logs, history)."""
+        return [problem.line for problem in self.input_problems]
 
 
 @dataclass(frozen=True)
@@ -40,7 +56,7 @@ class _Look:
 def preflight_inputs(inputs: list[dict], config: StorageConfig) -> Preflight:
     """Check every url input of a task; never raises for a fault of an input (it is a problem)."""
     found: dict[int, dict[str, dict]] = {}      # input index -> object URL -> entry
-    problems: list[tuple[int, str, str]] = []   # (index, URL, line), sorted at the end
+    problems: list[tuple[int, str, str]] = []   # (index, URL, text), sorted at the end
     with ThreadPoolExecutor(max_workers=max(1, config.preflight_concurrency), thread_name_prefix="preflight") as pool:
         pending: dict[Future, tuple[str, _Look]] = {}
 
@@ -55,7 +71,7 @@ def preflight_inputs(inputs: list[dict], config: StorageConfig) -> Preflight:
             try:
                 storage = storage_for(url, config)
             except StorageError as exc:
-                problems.append((index, url, f"inputs[{index}] {exc.url}: {exc.reason}"))
+                problems.append((index, url, f"{exc.url}: {exc.reason}"))
                 continue
             if not storage.verifiable:
                 continue
@@ -70,10 +86,10 @@ def preflight_inputs(inputs: list[dict], config: StorageConfig) -> Preflight:
                 try:
                     result = future.result()
                 except StorageError as exc:
-                    problems.append((item.index, item.url, _line(item, exc.reason)))
+                    problems.append((item.index, item.url, _text(item, exc.reason)))
                     continue
                 except Exception as exc:  # a fault of the check itself: still one line, not a crash
-                    problems.append((item.index, item.url, _line(item, f"could not be checked: {type(exc).__name__}: {exc}")))
+                    problems.append((item.index, item.url, _text(item, f"could not be checked: {type(exc).__name__}: {exc}")))
                     continue
                 if kind == "list":
                     for object_url in result:
@@ -81,7 +97,7 @@ def preflight_inputs(inputs: list[dict], config: StorageConfig) -> Preflight:
                     continue
                 reason = _refusal(item, result)
                 if reason:
-                    problems.append((item.index, item.url, _line(item, reason)))
+                    problems.append((item.index, item.url, _text(item, reason)))
                 else:
                     found[item.index][item.url] = {"url": item.url, "size": result.size, "etag": result.etag,
                                                    "crc64nvme": result.checksum}
@@ -89,12 +105,12 @@ def preflight_inputs(inputs: list[dict], config: StorageConfig) -> Preflight:
     failed = {index for index, _, _ in problems}
     verified = {str(index): [objects[u] for u in sorted(objects)] for index, objects in sorted(found.items())
                 if index not in failed}
-    return Preflight(verified, [line for _, _, line in sorted(problems)])
+    return Preflight(verified, [InputProblem(index, text) for index, _, text in sorted(problems)])
 
 
-def _line(item: _Look, reason: str) -> str:
+def _text(item: _Look, reason: str) -> str:
     where = f"{without_password(item.url)} (in the DIRECTORY {without_password(item.directory)})" if item.directory else without_password(item.url)
-    return f"inputs[{item.index}] {where}: {reason}"
+    return f"{where}: {reason}"
 
 
 def _refusal(item: _Look, info: ObjectInfo) -> str | None:
@@ -108,9 +124,7 @@ def _refusal(item: _Look, info: ObjectInfo) -> str | None:
         return (f"is encrypted with SSE-KMS ({info.encryption}), which this server does not read; "
                 "copy it to an object without KMS encryption, or with SSE-S3 (`aws s3 cp --sse AES256 ...`)")
     if info.checksum is None:
-        return ("has no CRC64NVME checksum in its storage metadata, which every input needs; upload it again "
-                f"with one: `aws s3 cp --checksum-algorithm CRC64NVME FILE {item.url}` or "
-                f"`mc cp --checksum crc64nvme FILE ALIAS/{item.url[len('s3://'):]}`")
+        return missing_crc64nvme(item.url, info)
     try:
         decode(info.checksum)
     except ValueError as exc:

@@ -1,6 +1,7 @@
 """s3://bucket/key on any S3-compatible store, through boto3, with CRC64NVME on every byte.
 
-- stat: HEAD with ChecksumMode=ENABLED; the object's CRC64NVME, ETag and encryption.
+- stat: HEAD with ChecksumMode=ENABLED; the object's CRC64NVME, ETag and encryption, and which
+  other checksums it has (CRC32 when boto3 uploaded it without being told otherwise).
 - list: every object under a key prefix (ListObjectsV2, paginated), for DIRECTORY inputs.
 - get: the body is streamed to a temporary file beside the destination while its CRC64NVME is
   computed (memory stays flat whatever the size); pinned with If-Match to the ETag recorded at
@@ -35,7 +36,8 @@ from botocore.exceptions import ConnectionClosedError, ConnectionError as BotoCo
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 from .atomic import atomic_directory, atomic_file
-from .base import ChangedSinceSubmission, ObjectInfo, Storage, StorageError, check_relative, compare_listing
+from .base import (ChangedSinceSubmission, ObjectInfo, Storage, StorageError, check_relative, compare_listing,
+                   missing_crc64nvme)
 from .checksums import ALGORITHM, CHUNK_BYTES, Crc64Nvme, combine, crc64nvme, encode
 from .config import S3StoreConfig, StorageConfig
 from .s3_stores import check_key, parse_s3_url
@@ -85,7 +87,8 @@ class S3Storage(Storage):
             encryption = "SSE-C"
         elif encryption and not encryption.startswith("aws:kms"):
             encryption = None  # SSE-S3 (AES256): transparent to readers
-        return ObjectInfo(head["ContentLength"], False, head.get("ChecksumCRC64NVME"), head.get("ETag"), encryption)
+        return ObjectInfo(head["ContentLength"], False, head.get("ChecksumCRC64NVME"), head.get("ETag"), encryption,
+                          _other_checksums(head))
 
     def list(self, url: str) -> list[str]:
         return [object_url for object_url, _, _ in self._objects(url)]
@@ -153,8 +156,7 @@ class S3Storage(Storage):
         CRC64NVME is then what the bytes must match."""
         info = self.stat(url)
         if info.checksum is None:
-            raise StorageError(url, "has no CRC64NVME checksum in its storage metadata; upload it again with one "
-                                    f"(aws s3 cp --checksum-algorithm CRC64NVME FILE {url})")
+            raise StorageError(url, missing_crc64nvme(url, info))
         return {"url": url, "size": info.size, "etag": info.etag, "crc64nvme": info.checksum}
 
     def _download(self, entry: dict, handle, within: str | None = None) -> int:
@@ -346,6 +348,13 @@ def describe(exc: BaseException, store: S3StoreConfig) -> str:
 
 def _scrubbed(text: str, store: S3StoreConfig) -> str:
     return text.replace(store.secret_access_key, "***") if store.secret_access_key else text
+
+
+def _other_checksums(head: dict) -> tuple[str, ...]:
+    """The algorithms of the checksums a HEAD (ChecksumMode=ENABLED) shows besides CRC64NVME: each
+    is a key `Checksum<ALGORITHM>`, whatever algorithms S3 adds next."""
+    return tuple(sorted(key.removeprefix("Checksum") for key in head
+                        if key.startswith("Checksum") and key not in ("ChecksumType", f"Checksum{ALGORITHM}")))
 
 
 def _code(exc: ClientError) -> str:

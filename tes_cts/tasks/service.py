@@ -39,7 +39,8 @@ class TaskService:
     def __init__(self, store: TaskStore, limits: ValidationLimits,
                  verify_inputs: Callable[[list[dict]], object] | None = None):
         """`verify_inputs`, when given, checks url inputs at create (the `create` mode of
-        s3.verify_inputs); it returns an object with `verified` and `problems`."""
+        s3.verify_inputs); it returns a `storage.preflight.Preflight` (`verified`, and
+        `input_problems`, each with the index of its input)."""
         self.store = store
         self.limits = limits
         self.verify_inputs = verify_inputs
@@ -66,8 +67,9 @@ class TaskService:
         if self.verify_inputs is None or not any("url" in i for i in inputs):
             return {}
         report = self.verify_inputs(inputs)
-        if report.problems:
-            raise TaskValidationError([Problem("inputs", problem) for problem in report.problems])
+        if report.input_problems:
+            raise TaskValidationError([Problem(f"inputs[{problem.index}].url", problem.text)
+                                       for problem in report.input_problems])
         return report.verified
 
     def get(self, task_id: str, view: View, owner: str | None = None) -> dict:

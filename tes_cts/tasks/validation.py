@@ -9,8 +9,11 @@ Conventions:
 - `Problem.field` is a JSON path relative to the task: "executors[0].command", "inputs[2].url",
   "tags.PROJECT", 'executors[0].env["A=B"]' for keys that are not plain names. The empty string
   means the task document itself.
-- A property given as JSON null is absent. A null as an array item or map value is a problem,
-  because the schema says what must be there.
+- A property given as JSON null is absent, and so is a map entry whose value is null (in tags,
+  env and backend_parameters: Cromwell sends `tags.parent_workflow_id: null` for a root workflow
+  and nulls for unset runtime attributes); neither is stored, so no view ever holds a null. A null
+  array item is still a problem: leaving it out would change what the array says (a command's
+  arguments, the index of every later input).
 - Unknown keys, at the top level and nested, are dropped silently, and so are the server-set
   fields id, state, logs and creation_time.
 - Pass 1 checks every property's JSON type against a per-object table (`_EXECUTOR` ...);
@@ -51,6 +54,21 @@ class ValidationLimits:
     content_max_bytes: int  # max UTF-8 bytes of an input's `content`
     file_roots: tuple[str, ...]  # absolute dirs under which file:// and bare-path URLs are allowed
     supported_backend_parameters: frozenset[str]  # lower-case keys the backend supports
+
+
+# The wording of the file-roots rule, shared with storage.file, which applies it again at run time.
+FILE_ROOTS_SETTING = "storage.file_roots (env TES_CTS_STORAGE__FILE_ROOTS)"
+FILE_URLS_DISABLED = (
+    "file URLs and local paths are disabled on this server; the operator enables them "
+    f"with the setting {FILE_ROOTS_SETTING}"
+)
+
+
+def not_under_file_roots(roots: tuple[str, ...]) -> str:
+    return (
+        f"is not under an allowed file root ({', '.join(roots)}); use a path under one of them, "
+        f"or have the operator add a root to the setting {FILE_ROOTS_SETTING}"
+    )
 
 
 @dataclass(frozen=True)
@@ -170,6 +188,8 @@ def _string_map(value: object, at: str, check: _Check) -> object:
         return _INVALID
     result: dict = {}
     for key, item in value.items():
+        if item is None:  # the key left out: see the module docstring
+            continue
         key_at = _at(at, key)
         # Keys end up as field names in the store: BSON cannot hold a NUL in one.
         good_key = _text(key, key_at, check) is not _INVALID
@@ -504,6 +524,10 @@ class _Scheme:
     example: str
     directions: frozenset[str]
     reasons: Callable[[str, _UrlUse], list[str]]  # what is wrong with a url of this scheme
+    needs_file_roots: bool = False  # the server's own files: offered only where roots are set
+
+    def offered_for(self, use: _UrlUse) -> bool:
+        return use.direction in self.directions and (bool(use.limits.file_roots) or not self.needs_file_roots)
 
 
 _S3_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z")
@@ -540,12 +564,9 @@ def _host_path_reasons(path: str, use: _UrlUse) -> list[str]:
         return reasons
     roots = use.limits.file_roots
     if not roots:
-        return [
-            "file URLs and local paths are disabled on this server; the operator enables them "
-            "with the setting storage.file_roots (env TES_CTS_STORAGE__FILE_ROOTS)"
-        ]
+        return [FILE_URLS_DISABLED]
     if not any(_is_under(path, root) for root in roots):
-        return [f"is not under an allowed file root ({', '.join(roots)})"]
+        return [not_under_file_roots(roots)]
     return []
 
 
@@ -563,8 +584,8 @@ _BOTH = frozenset({"input", "output"})
 # Scheme (lower case; "" is a bare absolute path) -> what is accepted. Outputs are never http(s).
 _SCHEMES: dict[str, _Scheme] = {
     "s3": _Scheme("s3://bucket/key", _BOTH, _s3_reasons),
-    "file": _Scheme("file:///absolute/path", _BOTH, _file_url_reasons),
-    "": _Scheme("/absolute/path", _BOTH, _host_path_reasons),
+    "file": _Scheme("file:///absolute/path", _BOTH, _file_url_reasons, needs_file_roots=True),
+    "": _Scheme("/absolute/path", _BOTH, _host_path_reasons, needs_file_roots=True),
     "http": _Scheme("http://host/path", frozenset({"input"}), _http_reasons),
     "https": _Scheme("https://host/path", frozenset({"input"}), _http_reasons),
 }
@@ -572,12 +593,13 @@ _SCHEME_PREFIX = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
 def _url(url: str, at: str, use: _UrlUse, check: _Check) -> None:
-    accepted = ", ".join(s.example for s in _SCHEMES.values() if use.direction in s.directions)
+    accepted = ", ".join(s.example for s in _SCHEMES.values() if s.offered_for(use))
     match = _SCHEME_PREFIX.match(url)
     name = "" if url.startswith("/") else match.group(1) if match else None
     scheme = _SCHEMES.get(name.lower()) if name is not None else None
     if name is None:
-        check.problem(at, f"must be a URL or an absolute path, not {_show(url)}; accepted for {use.direction}s: {accepted}")
+        expected = "a URL or an absolute path" if _SCHEMES[""].offered_for(use) else "a URL"
+        check.problem(at, f"must be {expected}, not {_show(url)}; accepted for {use.direction}s: {accepted}")
     elif scheme is None or use.direction not in scheme.directions:
         check.problem(at, f"scheme {_show(name + '://')} is not supported for {use.direction}s; accepted: {accepted}")
     elif name != name.lower():
