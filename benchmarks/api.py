@@ -5,7 +5,7 @@
 
 What it does, in one run:
 1. pre-fills a fresh SQLite store (in a temporary work dir) with --tasks realistic task records
-   through SqliteTaskStore.insert, one transaction per task as the API does;
+   through SqliteTaskDatabase.insert, one transaction per task as the API does;
 2. starts `tes-cts serve` on that store and the "framework floor" (benchmarks/floor_app.py: a bare
    Connexion 3 FlaskApp whose operations return a constant small JSON) with the same gunicorn
    worker class, worker count and access log, each on a free loopback port;
@@ -45,12 +45,13 @@ from pathlib import Path
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR.parent))  # run from a checkout without installing
 
-from tes_cts.store import sqlite as sqlite_store  # noqa: E402
-from tes_cts.store.base import Cursor, TaskQuery  # noqa: E402
-from tes_cts.store.sqlite import SqliteTaskStore  # noqa: E402
+from tes_cts.clock import now_us, rfc3339  # noqa: E402
+from tes_cts.database import sqlite as sqlite_store  # noqa: E402
+from tes_cts.database.sqlite import SqliteTaskDatabase  # noqa: E402
+from tes_cts.model.query import Cursor, TaskQuery  # noqa: E402
+from tes_cts.model.record import TaskRecord, new_task_id
+from tes_cts.model.states import Phase, TesState  # noqa: E402
 from tes_cts.tasks.paging import encode_token  # noqa: E402
-from tes_cts.tasks.record import TaskRecord, new_task_id, now_us, rfc3339  # noqa: E402
-from tes_cts.tasks.states import Phase, TesState  # noqa: E402
 from tes_cts.tasks.validation import TaskValidationError, ValidationLimits, validate_task  # noqa: E402
 from tes_cts.tasks.views import View, render_task  # noqa: E402
 from tests.live_server import stop_process_group  # noqa: E402
@@ -205,7 +206,7 @@ def prefill(path: Path, count: int, batch: int, seed: int) -> Prefill:
     weights = [w for _, w in PHASE_MIX]
     span_us = 30 * 24 * 3600 * 1_000_000  # submitted over the last 30 days, in order
     start_us = now_us() - span_us - 3600 * 1_000_000
-    store = SqliteTaskStore(path)
+    store = SqliteTaskDatabase(path)
     keys: list[tuple[int, str]] = []
     states: dict[str, int] = {}
     spent = 0.0
@@ -236,14 +237,14 @@ def prefill(path: Path, count: int, batch: int, seed: int) -> Prefill:
     return Prefill(spent, time.perf_counter() - began_all, keys, states)
 
 
-def insert_batch(store: SqliteTaskStore, records: list[TaskRecord]) -> None:
+def insert_batch(store: SqliteTaskDatabase, records: list[TaskRecord]) -> None:
     """Many records per transaction, for --prefill-batch > 1 (big stores).
 
-    SqliteTaskStore.insert commits once per task, which is what the API does and what the default
+    SqliteTaskDatabase.insert commits once per task, which is what the API does and what the default
     pre-fill measures. For millions of tasks that is slow, so this runs the very statement, row
-    mapping (_row) and tag writing (_write_tags) of SqliteTaskStore.insert, on the store's own
+    mapping (_row) and tag writing (_write_tags) of SqliteTaskDatabase.insert, on the store's own
     connection, with one BEGIN IMMEDIATE ... COMMIT around many of them. The schema is still
-    the one SqliteTaskStore created; nothing here writes a column the store does not.
+    the one SqliteTaskDatabase created; nothing here writes a column the store does not.
     """
     conn = store._connection()
     insert = f"INSERT INTO tasks ({sqlite_store._COLUMNS}) VALUES (:id, :owner, :created_us, :name, :state, :phase, :version, :doc)"
@@ -471,7 +472,7 @@ def diagnostics(db: Path, keys: list[tuple[int, str]], deep_cursor: Cursor, seed
     lengthen the tail of the list.
     """
     rng = random.Random(seed)
-    store = SqliteTaskStore(db)
+    store = SqliteTaskDatabase(db)
     lines = []
 
     def line(label: str, ms: float, extra: str = "") -> None:
@@ -566,7 +567,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=4, help="client threads, one keep-alive connection each (default 4)")
     parser.add_argument("--deep", type=int, default=None, help="position of the deep page in the list (default: tasks / 2)")
     parser.add_argument("--prefill-batch", type=int, default=1,
-                        help="tasks per transaction when pre-filling; 1 (default) is SqliteTaskStore.insert itself")
+                        help="tasks per transaction when pre-filling; 1 (default) is SqliteTaskDatabase.insert itself")
     parser.add_argument("--seed", type=int, default=20261121)
     parser.add_argument("--no-diagnostics", action="store_true", help="skip the in-process breakdown and query plans")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (store, server logs)")
@@ -588,7 +589,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\npre-filling {args.tasks:,} tasks ...", flush=True)
         filled = prefill(db, args.tasks, args.prefill_batch, args.seed)
         size = store_bytes(db)
-        how = "SqliteTaskStore.insert, one transaction each" if args.prefill_batch <= 1 else f"{args.prefill_batch} per transaction"
+        how = "SqliteTaskDatabase.insert, one transaction each" if args.prefill_batch <= 1 else f"{args.prefill_batch} per transaction"
         store_line = (f"store: {args.tasks:,} tasks pre-filled at {args.tasks / filled.seconds:,.0f} tasks/s ({how}; "
                       f"{filled.seconds:.1f} s in the store, {filled.wall_seconds:.1f} s with generating them); "
                       f"{size / 2**20:,.1f} MiB on disk ({size / args.tasks:,.0f} bytes/task)")

@@ -49,7 +49,7 @@ sys.path.insert(0, str(REPO))  # run from a checkout: tes_cts and tests/ are imp
 import requests  # noqa: E402
 
 from tes_cts import __version__  # noqa: E402
-from tes_cts.store.sqlite import SqliteTaskStore  # noqa: E402
+from tes_cts.database.sqlite import SqliteTaskDatabase  # noqa: E402
 from tests.docker_env import TEST_IMAGE, docker, docker_env, docker_reachable, ensure_test_image  # noqa: E402
 from tests.live_server import LiveServer  # noqa: E402
 
@@ -177,7 +177,7 @@ def one_task(client: Client, name: str) -> tuple[str, float, float, str]:
         time.sleep(GET_EVERY_S)
 
 
-def timeline(store: SqliteTaskStore, work_dir: Path, task_id: str) -> dict:
+def timeline(store: SqliteTaskDatabase, work_dir: Path, task_id: str) -> dict:
     """The moments of one task, as Unix seconds, from its history, the worker's result.json and
     the executor log."""
     record = store.get(task_id)
@@ -216,7 +216,7 @@ SEGMENTS = [
 
 # --- the measurements --------------------------------------------------------------------------
 
-def latency(client: Client, store: SqliteTaskStore, work_dir: Path, runs: int, tag: str):
+def latency(client: Client, store: SqliteTaskDatabase, work_dir: Path, runs: int, tag: str):
     flags_command = ["docker", "run", "--rm", "--pull", "never", "--name", "", "--label", f"tes-cts-bench={tag}",
                      "--network", "none", "--security-opt", "no-new-privileges", TEST_IMAGE, *COMMAND]
     timed_docker(BASELINE)                      # warm-up, not counted
@@ -308,7 +308,7 @@ def docker_burst(count: int, parallel: int) -> float:
     return time.perf_counter() - started
 
 
-def tes_burst(client_url: str, store: SqliteTaskStore, work_dir: Path, count: int, tag: str):
+def tes_burst(client_url: str, store: SqliteTaskDatabase, work_dir: Path, count: int, tag: str):
     prefix = f"overhead-{tag}-burst-"
     local = threading.local()
 
@@ -542,7 +542,7 @@ def main(argv: list[str] | None = None) -> int:
             "PYTHONPATH": os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
         }
         server = LiveServer(scratch, ["--workers", str(args.workers)], env).wait_ready()
-        store = SqliteTaskStore(work_dir / "tes-cts.sqlite3")
+        store = SqliteTaskDatabase(work_dir / "tes-cts.sqlite3")
         client = Client(server.url)
         print(f"server:                {server.url} (work dir {work_dir})\n")
 

@@ -82,10 +82,10 @@ def child(variant: str, endpoint: str, src: str, workdir: str, key: str) -> dict
     import boto3
     from botocore.config import Config
 
+    from tes_cts.jobfiles import Job
     from tes_cts.storage import StorageConfig
     from tes_cts.storage.config import S3StoreConfig
     from tes_cts.storage.preflight import preflight_inputs
-    from tes_cts.worker.job import Job
     from tes_cts.worker.paths import FileMapper
     from tes_cts.worker.staging import stage_inputs, stage_outputs
 

@@ -11,10 +11,10 @@ import subprocess
 import sys
 import threading
 
+from .database import open_database
+from .database.base import DatabaseUnavailable
 from .settings import SettingsError, load_settings
-from .store import open_store
 from .storage.base import StorageError
-from .store.base import StoreUnavailable
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,11 +70,11 @@ def _serve(args) -> int:
         settings = load_settings(overrides)
         # Open the store once before forking workers: a bad store setting fails here, once,
         # with its message, and the schema exists before several workers race to create it.
-        open_store(settings).close()
+        open_database(settings).close()
         from .wiring import check_storage
 
         check_storage(settings)  # a wrong S3 endpoint or credential stops here, said once
-    except (SettingsError, StoreUnavailable, StorageError) as exc:
+    except (SettingsError, DatabaseUnavailable, StorageError) as exc:
         print(f"tes-cts: {exc}", file=sys.stderr)
         return 2
     from .server import BindError, GunicornServer, check_bind
@@ -131,9 +131,9 @@ def _poller(args) -> int:
     try:
         settings = load_settings()
         check_storage(settings)  # the same start-up checks as serve: bad settings stop it here
-        store = open_store(settings)
+        store = open_database(settings)
         poller = build_poller(settings, store)
-    except (SettingsError, StoreUnavailable, StorageError) as exc:
+    except (SettingsError, DatabaseUnavailable, StorageError) as exc:
         print(f"tes-cts: {exc}", file=sys.stderr)
         return 2
 

@@ -14,19 +14,29 @@ import secrets
 import socket
 import threading
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Iterator
 
+from . import jobfiles
 from .backends.base import Backend, BackendUnavailable, Held, JobRef, JobStatus, Waiting
-from .store.base import Cursor, StoreUnavailable, TaskQuery, TaskStore
+from .clock import now_us, rfc3339
+from .database.base import DatabaseUnavailable, TaskDatabase
+from .durations import describe_duration, parse_duration
+from .jobfiles import ContainerSettings, Job, Result
+from .model.query import Cursor, TaskQuery
+from .model.record import TaskRecord
+from .model.states import Phase, TesState
+from .storage.preflight import InputPreflight
 from .tasks.attempts import (
-    EXECUTOR_KEY, add_system_log, attempt_log, begin_wait, current_attempt, end_wait, last_system_log, next_attempt,
+    EXECUTOR_KEY,
+    add_system_log,
+    attempt_log,
+    begin_wait,
+    current_attempt,
+    end_wait,
+    last_system_log,
+    next_attempt,
 )
-from .tasks.durations import describe_duration, parse_duration
 from .tasks.lifecycle import move, update
-from .tasks.record import TaskRecord, now_us, rfc3339
-from .tasks.states import Phase, TesState
-from .worker import job as jobfiles
-from .worker.job import ContainerSettings, Job, Result
 
 log = logging.getLogger("tes_cts.poller")
 
@@ -58,13 +68,11 @@ class PollerConfig:
     containers: ContainerSettings = ContainerSettings()
     file_roots: tuple[str, ...] = ()
     s3_stores: tuple[dict, ...] = ()  # storage.config.public_stores: what a worker may know
-    # Checks every url input before compute is spent (None: nothing to check). Returns an object
-    # with `verified` (storage.config.VerifiedInputs) and `problems` (one line per bad input).
-    preflight: Callable[[list[dict]], object] | None = None
+    preflight: InputPreflight | None = None  # None: inputs were checked at create, or nothing to check
 
 
 class Poller:
-    def __init__(self, store: TaskStore, backend: Backend, config: PollerConfig, poller_id: str | None = None):
+    def __init__(self, store: TaskDatabase, backend: Backend, config: PollerConfig, poller_id: str | None = None):
         self.store = store
         self.backend = backend
         self.config = config
@@ -75,7 +83,7 @@ class Poller:
         while not stop.is_set():
             try:
                 self.cycle()
-            except StoreUnavailable as exc:
+            except DatabaseUnavailable as exc:
                 log.warning("store unavailable, retrying: %s", exc)
             except Exception:  # one bad cycle must not stop the service's only reconciler
                 log.exception("poller cycle failed; continuing")

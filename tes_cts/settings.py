@@ -86,7 +86,7 @@ AUTH_VALIDATORS = [
 
 
 def _is_duration(text) -> bool:
-    from .tasks.durations import parse_duration
+    from .durations import parse_duration
 
     try:
         return bool(parse_duration(text))
@@ -259,7 +259,7 @@ def _check_file_roots(roots: list) -> None:
 
 
 def _check_duration(name: str, value: str) -> None:
-    from .tasks.durations import parse_duration
+    from .durations import parse_duration
 
     if value:
         try:

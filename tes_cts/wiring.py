@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from .backends.base import Backend
+from .database.base import TaskDatabase
+from .durations import parse_duration
+from .jobfiles import ContainerSettings
 from .poller import Poller, PollerConfig
 from .settings import S3_STORE_KEYS, SettingsError, named_s3_stores
 from .storage.config import S3StoreConfig, StorageConfig, public_stores, secret_environment
-from .store.base import TaskStore
-from .tasks.durations import parse_duration
-from .worker.job import ContainerSettings
+from .storage.preflight import preflight_for
 
 
 def container_settings(settings) -> ContainerSettings:
@@ -126,19 +127,12 @@ def poller_config(settings) -> PollerConfig:
         containers=container_settings(settings),
         file_roots=tuple(settings.storage.file_roots),
         s3_stores=tuple(public_stores(storage)),
-        preflight=None if settings.s3.verify_inputs == "create" else input_checker(storage),
+        preflight=None if settings.s3.verify_inputs == "create" else preflight_for(storage),
     )
 
 
 def _seconds_or_zero(duration: str) -> float:
     return parse_duration(duration) if duration else 0.0
-
-
-def input_checker(config: StorageConfig):
-    """The preflight of url inputs: HEAD with checksums, concurrently, with a bound."""
-    from .storage.preflight import preflight_inputs
-
-    return lambda inputs: preflight_inputs(inputs, config)
 
 
 def check_storage(settings) -> None:
@@ -153,5 +147,5 @@ def check_storage(settings) -> None:
         check_s3_stores(config)
 
 
-def build_poller(settings, store: TaskStore) -> Poller:
+def build_poller(settings, store: TaskDatabase) -> Poller:
     return Poller(store, open_backend(settings), poller_config(settings))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tes_cts.api.app import create_app
+from tes_cts.database import open_database
 from tes_cts.settings import load_settings
-from tes_cts.store import open_store
 
 
 def pytest_collection_modifyitems(items):
@@ -43,7 +43,7 @@ def settings(make_settings):
 
 @pytest.fixture
 def store(settings):
-    opened = open_store(settings)
+    opened = open_database(settings)
     yield opened
     opened.close()
 

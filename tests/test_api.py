@@ -7,9 +7,9 @@ import json
 import pytest
 
 from tes_cts import __version__
+from tes_cts.model.record import TaskRecord
+from tes_cts.model.states import Phase
 from tes_cts.tasks.lifecycle import move
-from tes_cts.tasks.record import TaskRecord
-from tes_cts.tasks.states import Phase
 
 from .helpers import RFC3339, SPEC_TAG_TABLE, assert_no_nulls, echo_task
 
@@ -414,7 +414,7 @@ def test_body_above_the_limit_is_a_413(make_settings, store):
 
         response = client.post("/v1/tasks", content=small_chunks(), headers={"content-type": "application/json"})
         assert response.status_code == 200, response.text
-    assert len(store.query(__import__("tes_cts.store.base", fromlist=["TaskQuery"]).TaskQuery(limit=10))) == 2
+    assert len(store.query(__import__("tes_cts.database.base", fromlist=["TaskQuery"]).TaskQuery(limit=10))) == 2
 
 
 def test_unsupported_backend_parameters_are_dropped_with_a_warning(client):
@@ -440,11 +440,11 @@ def test_a_locked_database_is_a_503_and_the_service_recovers(make_settings, tmp_
     import sqlite3
 
     from tes_cts.api.app import create_app
-    from tes_cts.store.sqlite import SqliteTaskStore
+    from tes_cts.database.sqlite import SqliteTaskDatabase
 
     settings = make_settings()
     path = tmp_path / "work" / "tes-cts.sqlite3"
-    store = SqliteTaskStore(path, busy_timeout_s=0.2)
+    store = SqliteTaskDatabase(path, busy_timeout_s=0.2)
     with create_app(settings, store).test_client() as client:
         task_id = create(client)
         blocker = sqlite3.connect(path, isolation_level=None)
@@ -466,9 +466,9 @@ def test_a_lost_mongodb_is_a_503(make_settings):
     from pymongo import MongoClient
 
     from tes_cts.api.app import create_app
-    from tes_cts.store.mongo import MongoTaskStore
+    from tes_cts.database.mongo import MongoTaskDatabase
 
-    store = MongoTaskStore(mongomock.MongoClient(), "lost")
+    store = MongoTaskDatabase(mongomock.MongoClient(), "lost")
     # The server goes away after start: point the store at a port where nothing listens.
     store._tasks = MongoClient("mongodb://127.0.0.1:9", serverSelectionTimeoutMS=200)["lost"]["tasks"]
     with create_app(make_settings(), store).test_client() as client:
@@ -478,15 +478,14 @@ def test_a_lost_mongodb_is_a_503(make_settings):
 
 
 def test_create_mode_refuses_a_task_with_bad_inputs_listing_each(settings, store):
+    from tes_cts.storage.preflight import InputProblem, PreflightReport
     from tes_cts.tasks.service import TaskService
     from tes_cts.tasks.validation import TaskValidationError, ValidationLimits
-
-    from tes_cts.storage.preflight import InputProblem, Preflight
 
     def verify(inputs):
         bad = [InputProblem(index, f"{i['url']}: no CRC64NVME checksum; add one with aws s3 cp --checksum-algorithm CRC64NVME")
                for index, i in enumerate(inputs) if "bad" in i["url"]]
-        return Preflight({"0": [{"url": inputs[0]["url"], "size": 1, "etag": None, "crc64nvme": "x"}]}, bad)
+        return PreflightReport({"0": [{"url": inputs[0]["url"], "size": 1, "etag": None, "crc64nvme": "x"}]}, bad)
 
     service = TaskService(store, ValidationLimits(131072, (), frozenset()), verify)
     body = echo_task(inputs=[{"path": "/a", "url": "s3://bucket/bad1"}, {"path": "/b", "url": "s3://bucket/bad2"}])

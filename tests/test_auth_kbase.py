@@ -99,13 +99,13 @@ def test_jwts_are_never_sent_to_kbase(server, kbase):
 
 def test_an_unreachable_service_is_a_503(make_settings):
     from tes_cts.api.app import create_app
-    from tes_cts.store import open_store
+    from tes_cts.database import open_database
 
     from .live_server import free_port
 
     settings = make_settings(auth__providers=["kbase"], auth__kbase__url=f"http://127.0.0.1:{free_port()}/auth",
                              auth__timeout_s=2)
-    store = open_store(settings)
+    store = open_database(settings)
     with create_app(settings, store).test_client() as client:
         response = client.post("/v1/tasks", json=echo_task(), headers=bearer(ALICE))
     store.close()

@@ -136,13 +136,13 @@ def test_py_tes_with_an_access_token(server, issuer):
 
 def test_an_unreachable_issuer_is_a_503_never_a_500_nor_allowed(make_settings, issuer):
     from tes_cts.api.app import create_app
-    from tes_cts.store import open_store
+    from tes_cts.database import open_database
 
     from .live_server import free_port
 
     settings = make_settings(auth__providers=["oidc"], auth__oidc__issuer=f"http://127.0.0.1:{free_port()}",
                              auth__oidc__audience=AUDIENCE, auth__timeout_s=2)
-    store = open_store(settings)
+    store = open_database(settings)
     token = issuer.token("alice", groups=MEMBER, issuer=settings.auth.oidc.issuer)
     with create_app(settings, store).test_client() as client:
         response = client.get("/v1/tasks", headers=bearer(token))

@@ -191,11 +191,11 @@ class CountingStore:
 
 def test_unknown_and_foreign_ids_cost_the_same_store_work(make_settings):
     from tes_cts.api.app import create_app
-    from tes_cts.store import open_store
+    from tes_cts.database import open_database
 
     settings = make_settings(auth__providers=["basic"], auth__basic__users={
         "alice": hash_password("a"), "bob": hash_password("b")})
-    store = CountingStore(open_store(settings))
+    store = CountingStore(open_database(settings))
     alice, bob = basic_auth("alice", "a"), basic_auth("bob", "b")
     with create_app(settings, store).test_client() as client:
         theirs = client.post("/v1/tasks", json=echo_task(), headers=alice).json()["id"]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tes_cts.tasks.durations import describe_duration, parse_duration
+from tes_cts.durations import describe_duration, parse_duration
 
 
 @pytest.mark.parametrize("text,seconds", [("600", 600), ("1.5", 1.5), ("PT10M", 600), ("pt1h30m", 5400),

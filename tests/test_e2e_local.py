@@ -7,13 +7,12 @@ import os
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 import requests
 
 from .docker_env import docker, docker_env
-from .live_server import TES_CTS, LiveServer
+from .live_server import LiveServer
 
 TERMINAL = {"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED"}
 

@@ -11,7 +11,14 @@ import requests
 from .docker_env import docker_env
 from .live_server import TES_CTS, LiveServer
 from .s3_server import (  # noqa: F401 (fixtures)
-    ACCESS_KEY_ID, SECRET_ACCESS_KEY, crc_of, put_verified, rejecting_credentials, s3_bucket, s3_client, s3_endpoint,
+    ACCESS_KEY_ID,
+    SECRET_ACCESS_KEY,
+    crc_of,
+    put_verified,
+    rejecting_credentials,
+    s3_bucket,
+    s3_client,
+    s3_endpoint,
 )
 from .test_e2e_local import run, submit, task, wait_for
 

@@ -13,7 +13,7 @@ import pytest
 from tes_cts.backends.base import JobRef
 from tes_cts.backends.htcondor import SUBMISSION_FILE, HTCondorBackend
 from tes_cts.backends.htcondor_description import JobTemplate
-from tes_cts.worker.job import Job
+from tes_cts.jobfiles import Job
 
 from .condor_sim import HELD, RUNNING, SimulatedSchedd
 

@@ -7,11 +7,12 @@ import pytest
 
 from tes_cts.backends.htcondor import HTCondorBackend
 from tes_cts.backends.htcondor_description import JobTemplate
+from tes_cts.clock import now_us
+from tes_cts.database.sqlite import SqliteTaskDatabase
+from tes_cts.model.query import TaskQuery
+from tes_cts.model.record import TaskRecord, new_task_id
+from tes_cts.model.states import Phase, TesState
 from tes_cts.poller import Poller, PollerConfig
-from tes_cts.store.base import TaskQuery
-from tes_cts.store.sqlite import SqliteTaskStore
-from tes_cts.tasks.record import TaskRecord, new_task_id, now_us
-from tes_cts.tasks.states import Phase, TesState
 
 from .condor_sim import SimulatedSchedd
 
@@ -24,7 +25,7 @@ def cycle_calls(schedd: SimulatedSchedd, poller: Poller) -> dict[str, int]:
 
 @pytest.fixture
 def store(tmp_path):
-    opened = SqliteTaskStore(tmp_path / "tasks.sqlite3")
+    opened = SqliteTaskDatabase(tmp_path / "tasks.sqlite3")
     yield opened
     opened.close()
 

@@ -15,17 +15,17 @@ import pytest
 from tes_cts.backends import BACKEND_PARAMETERS
 from tes_cts.backends.htcondor import HTCondorBackend
 from tes_cts.backends.htcondor_description import JobTemplate
+from tes_cts.database.sqlite import SqliteTaskDatabase
+from tes_cts.jobfiles import ContainerSettings
+from tes_cts.model.states import TERMINAL_STATES, TesState
 from tes_cts.poller import Poller, PollerConfig
-from tes_cts.store.sqlite import SqliteTaskStore
 from tes_cts.tasks.service import TaskService
-from tes_cts.tasks.states import TERMINAL_STATES, TesState
 from tes_cts.tasks.validation import ValidationLimits
 from tes_cts.tasks.views import View, render_task
-from tes_cts.worker.job import ContainerSettings
 
 from .condor_sim import SimulatedSchedd
-from .s3_server import s3_bucket, s3_client, s3_endpoint  # noqa: F401 (fixtures)
 from .docker_env import docker, docker_env
+from .s3_server import s3_bucket, s3_client, s3_endpoint  # noqa: F401 (fixtures)
 
 IMAGE = "tes-cts-test/busybox:1"
 WORKER = (sys.executable, "-m", "tes_cts.backends.htcondor_job")
@@ -39,7 +39,7 @@ class Service:
         self.schedd = schedd
         self.out = root / "out"
         self.out.mkdir(parents=True)
-        self.store = SqliteTaskStore(root / "tasks.sqlite3")
+        self.store = SqliteTaskDatabase(root / "tasks.sqlite3")
         self.tasks = TaskService(self.store, ValidationLimits(
             content_max_bytes=131072, file_roots=(str(self.out),),
             supported_backend_parameters=frozenset(BACKEND_PARAMETERS["htcondor"])))

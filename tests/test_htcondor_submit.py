@@ -8,12 +8,18 @@ import htcondor2
 import pytest
 
 from tes_cts.backends.htcondor import HTCondorBackend
-from tes_cts.backends.htcondor_description import (JobTemplate, condor_arguments, condor_environment, describe,
-                                                   owner_name)
+from tes_cts.backends.htcondor_description import (
+    JobTemplate,
+    condor_arguments,
+    condor_environment,
+    describe,
+    owner_name,
+)
+from tes_cts.jobfiles import Job
 from tes_cts.settings import SettingsError
-from tes_cts.worker.job import Job
 
-from .condor_sim import SUBMIT_COMMANDS, condor_environment as read_environment, condor_words
+from .condor_sim import SUBMIT_COMMANDS, condor_words
+from .condor_sim import condor_environment as read_environment
 
 TEMPLATE = JobTemplate(
     service_id="org.example.tes",

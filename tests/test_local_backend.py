@@ -8,7 +8,7 @@ import pytest
 
 from tes_cts.backends.base import JobRef
 from tes_cts.backends.local import LocalBackend
-from tes_cts.worker.job import ContainerSettings, Job
+from tes_cts.jobfiles import ContainerSettings, Job
 
 
 def make_job(backend, task_id, cores=1, ram=0.0) -> Job:

@@ -10,14 +10,15 @@ from __future__ import annotations
 import pytest
 
 from tes_cts.backends.base import Backend, BackendUnavailable, JobRef, JobStatus
+from tes_cts.clock import now_us
+from tes_cts.database.sqlite import SqliteTaskDatabase
+from tes_cts.jobfiles import Job, Progress, Result
+from tes_cts.model.record import TaskRecord, new_task_id
+from tes_cts.model.states import Phase
 from tes_cts.poller import Poller, PollerConfig
-from tes_cts.store.sqlite import SqliteTaskStore
 from tes_cts.tasks import attempts
 from tes_cts.tasks.lifecycle import move
-from tes_cts.tasks.record import TaskRecord, new_task_id, now_us
-from tes_cts.tasks.states import Phase
 from tes_cts.tasks.views import View, render_task
-from tes_cts.worker.job import Job, Progress, Result
 
 
 class ScriptedBackend(Backend):
@@ -59,7 +60,7 @@ class ScriptedBackend(Backend):
 
 @pytest.fixture
 def store(tmp_path):
-    opened = SqliteTaskStore(tmp_path / "tasks.sqlite3")
+    opened = SqliteTaskDatabase(tmp_path / "tasks.sqlite3")
     yield opened
     opened.close()
 

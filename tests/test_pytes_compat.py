@@ -12,9 +12,9 @@ import tes
 from tes.models import ListTasksResponse, ServiceInfo, Task
 from tes.utils import unmarshal
 
-from tes_cts.store.sqlite import SqliteTaskStore
+from tes_cts.database.sqlite import SqliteTaskDatabase
+from tes_cts.model.states import Phase
 from tes_cts.tasks.lifecycle import move
-from tes_cts.tasks.states import Phase
 
 from .live_server import LiveServer
 
@@ -38,7 +38,7 @@ def server(tmp_path_factory):
     # No poller: these tests set task states themselves.
     env = {"TES_CTS_WORK_DIR": str(work / "work"), "TES_CTS_POLLER__EMBEDDED": "false"}
     with LiveServer(work, ["--workers", "2"], env) as live:
-        live.store = SqliteTaskStore(work / "work" / "tes-cts.sqlite3")  # the poller's view of it
+        live.store = SqliteTaskDatabase(work / "work" / "tes-cts.sqlite3")  # the poller's view of it
         yield live
         live.store.close()
 

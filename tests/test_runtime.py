@@ -10,10 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from tes_cts.worker.job import ContainerSettings
+from tes_cts.jobfiles import ContainerSettings
 from tes_cts.worker.paths import Mount
-from tes_cts.worker.runtime import (ContainerSpec, DockerRuntime, ImageUnavailable, PodmanRuntime, RuntimeUnavailable,
-                                    attempt_labels, runtime_for)
+from tes_cts.worker.runtime import (
+    ContainerSpec,
+    DockerRuntime,
+    ImageUnavailable,
+    PodmanRuntime,
+    RuntimeUnavailable,
+    attempt_labels,
+    runtime_for,
+)
 
 from .docker_env import docker, docker_env
 

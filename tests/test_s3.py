@@ -19,15 +19,26 @@ from botocore.config import Config
 from botocore.exceptions import ConnectionClosedError, ResponseStreamingError
 
 from tes_cts.api.app import create_app
+from tes_cts.jobfiles import Job
 from tes_cts.storage import ChangedSinceSubmission, StorageConfig, StorageError, check_s3_stores, storage_for
 from tes_cts.storage.preflight import preflight_inputs
 from tes_cts.storage.s3 import S3Storage, part_size
-from tes_cts.worker.job import Job
 from tes_cts.worker.paths import FileMapper
 from tes_cts.worker.staging import StagingError, stage_inputs, stage_outputs
 
-from .s3_server import (ACCESS_KEY_ID, SECRET_ACCESS_KEY, crc_of, make_client, make_store, put_verified,  # noqa: F401
-                        rejecting_credentials, s3_bucket, s3_client, s3_endpoint, s3_store)
+from .s3_server import (  # noqa: F401
+    ACCESS_KEY_ID,
+    SECRET_ACCESS_KEY,
+    crc_of,
+    make_client,
+    make_store,
+    put_verified,
+    rejecting_credentials,
+    s3_bucket,
+    s3_client,
+    s3_endpoint,
+    s3_store,
+)
 from .test_storage import listing
 
 MIB = 1024 * 1024

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from tes_cts.jobfiles import Job
 from tes_cts.storage import StorageConfig
 from tes_cts.storage.preflight import preflight_inputs
-from tes_cts.worker.job import Job
 from tes_cts.worker.paths import FileMapper
 from tes_cts.worker.staging import StagingError, stage_inputs, stage_outputs
 

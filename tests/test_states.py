@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from tes_cts.store.sqlite import SqliteTaskStore
-from tes_cts.tasks.lifecycle import move
-from tes_cts.tasks.record import TaskRecord
-from tes_cts.tasks.states import (
-    STATE_OF_PHASE, TERMINAL_PHASES, TRANSITIONS, IllegalTransition, Phase, TesState, check_transition,
+from tes_cts.database.sqlite import SqliteTaskDatabase
+from tes_cts.model.record import TaskRecord
+from tes_cts.model.states import (
+    STATE_OF_PHASE,
+    TERMINAL_PHASES,
+    TRANSITIONS,
+    IllegalTransition,
+    Phase,
+    TesState,
+    check_transition,
 )
+from tes_cts.tasks.lifecycle import move
 
 
 def test_every_phase_has_a_state_and_a_row():
@@ -61,7 +67,7 @@ def test_illegal_moves_are_refused(current, target):
 
 @pytest.fixture
 def store(tmp_path):
-    opened = SqliteTaskStore(tmp_path / "s.sqlite3")
+    opened = SqliteTaskDatabase(tmp_path / "s.sqlite3")
     yield opened
     opened.close()
 

@@ -17,9 +17,9 @@ from tes_cts.storage.checksums import Crc64Nvme, crc64nvme_of_file, decode, enco
 from tes_cts.storage.config import S3StoreConfig
 from tes_cts.storage.file import FileStorage
 from tes_cts.storage.http import HttpStorage
-from tes_cts.urls import without_password
 from tes_cts.storage.preflight import preflight_inputs
 from tes_cts.storage.s3_stores import resolve_store
+from tes_cts.urls import without_password
 
 from .s3_server import crc_of
 

@@ -1,4 +1,4 @@
-"""One contract suite for every TaskStore: SQLite, mongomock, and a real MongoDB when
+"""One contract suite for every TaskDatabase: SQLite, mongomock, and a real MongoDB when
 TES_CTS_TEST_MONGO_URI is set (each test then gets its own database, dropped afterwards)."""
 
 from __future__ import annotations
@@ -15,16 +15,16 @@ import mongomock
 import pymongo
 import pytest
 
+from tes_cts.database import DatabaseUnavailable, DuplicateTaskId, mongo, open_database
+from tes_cts.database.mongo import MongoTaskDatabase
+from tes_cts.database.sqlite import SCHEMA_VERSION, SqliteTaskDatabase
+from tes_cts.model.query import Cursor, TaskQuery, TaskSummary
+from tes_cts.model.record import TaskRecord, new_task_id
+from tes_cts.model.states import Phase, TesState
 from tes_cts.settings import load_settings
-from tes_cts.store import Cursor, DuplicateTaskId, StoreUnavailable, TaskQuery, open_store
-from tes_cts.store.base import TaskSummary
-from tes_cts.store import mongo
-from tes_cts.store.mongo import MongoTaskStore
 from tes_cts.urls import without_password
-from tes_cts.store.sqlite import SCHEMA_VERSION, SqliteTaskStore
+
 from .helpers import SPEC_TAG_TABLE
-from tes_cts.tasks.record import TaskRecord, new_task_id
-from tes_cts.tasks.states import Phase, TesState
 
 MONGO_URI = os.environ.get("TES_CTS_TEST_MONGO_URI")
 
@@ -32,15 +32,15 @@ MONGO_URI = os.environ.get("TES_CTS_TEST_MONGO_URI")
 @pytest.fixture(params=["sqlite", "mongomock", *(["mongodb"] if MONGO_URI else [])])
 def store(request, tmp_path):
     if request.param == "sqlite":
-        opened = SqliteTaskStore(tmp_path / "not-yet-created" / "tasks.sqlite3")
+        opened = SqliteTaskDatabase(tmp_path / "not-yet-created" / "tasks.sqlite3")
     elif request.param == "mongomock":
-        opened = MongoTaskStore(mongomock.MongoClient(), "tes_cts_test")
+        opened = MongoTaskDatabase(mongomock.MongoClient(), "tes_cts_test")
     else:
         client = pymongo.MongoClient(MONGO_URI, serverSelectionTimeoutMS=5000)
         database = f"tes_cts_test_{uuid.uuid4().hex}"
         request.addfinalizer(client.close)
         request.addfinalizer(lambda: client.drop_database(database))
-        opened = MongoTaskStore(client, database)
+        opened = MongoTaskDatabase(client, database)
     yield opened
     opened.close()
 
@@ -359,14 +359,14 @@ def test_compare_and_set_on_an_unknown_id_is_false(store):
 
 def test_sqlite_data_survives_closing_and_reopening(tmp_path):
     path = tmp_path / "tasks.sqlite3"
-    store = SqliteTaskStore(path)
+    store = SqliteTaskDatabase(path)
     record = make_record(tags={"k": "v"})
     store.insert(record)
     moved = record.with_phase(Phase.PREFLIGHT, "claimed")
     assert store.compare_and_set(moved, expected_version=0)
     store.close()
 
-    reopened = SqliteTaskStore(path)
+    reopened = SqliteTaskDatabase(path)
     try:
         assert reopened.get(record.id) == moved
         assert ids(reopened.query(TaskQuery(limit=5, tags={"k": "v"}))) == [record.id]
@@ -377,7 +377,7 @@ def test_sqlite_data_survives_closing_and_reopening(tmp_path):
 
 def test_sqlite_uses_wal_and_records_its_schema_version(tmp_path):
     path = tmp_path / "tasks.sqlite3"
-    SqliteTaskStore(path).close()
+    SqliteTaskDatabase(path).close()
 
     with closing(sqlite3.connect(path)) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -386,16 +386,16 @@ def test_sqlite_uses_wal_and_records_its_schema_version(tmp_path):
 
 def test_sqlite_refuses_a_newer_schema(tmp_path):
     path = tmp_path / "tasks.sqlite3"
-    SqliteTaskStore(path).close()
+    SqliteTaskDatabase(path).close()
     with closing(sqlite3.connect(path)) as conn:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
 
-    with pytest.raises(StoreUnavailable, match="newer"):
-        SqliteTaskStore(path)
+    with pytest.raises(DatabaseUnavailable, match="newer"):
+        SqliteTaskDatabase(path)
 
 
 def _race_compare_and_set(path, task_id, worker, barrier, results):
-    store = SqliteTaskStore(path)
+    store = SqliteTaskDatabase(path)
     record = store.get(task_id)
     barrier.wait()
     moved = record.with_phase(Phase.PREFLIGHT, f"claimed by {worker}")
@@ -405,7 +405,7 @@ def _race_compare_and_set(path, task_id, worker, barrier, results):
 
 def _insert_many(path, worker, count, barrier, results):
     barrier.wait()  # every process opens the brand-new file at once
-    store = SqliteTaskStore(path)
+    store = SqliteTaskDatabase(path)
     for i in range(count):
         store.insert(make_record(f"w{worker}-{i:03d}", created_us=i))
     results.put((worker, count))
@@ -432,7 +432,7 @@ def _run_processes(target, args_of_worker, workers: int) -> dict:
 
 def test_sqlite_compare_and_set_race_between_processes_has_one_winner(tmp_path):
     path = tmp_path / "tasks.sqlite3"
-    store = SqliteTaskStore(path)
+    store = SqliteTaskDatabase(path)
     record = make_record()
     store.insert(record)
     workers = 6
@@ -455,14 +455,14 @@ def test_sqlite_concurrent_inserts_from_processes_all_land(tmp_path):
         w: each for w in range(workers)
     }
 
-    store = SqliteTaskStore(path)
+    store = SqliteTaskDatabase(path)
     landed = all_pages(store, 64)
     assert sorted(landed) == sorted(f"w{w}-{i:03d}" for w in range(workers) for i in range(each))
     store.close()
 
 
 def test_sqlite_compare_and_set_race_between_threads_has_one_winner(tmp_path):
-    store = SqliteTaskStore(tmp_path / "tasks.sqlite3")
+    store = SqliteTaskDatabase(tmp_path / "tasks.sqlite3")
     record = make_record()
     store.insert(record)
     workers = 8
@@ -488,9 +488,9 @@ def test_open_store_defaults_to_sqlite_in_the_work_dir(tmp_path):
         overrides={"database.kind": "sqlite", "database.sqlite_path": "", "work_dir": str(tmp_path / "work")}
     )
 
-    store = open_store(settings)
+    store = open_database(settings)
     try:
-        assert isinstance(store, SqliteTaskStore)
+        assert isinstance(store, SqliteTaskDatabase)
         assert (tmp_path / "work" / "tes-cts.sqlite3").exists()
     finally:
         store.close()
@@ -505,8 +505,8 @@ def test_open_store_names_an_unreachable_mongodb_without_its_password(monkeypatc
         }
     )
 
-    with pytest.raises(StoreUnavailable) as raised:
-        open_store(settings)
+    with pytest.raises(DatabaseUnavailable) as raised:
+        open_database(settings)
 
     assert "mongodb://tes:***@127.0.0.1:9/" in str(raised.value)
     assert "s3cret" not in str(raised.value)

@@ -8,13 +8,7 @@ import random
 
 import pytest
 
-from tes_cts.tasks.validation import (
-    AcceptedTask,
-    Problem,
-    TaskValidationError,
-    ValidationLimits,
-    validate_task,
-)
+from tes_cts.tasks.validation import AcceptedTask, Problem, TaskValidationError, ValidationLimits, validate_task
 
 LIMITS = ValidationLimits(
     content_max_bytes=128 * 1024,

@@ -12,9 +12,17 @@ from pathlib import Path
 
 import pytest
 
+from tes_cts.jobfiles import (
+    CANCELED,
+    COMPLETE,
+    EXECUTOR_ERROR,
+    SYSTEM_ERROR,
+    ContainerSettings,
+    Job,
+    read_progress,
+    read_result,
+)
 from tes_cts.worker.executors import log_file_mounts
-from tes_cts.worker.job import (CANCELED, COMPLETE, EXECUTOR_ERROR, SYSTEM_ERROR, ContainerSettings, Job, read_progress,
-                                read_result)
 from tes_cts.worker.paths import FileMapper
 from tes_cts.worker.run import run_job
 

@@ -7,29 +7,30 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import connexion
+import flask
 import yaml
+from connexion.datastructures import MediaTypeDict
 from connexion.exceptions import BadRequestProblem, ProblemException, Unauthorized
+from connexion.jsonifier import Jsonifier
 from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 from connexion.resolver import Resolver
 from connexion.validators import VALIDATOR_MAP, JSONRequestBodyValidator
-from connexion.datastructures import MediaTypeDict
-from connexion.jsonifier import Jsonifier
-import flask
 from starlette.middleware.cors import CORSMiddleware
 
 from ..auth.config import build_providers
 from ..auth.identity import Identity, RoleMissing
 from ..auth.none import LOCAL_USER
 from ..backends import supported_backend_parameters
+from ..clock import now_us, rfc3339
+from ..database import open_database
+from ..database.base import DatabaseUnavailable, TaskDatabase
 from ..settings import load_settings
-from ..store import open_store
-from ..store.base import StoreUnavailable, TaskStore
+from ..storage.preflight import preflight_for
 from ..tasks.paging import BadListRequest
-from ..tasks.record import now_us, rfc3339
 from ..tasks.service import TaskNotFound, TaskService
 from ..tasks.validation import TaskValidationError, ValidationLimits
-from ..wiring import input_checker, storage_config
+from ..wiring import storage_config
 from . import errors, handlers, security
 from .body_limit import BodyLimitMiddleware
 from .parameters import InvalidParameters, NamingParameterValidator
@@ -59,22 +60,22 @@ class TaskBodyPassthrough(JSONRequestBodyValidator):
 class AppState:
     service: TaskService
     service_info: dict
-    store: TaskStore
+    store: TaskDatabase
     anonymous: Identity | None  # the caller when no provider checks credentials (`none`)
 
 
-def create_app(settings=None, store: TaskStore | None = None) -> connexion.FlaskApp:
+def create_app(settings=None, store: TaskDatabase | None = None) -> connexion.FlaskApp:
     settings = settings if settings is not None else load_settings()
-    store = store if store is not None else open_store(settings)
+    store = store if store is not None else open_database(settings)
     limits = ValidationLimits(
         content_max_bytes=settings.tasks.content_max_bytes,
         file_roots=tuple(settings.storage.file_roots),
         supported_backend_parameters=frozenset(supported_backend_parameters(settings.backend.kind)),
     )
-    verify_at_create = input_checker(storage_config(settings)) if settings.s3.verify_inputs == "create" else None
+    preflight = preflight_for(storage_config(settings)) if settings.s3.verify_inputs == "create" else None
     providers = build_providers(settings)
     state = AppState(
-        service=TaskService(store, limits, verify_at_create),
+        service=TaskService(store, limits, preflight),
         service_info=build_service_info(settings, rfc3339(now_us())),
         store=store,
         anonymous=None if providers else LOCAL_USER,
@@ -136,10 +137,10 @@ def _add_error_handlers(app: connexion.FlaskApp, provider_names: list[str]) -> N
     app.add_error_handler(TaskValidationError, validation_failed)
     app.add_error_handler(BadListRequest, bad_list_request)
     app.add_error_handler(TaskNotFound, errors.not_found)
-    def store_unavailable(_request, exc: StoreUnavailable):
+    def store_unavailable(_request, exc: DatabaseUnavailable):
         return errors.error_response(503, "Service Unavailable", f"{exc}; retry later")
 
-    app.add_error_handler(StoreUnavailable, store_unavailable)
+    app.add_error_handler(DatabaseUnavailable, store_unavailable)
     app.add_error_handler(InvalidParameters, invalid_parameters)
     app.add_error_handler(ProblemException, problem)
     auth_failed = security.auth_failed_handler(provider_names)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 
 from connexion.exceptions import BadRequestProblem
-from connexion.utils import is_nullable, is_null
+from connexion.utils import is_null, is_nullable
 from connexion.validators import ParameterValidator
 from jsonschema import Draft4Validator, ValidationError
 

@@ -13,8 +13,8 @@ import copy
 from functools import partial
 
 import anyio
-from connexion.security import NO_VALUE, BasicSecurityHandler, BearerSecurityHandler
 from connexion.exceptions import ProblemException
+from connexion.security import NO_VALUE, BasicSecurityHandler, BearerSecurityHandler
 
 from ..auth.identity import AuthUnavailable, CredentialsRejected, Identity, RoleMissing
 from . import errors

@@ -9,7 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
-from ..worker.job import Job, Progress, Result
+from ..jobfiles import Job, Progress, Result
 
 
 class BackendUnavailable(Exception):

@@ -19,13 +19,21 @@ from typing import Callable
 import classad2
 import htcondor2
 
-from ..tasks.durations import describe_duration
-from ..tasks.record import now_us
-from ..worker.job import Job, write_json_atomically
+from ..clock import now_us
+from ..durations import describe_duration
+from ..jobfiles import Job, write_json_atomically
 from .base import Backend, BackendUnavailable, JobRef, JobStatus
-from .htcondor_description import (ATTEMPT_ATTRIBUTE, SERVICE_ATTRIBUTE, TASK_ATTRIBUTE, JobTemplate, describe)
-from .htcondor_status import (PROJECTION, REMOVED, REMOVED_BY_SERVICE, TRANSIENT_HOLD_CODES, departed_status,
-                              job_id, queued_status, read_result)
+from .htcondor_description import ATTEMPT_ATTRIBUTE, SERVICE_ATTRIBUTE, TASK_ATTRIBUTE, JobTemplate, describe
+from .htcondor_status import (
+    PROJECTION,
+    REMOVED,
+    REMOVED_BY_SERVICE,
+    TRANSIENT_HOLD_CODES,
+    departed_status,
+    job_id,
+    queued_status,
+    read_result,
+)
 
 log = logging.getLogger("tes_cts.backends.htcondor")
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import classad2
 
-from ..worker.job import JOB_FILE, LOGS_DIR, RESULT_FILE, Job
+from ..jobfiles import JOB_FILE, LOGS_DIR, RESULT_FILE, Job
 
 SERVICE_ATTRIBUTE = "TesService"
 TASK_ATTRIBUTE = "TesTaskId"

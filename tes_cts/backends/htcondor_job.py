@@ -20,9 +20,9 @@ import socket
 import sys
 from pathlib import Path
 
+from ..clock import now_us, rfc3339
+from ..jobfiles import LOGS_DIR, SYSTEM_ERROR, Result, write_json_atomically, write_result
 from ..storage.config import SECRET_VARIABLE_PREFIX, secret_variable
-from ..tasks.record import now_us, rfc3339
-from ..worker.job import LOGS_DIR, SYSTEM_ERROR, Result, write_json_atomically, write_result
 
 SECRET_FILE_PREFIX = SECRET_VARIABLE_PREFIX + "FILE__"
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import classad2
 
-from ..tasks.durations import describe_duration
-from ..tasks.record import now_us, rfc3339
-from ..worker.job import RESULT_FILE, RUNNING, SYSTEM_ERROR, Progress, Result
+from ..clock import now_us, rfc3339
+from ..durations import describe_duration
+from ..jobfiles import RESULT_FILE, RUNNING, SYSTEM_ERROR, Progress, Result
 from .base import Held, JobStatus, Waiting
 from .htcondor_description import RUNTIME_LIMIT_ATTRIBUTE, WORKER_ERR
 

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..worker.job import ContainerSettings, Job, read_progress, read_result, write_json_atomically
+from ..jobfiles import ContainerSettings, Job, read_progress, read_result, write_json_atomically
 from ..worker.runtime import runtime_for
 from .base import Backend, JobRef, JobStatus
 

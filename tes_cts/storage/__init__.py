@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Callable
 
+from ..urls import without_password
 from .base import ChangedSinceSubmission, ObjectInfo, Storage, StorageError
 from .config import S3StoreConfig, StorageConfig, VerifiedInputs
 from .file import FileStorage
 from .http import HttpStorage
 from .s3_stores import resolve_store
-from ..urls import without_password
 
 __all__ = ["ChangedSinceSubmission", "ObjectInfo", "S3StoreConfig", "Storage", "StorageConfig", "StorageError",
            "VerifiedInputs", "check_s3_stores", "storage_for"]

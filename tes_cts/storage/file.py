@@ -15,10 +15,18 @@ from pathlib import Path
 from typing import Iterable, Iterator
 from urllib.parse import quote, unquote
 
-from .atomic import atomic_directory, atomic_file, copy_stream
-from .base import ChangedSinceSubmission, ObjectInfo, Storage, StorageError, check_relative, compare_listing, entries_by_url
-from .checksums import crc64nvme_of_file
 from ..tasks.validation import FILE_URLS_DISABLED, not_under_file_roots
+from .atomic import atomic_directory, atomic_file, copy_stream
+from .base import (
+    ChangedSinceSubmission,
+    ObjectInfo,
+    Storage,
+    StorageError,
+    check_relative,
+    compare_listing,
+    entries_by_url,
+)
+from .checksums import crc64nvme_of_file
 
 
 class FileStorage(Storage):

@@ -12,10 +12,10 @@ from urllib.parse import quote
 import requests
 import urllib3
 
+from ..urls import without_password
 from .atomic import atomic_file
 from .base import ObjectInfo, Storage, StorageError, check_relative
 from .checksums import CHUNK_BYTES
-from ..urls import without_password
 
 # Ask for the bytes as stored: a server must not re-encode them (gzip) on the way.
 _HEADERS = {"Accept-Encoding": "identity"}

@@ -13,14 +13,16 @@ the objects found under a DIRECTORY input share the same bound.
 
 from __future__ import annotations
 
+import functools
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from typing import Protocol
 
+from ..urls import without_password
 from . import storage_for
 from .base import ObjectInfo, Storage, StorageError, missing_crc64nvme
 from .checksums import decode
 from .config import StorageConfig, VerifiedInputs
-from ..urls import without_password
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,9 @@ class InputProblem:
 
 
 @dataclass
-class Preflight:
+class PreflightReport:
+    """What preflight found: the verified entries of the good inputs, one problem per bad one."""
+
     verified: VerifiedInputs = field(default_factory=dict)  # for the job: what the worker re-checks
     input_problems: list[InputProblem] = field(default_factory=list)  # one per failing input or object, in input order
 
@@ -53,7 +57,18 @@ class _Look:
     storage: Storage
 
 
-def preflight_inputs(inputs: list[dict], config: StorageConfig) -> Preflight:
+class InputPreflight(Protocol):
+    """The one check of a task's url inputs before compute is spent: at create (`s3.verify_inputs
+    = "create"`) or at dispatch. Built by `preflight_for`; tests may pass their own."""
+
+    def __call__(self, inputs: list[dict]) -> PreflightReport: ...
+
+
+def preflight_for(config: StorageConfig) -> InputPreflight:
+    return functools.partial(preflight_inputs, config=config)
+
+
+def preflight_inputs(inputs: list[dict], config: StorageConfig) -> PreflightReport:
     """Check every url input of a task; never raises for a fault of an input (it is a problem)."""
     found: dict[int, dict[str, dict]] = {}      # input index -> object URL -> entry
     problems: list[tuple[int, str, str]] = []   # (index, URL, text), sorted at the end
@@ -105,7 +120,7 @@ def preflight_inputs(inputs: list[dict], config: StorageConfig) -> Preflight:
     failed = {index for index, _, _ in problems}
     verified = {str(index): [objects[u] for u in sorted(objects)] for index, objects in sorted(found.items())
                 if index not in failed}
-    return Preflight(verified, [InputProblem(index, text) for index, _, text in sorted(problems)])
+    return PreflightReport(verified, [InputProblem(index, text) for index, _, text in sorted(problems)])
 
 
 def _text(item: _Look, reason: str) -> str:

@@ -31,13 +31,27 @@ from typing import Any
 import boto3
 from botocore import UNSIGNED
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, IncompleteReadError, ReadTimeoutError, ResponseStreamingError
-from botocore.exceptions import ConnectionClosedError, ConnectionError as BotoConnectionError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    IncompleteReadError,
+    ReadTimeoutError,
+    ResponseStreamingError,
+)
+from botocore.exceptions import ConnectionError as BotoConnectionError
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 from .atomic import atomic_directory, atomic_file
-from .base import (ChangedSinceSubmission, ObjectInfo, Storage, StorageError, check_relative, compare_listing,
-                   missing_crc64nvme)
+from .base import (
+    ChangedSinceSubmission,
+    ObjectInfo,
+    Storage,
+    StorageError,
+    check_relative,
+    compare_listing,
+    missing_crc64nvme,
+)
 from .checksums import ALGORITHM, CHUNK_BYTES, Crc64Nvme, combine, crc64nvme, encode
 from .config import S3StoreConfig, StorageConfig
 from .s3_stores import check_key, parse_s3_url

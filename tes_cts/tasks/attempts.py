@@ -7,8 +7,9 @@ Keys starting with `_` are the server's own bookkeeping; views never show them.
 
 from __future__ import annotations
 
-from .durations import describe_duration
-from .record import TaskRecord, now_us
+from ..clock import now_us
+from ..durations import describe_duration
+from ..model.record import TaskRecord
 
 EXECUTOR_KEY = "_executor"  # index of the executor the worker last reported running
 # The wait a queued task's "waiting: ..." note began: {"kind", "since_us", "waited_for"}, so

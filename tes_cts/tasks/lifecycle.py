@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..store.base import TaskStore
-from .record import TaskRecord
-from .states import Phase, check_transition
+from ..database.base import TaskDatabase
+from ..model.record import TaskRecord
+from ..model.states import Phase, check_transition
 
 
 def move(
-    store: TaskStore,
+    store: TaskDatabase,
     record: TaskRecord,
     phase: Phase,
     reason: str,
@@ -30,7 +30,7 @@ def move(
     return None
 
 
-def update(store: TaskStore, record: TaskRecord, change: Callable[[TaskRecord], None]) -> TaskRecord | None:
+def update(store: TaskDatabase, record: TaskRecord, change: Callable[[TaskRecord], None]) -> TaskRecord | None:
     """Store a change that is not a phase change (a lease, a note in the logs), by the same
     compare-and-set; returns None if the task changed since `record` was read."""
     updated = record.copy()

@@ -6,7 +6,7 @@ import base64
 import binascii
 import json
 
-from ..store.base import Cursor
+from ..model.query import Cursor
 
 DEFAULT_PAGE_SIZE = 256
 MAX_PAGE_SIZE = 2047

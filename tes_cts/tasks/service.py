@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
-from ..store.base import Cursor, DuplicateTaskId, TaskQuery, TaskStore
+from ..clock import now_us
+from ..database.base import DuplicateTaskId, TaskDatabase
+from ..model.query import Cursor, TaskQuery
+from ..model.record import TaskRecord, new_task_id
+from ..model.states import TERMINAL_PHASES, Phase, TesState
+from ..storage.preflight import InputPreflight
 from .lifecycle import move
 from .paging import BadListRequest, decode_token, encode_token, page_size_or_default
-from .record import TaskRecord, new_task_id, now_us
-from .states import TERMINAL_PHASES, Phase, TesState
 from .validation import Problem, TaskValidationError, ValidationLimits, validate_task
 from .views import View, render_task
 
@@ -36,14 +38,13 @@ class ListRequest:
 
 
 class TaskService:
-    def __init__(self, store: TaskStore, limits: ValidationLimits,
-                 verify_inputs: Callable[[list[dict]], object] | None = None):
-        """`verify_inputs`, when given, checks url inputs at create (the `create` mode of
-        s3.verify_inputs); it returns a `storage.preflight.Preflight` (`verified`, and
-        `input_problems`, each with the index of its input)."""
+    def __init__(self, store: TaskDatabase, limits: ValidationLimits,
+                 preflight: InputPreflight | None = None):
+        """`preflight`, when given, checks url inputs at create (the `create` mode of
+        s3.verify_inputs): a bad input is then a 400 naming it."""
         self.store = store
         self.limits = limits
-        self.verify_inputs = verify_inputs
+        self.preflight = preflight
 
     def create(self, body: object, owner: str = "") -> str:
         accepted = validate_task(body, self.limits)
@@ -64,9 +65,9 @@ class TaskService:
                 continue
 
     def _verified_inputs(self, inputs: list[dict]) -> dict:
-        if self.verify_inputs is None or not any("url" in i for i in inputs):
+        if self.preflight is None or not any("url" in i for i in inputs):
             return {}
-        report = self.verify_inputs(inputs)
+        report = self.preflight(inputs)
         if report.input_problems:
             raise TaskValidationError([Problem(f"inputs[{problem.index}].url", problem.text)
                                        for problem in report.input_problems])

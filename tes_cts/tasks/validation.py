@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 from urllib.parse import unquote, urlsplit
 
-from .durations import parse_duration
+from ..durations import parse_duration
 
 
 @dataclass(frozen=True)

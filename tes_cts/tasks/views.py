@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from ..store.base import TaskSummary
-from .record import TaskRecord, rfc3339
+from ..clock import rfc3339
+from ..model.query import TaskSummary
+from ..model.record import TaskRecord
 
 
 class View(StrEnum):

@@ -16,12 +16,28 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..tasks.durations import describe_duration
-from ..tasks.record import now_us, rfc3339
-from .job import CANCELED, COMPLETE, EXECUTOR_ERROR, LOGS_DIR, RUNNING, SYSTEM_ERROR, Job, Progress, write_progress
+from ..clock import now_us, rfc3339
+from ..durations import describe_duration
+from ..jobfiles import (
+    CANCELED,
+    COMPLETE,
+    EXECUTOR_ERROR,
+    LOGS_DIR,
+    RUNNING,
+    SYSTEM_ERROR,
+    Job,
+    Progress,
+    write_progress,
+)
 from .paths import FileMapper, Mount, PathEscape
-from .runtime import (RUN_FAILED_EXIT_CODE, ContainerRuntime, ContainerSpec, ImageUnavailable, RuntimeUnavailable,
-                      attempt_labels)
+from .runtime import (
+    RUN_FAILED_EXIT_CODE,
+    ContainerRuntime,
+    ContainerSpec,
+    ImageUnavailable,
+    RuntimeUnavailable,
+    attempt_labels,
+)
 
 PULL_TIMEOUT_S = 60.0
 _POLL_S = 0.05

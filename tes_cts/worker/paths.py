@@ -12,7 +12,7 @@ import posixpath
 from dataclasses import dataclass
 from pathlib import Path
 
-from .job import MOUNTS_DIR
+from ..jobfiles import MOUNTS_DIR
 
 
 class PathEscape(ValueError):

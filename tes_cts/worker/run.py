@@ -15,11 +15,22 @@ import threading
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..tasks.record import now_us, rfc3339
-from .executors import TaskExecutors, log_file_mounts
-from .job import (COMPLETE, EXECUTOR_ERROR, LOGS_DIR, STAGING_IN, STAGING_OUT, SYSTEM_ERROR, Job, Progress,
-                  Result, write_progress, write_result)
+from ..clock import now_us, rfc3339
+from ..jobfiles import (
+    COMPLETE,
+    EXECUTOR_ERROR,
+    LOGS_DIR,
+    STAGING_IN,
+    STAGING_OUT,
+    SYSTEM_ERROR,
+    Job,
+    Progress,
+    Result,
+    write_progress,
+    write_result,
+)
 from ..storage.config import StorageConfig, stores_from_job
+from .executors import TaskExecutors, log_file_mounts
 from .paths import FileMapper
 from .runtime import ContainerRuntime, RuntimeUnavailable, runtime_for
 from .staging import StagingError, stage_inputs, stage_outputs

@@ -12,7 +12,7 @@ import subprocess
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
-from .job import ContainerSettings
+from ..jobfiles import ContainerSettings
 from .paths import Mount
 
 TASK_LABEL = "tes-cts.task"

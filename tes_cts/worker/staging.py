@@ -18,10 +18,10 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..jobfiles import Job
 from ..storage import Storage, StorageConfig, StorageError, VerifiedInputs, storage_for
-from ..urls import without_password
 from ..storage.atomic import atomic_file
-from .job import Job
+from ..urls import without_password
 from .paths import FileMapper, PathEscape
 
 _WILDCARD_CHARACTERS = "*?["

@@ -16,22 +16,24 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .model.states import Phase
+
 JOB_FILE = "job.json"
 PROGRESS_FILE = "progress.json"
 RESULT_FILE = "result.json"
 LOGS_DIR = "logs"
 MOUNTS_DIR = "mounts"
 
-# Worker progress steps, in order; they name the task phases the poller moves through.
-STAGING_IN = "staging_in"
-RUNNING = "running"
-STAGING_OUT = "staging_out"
+# Worker progress steps, in order, and result outcomes: each is the task phase it reports, so the
+# poller reads a file's step or outcome as a Phase.
+STAGING_IN = Phase.STAGING_IN
+RUNNING = Phase.RUNNING
+STAGING_OUT = Phase.STAGING_OUT
 
-# Result outcomes.
-COMPLETE = "complete"
-EXECUTOR_ERROR = "executor_error"
-SYSTEM_ERROR = "system_error"
-CANCELED = "canceled"
+COMPLETE = Phase.COMPLETE
+EXECUTOR_ERROR = Phase.EXECUTOR_ERROR
+SYSTEM_ERROR = Phase.SYSTEM_ERROR
+CANCELED = Phase.CANCELED
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,11 @@ import re
 from pymongo import ASCENDING, DESCENDING, MongoClient
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from ..tasks.record import TaskRecord
+from ..model.query import TaskQuery, TaskSummary, tag_pairs
+from ..model.record import TaskRecord
+from ..model.states import TesState
 from ..urls import without_password
-from ..tasks.states import TesState
-from .base import (
-    DuplicateTaskId, StoreUnavailable, TaskQuery, TaskStore, TaskSummary, tag_pairs, unavailable_on,
-)
+from .base import DatabaseUnavailable, DuplicateTaskId, TaskDatabase, unavailable_on
 
 COLLECTION = "tasks"
 # Also the longest any operation waits for a reachable server: fail fast, let clients retry.
@@ -35,7 +34,7 @@ _INDEXES = [
 _QUERY_ONLY_FIELDS = {"name": 0, "tag_pairs": 0}
 
 
-class MongoTaskStore(TaskStore):
+class MongoTaskDatabase(TaskDatabase):
     """Give it a connected client (also a mongomock one), or a URI for a client of its own."""
 
     def __init__(self, client_or_uri, database_name: str):
@@ -56,7 +55,7 @@ class MongoTaskStore(TaskStore):
             self.close()
             # from None: the message already says what failed, and the cause's repr could
             # carry the URI.
-            raise StoreUnavailable(
+            raise DatabaseUnavailable(
                 f"cannot use {self._where} (database {database_name!r}): {exc}"
             ) from None
 

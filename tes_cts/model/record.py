@@ -5,26 +5,15 @@ from __future__ import annotations
 import base64
 import copy
 import secrets
-import time
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
 
+from ..clock import now_us, rfc3339
 from .states import STATE_OF_PHASE, Phase, TesState
 
 
 def new_task_id() -> str:
     """128 random bits in URL-safe base32 (lower case, no padding): opaque and unguessable."""
     return base64.b32encode(secrets.token_bytes(16)).decode("ascii").rstrip("=").lower()
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
-
-
-def rfc3339(us: int) -> str:
-    """Microseconds since the epoch as RFC 3339 UTC, e.g. 2026-11-21T10:52:03.123456Z."""
-    moment = datetime.fromtimestamp(us / 1_000_000, tz=timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass

@@ -17,11 +17,10 @@ import weakref
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..tasks.record import TaskRecord
-from ..tasks.states import TesState
-from .base import (
-    DuplicateTaskId, StoreUnavailable, TaskQuery, TaskStore, TaskSummary, tag_pairs, unavailable_on,
-)
+from ..model.query import TaskQuery, TaskSummary, tag_pairs
+from ..model.record import TaskRecord
+from ..model.states import TesState
+from .base import DatabaseUnavailable, DuplicateTaskId, TaskDatabase, unavailable_on
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 30.0
@@ -52,7 +51,7 @@ _SCHEMA = (
 _COLUMNS = "id, owner, created_us, name, state, phase, version, doc"
 
 
-class SqliteTaskStore(TaskStore):
+class SqliteTaskDatabase(TaskDatabase):
     def __init__(self, path: str | os.PathLike, busy_timeout_s: float = BUSY_TIMEOUT_S):
         self.path = Path(path)
         self.busy_timeout_s = busy_timeout_s
@@ -66,7 +65,7 @@ class SqliteTaskStore(TaskStore):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             _create_schema(self._connection())
         except (OSError, sqlite3.Error) as exc:
-            raise StoreUnavailable(f"cannot open the SQLite store {self.path}: {exc}") from exc
+            raise DatabaseUnavailable(f"cannot open the SQLite store {self.path}: {exc}") from exc
 
     def insert(self, record: TaskRecord) -> None:
         with self._unavailable():
@@ -169,7 +168,7 @@ def _connect(path: Path, busy_timeout_s: float) -> _Connection:
     mode = _switch_to_wal(conn, busy_timeout_s)
     if mode != "wal":
         conn.close()
-        raise StoreUnavailable(f"the SQLite store {path} cannot use WAL journal mode (got {mode!r})")
+        raise DatabaseUnavailable(f"the SQLite store {path} cannot use WAL journal mode (got {mode!r})")
     # With WAL, NORMAL cannot corrupt the file; a power cut may lose the last commits only.
     conn.execute("PRAGMA synchronous = NORMAL")
     return conn
@@ -195,7 +194,7 @@ def _create_schema(conn: sqlite3.Connection) -> None:
     with _write_transaction(conn):
         found = _user_version(conn)
         if found > SCHEMA_VERSION:
-            raise StoreUnavailable(
+            raise DatabaseUnavailable(
                 f"the SQLite store has schema version {found}, newer than this program's {SCHEMA_VERSION}"
             )
         for statement in _SCHEMA:

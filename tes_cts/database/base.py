@@ -1,0 +1,61 @@
+"""The `TaskDatabase` contract every task database implements.
+
+Databases hold records and apply compare-and-set on the record version; they know no state rules.
+The query they answer is `model.query.TaskQuery`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from contextlib import contextmanager
+
+from ..model.query import TaskQuery, TaskSummary
+from ..model.record import TaskRecord
+
+
+class DuplicateTaskId(Exception):
+    pass
+
+
+class DatabaseUnavailable(Exception):
+    """The store cannot be opened or reached; the message says which one and why (no secrets)."""
+
+
+class TaskDatabase(ABC):
+    @abstractmethod
+    def insert(self, record: TaskRecord) -> None:
+        """Store a new record (its version as given). Raises DuplicateTaskId if the id exists."""
+
+    @abstractmethod
+    def get(self, task_id: str) -> TaskRecord | None:
+        """The record with this id, or None."""
+
+    @abstractmethod
+    def query(self, query: TaskQuery) -> list[TaskRecord]:
+        """Up to `query.limit` records matching every filter, strictly after `query.after`."""
+
+    @abstractmethod
+    def query_summaries(self, query: TaskQuery) -> list[TaskSummary]:
+        """The same tasks as `query(query)`, as summaries."""
+
+    @abstractmethod
+    def compare_and_set(self, record: TaskRecord, expected_version: int) -> bool:
+        """Replace the stored record with `record` if its stored version is `expected_version`.
+
+        On success the stored version becomes expected_version + 1 and `record.version` is set to
+        it; returns False, storing nothing, if the version differs or the task does not exist.
+        """
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections."""
+
+
+@contextmanager
+def unavailable_on(driver_errors: tuple[type[BaseException], ...], store_name: str):
+    """Turn a driver's failure (locked past the timeout, server gone, disk full) into
+    DatabaseUnavailable, so callers above the store never handle driver exceptions."""
+    try:
+        yield
+    except driver_errors as exc:
+        raise DatabaseUnavailable(f"{store_name} is unavailable: {exc}") from exc

@@ -1,0 +1,51 @@
+"""The query a task database answers: filters, keyset position, and the summary form of a row."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .record import TaskRecord
+from .states import TesState
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Position in the newest-first order: the last task of the previous page."""
+
+    created_us: int
+    task_id: str
+
+
+@dataclass(frozen=True)
+class TaskQuery:
+    """A page of tasks, newest first (by creation time, then id, both descending) unless
+    `oldest_first`.
+
+    `tags` maps key -> value; an empty value matches any value but the key must exist.
+    `name_prefix` is a literal prefix: no character in it is a wildcard.
+    `owner` None means every owner's tasks.
+    """
+
+    limit: int
+    owner: str | None = None
+    name_prefix: str | None = None
+    state: TesState | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    after: Cursor | None = None
+    # The poller dispatches oldest first, so that a busy server never starves an old task;
+    # `after` then means "strictly newer than".
+    oldest_first: bool = False
+
+
+def tag_pairs(record: TaskRecord) -> list[tuple[str, str]]:
+    """The record's tags as (key, value) pairs, the form every store indexes for tag filters."""
+    return sorted(record.tags.items())
+
+
+@dataclass(frozen=True)
+class TaskSummary:
+    """What a MINIMAL list needs, read without decoding whole task documents."""
+
+    id: str
+    created_us: int
+    state: TesState
