@@ -90,7 +90,7 @@ def child(variant: str, endpoint: str, src: str, workdir: str, key: str) -> dict
     from tes_cts.worker.staging import stage_inputs, stage_outputs
 
     store = S3StoreConfig(name="default", endpoint_url=endpoint, region=REGION, access_key_id=ACCESS_KEY_ID,
-                          secret_access_key=SECRET_ACCESS_KEY)
+                          secret_access_key=SECRET_ACCESS_KEY, multipart_threshold_bytes=64 * 1024 * 1024)
     config = StorageConfig(s3_stores=(store,))
     client = boto3.client("s3", endpoint_url=endpoint, region_name=REGION, aws_access_key_id=ACCESS_KEY_ID,
                           aws_secret_access_key=SECRET_ACCESS_KEY, config=Config(s3={"addressing_style": "path"}))

@@ -13,7 +13,7 @@ import threading
 
 from .database import open_database
 from .database.base import DatabaseUnavailable
-from .settings import SettingsError, load_settings
+from .settings_error import SettingsError
 from .storage.base import StorageError
 
 
@@ -66,13 +66,13 @@ def _serve(args) -> int:
         overrides["server.bind"] = args.bind
     if args.workers is not None:
         overrides["server.workers"] = args.workers
-    try:
-        settings = load_settings(overrides)
-        # Open the store once before forking workers: a bad store setting fails here, once,
-        # with its message, and the schema exists before several workers race to create it.
-        open_database(settings).close()
-        from .wiring import check_storage
+    from .wiring import check_storage, load_checked_settings
 
+    try:
+        settings = load_checked_settings(overrides)
+        # Open the database once before forking workers: a bad database setting fails here,
+        # once, with its message, and the schema exists before several workers race to create it.
+        open_database(settings).close()
         check_storage(settings)  # a wrong S3 endpoint or credential stops here, said once
     except (SettingsError, DatabaseUnavailable, StorageError) as exc:
         print(f"tes-cts: {exc}", file=sys.stderr)
@@ -126,13 +126,13 @@ class EmbeddedPoller:
 
 def _poller(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    from .wiring import build_poller, check_storage
+    from .wiring import build_poller, check_storage, load_checked_settings
 
     try:
-        settings = load_settings()
+        settings = load_checked_settings()
         check_storage(settings)  # the same start-up checks as serve: bad settings stop it here
-        store = open_database(settings)
-        poller = build_poller(settings, store)
+        database = open_database(settings)
+        poller = build_poller(settings, database)
     except (SettingsError, DatabaseUnavailable, StorageError) as exc:
         print(f"tes-cts: {exc}", file=sys.stderr)
         return 2
@@ -145,7 +145,7 @@ def _poller(args) -> int:
     try:
         poller.run(stop)
     finally:
-        store.close()
+        database.close()
     return 0
 
 

@@ -16,6 +16,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .clock import now_us, rfc3339
 from .model.states import Phase
 
 JOB_FILE = "job.json"
@@ -38,6 +39,8 @@ CANCELED = Phase.CANCELED
 
 @dataclass(frozen=True)
 class ContainerSettings:
+    # The service builds these from the containers.* settings (wiring.container_settings); these
+    # defaults are those settings' defaults (settings.py reads them from here).
     runtime: str = "docker"                    # "docker" or "podman"
     network: str = "none"                      # --network value
     no_new_privileges: bool = True
@@ -121,5 +124,20 @@ def read_progress(run_dir: str | os.PathLike) -> Progress | None:
 
 
 def read_result(run_dir: str | os.PathLike) -> Result | None:
+    """The worker's result, None before it has written one. A file this host's worker wrote
+    atomically is whole, so one that cannot be read raises."""
     path = Path(run_dir) / RESULT_FILE
     return Result(**json.loads(path.read_text())) if path.exists() else None
+
+
+def read_result_or_failure(run_dir: str | os.PathLike) -> Result | None:
+    """`read_result` for a result.json that came back from another machine (and may have been
+    damaged on the way): one that cannot be read is a SYSTEM_ERROR result saying why."""
+    try:
+        return read_result(run_dir)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, TypeError) as exc:
+        now = rfc3339(now_us())
+        return Result(outcome=SYSTEM_ERROR, reason=f"the returned {Path(run_dir) / RESULT_FILE} cannot be read: {exc}",
+                      start_time=now, end_time=now)

@@ -7,7 +7,7 @@ import socket
 
 from gunicorn.app.base import BaseApplication
 
-from .settings import load_settings
+from .wiring import build_app, load_checked_settings
 
 WORKER_CLASS = "uvicorn.workers.UvicornWorker"
 
@@ -34,11 +34,11 @@ def check_bind(bind: str) -> None:
 
 
 class GunicornServer(BaseApplication):
-    """Each worker process builds its own app (and so its own store connections) after fork."""
+    """Each worker process builds its own app (and so its own database connections) after fork."""
 
     def __init__(self, overrides: dict):
         self.overrides = overrides
-        self.settings = load_settings(overrides)
+        self.settings = load_checked_settings(overrides)
         super().__init__()
 
     def load_config(self):
@@ -52,9 +52,7 @@ class GunicornServer(BaseApplication):
         self.cfg.set("control_socket_disable", True)
 
     def load(self):
-        from .api.app import create_app
-
-        app = create_app(load_settings(self.overrides))
+        app = build_app(load_checked_settings(self.overrides))
         # Everything loaded so far (Connexion's parsed spec, modules) lives as long as the
         # worker: keep it out of the collector's full passes, which otherwise stall requests.
         gc.freeze()

@@ -1,8 +1,13 @@
 """Settings: dynaconf over `settings.toml` and `TES_CTS_*` environment variables.
 
 Every setting has its default and type in `VALIDATORS`, so the service runs with no settings file
-at all; `settings.toml` only holds what differs per environment (`TES_CTS_ENV` chooses one).
+at all (a setting that a worker-side dataclass also needs, such as `containers.*`, takes its
+default from that dataclass, so each default is written once); `settings.toml` only holds what differs per environment (`TES_CTS_ENV` chooses one).
 Nested names use `__` in the environment: `TES_CTS_SERVER__BIND=0.0.0.0:8080`.
+
+This module checks what it can see of a setting on its own (type, range, form); a package that
+gives settings their meaning checks the rest itself (`auth.config.check_auth_settings`), and the
+composition root runs those checks after `load_settings` (`wiring.load_checked_settings`).
 """
 
 from __future__ import annotations
@@ -13,21 +18,22 @@ from pathlib import Path
 
 from dynaconf import Dynaconf, ValidationError, Validator
 
+from .durations import parse_duration
+from .jobfiles import ContainerSettings
+from .storage.config import S3StoreConfig, StorageConfig
+from .settings_error import InvalidSettings, SettingsError
+
 ENV_PREFIX = "TES_CTS"
 SETTINGS_FILE_VARIABLE = "TES_CTS_SETTINGS_FILE"
 DEFAULT_SETTINGS_FILE = Path(__file__).resolve().parent.parent / "settings.toml"
 MIN_CONTENT_BYTES = 128 * 1024
-STORE_KINDS = ("sqlite", "mongodb")
+DATABASE_KINDS = ("sqlite", "mongodb")
 BACKEND_KINDS = ("local", "htcondor")
 CONTAINER_RUNTIMES = ("docker", "podman")
 VERIFY_INPUTS_MODES = ("dispatch", "create")
 # Keys a named store under s3.stores may set; the rest come from the top-level s3 section.
 S3_STORE_KEYS = ("endpoint_url", "region", "access_key_id", "secret_access_key", "secret_access_key_file",
                  "verify_tls", "buckets", "key_prefixes")
-
-
-class SettingsError(Exception):
-    """A setting is missing, of the wrong type or out of range; the message names it."""
 
 
 def _total_ram_gb() -> float:
@@ -86,8 +92,6 @@ AUTH_VALIDATORS = [
 
 
 def _is_duration(text) -> bool:
-    from .durations import parse_duration
-
     try:
         return bool(parse_duration(text))
     except (ValueError, AttributeError):
@@ -124,7 +128,7 @@ VALIDATORS = [
     _positive("server.workers"),
     Validator("server.max_body_bytes", default=16 * 1024 * 1024),
     _positive("server.max_body_bytes"),
-    Validator("database.kind", default="sqlite", is_in=STORE_KINDS),
+    Validator("database.kind", default="sqlite", is_in=DATABASE_KINDS),
     Validator("database.sqlite_path", default="", is_type_of=str),
     Validator("database.mongodb_uri", default="mongodb://127.0.0.1:27017", is_type_of=str),
     Validator("database.mongodb_database", default="tes_cts", is_type_of=str, len_min=1),
@@ -149,13 +153,13 @@ VALIDATORS = [
     ),
     Validator("storage.file_roots", default=[], is_type_of=list),
     Validator("backend.kind", default="local", is_in=BACKEND_KINDS),
-    Validator("containers.runtime", default="docker", is_in=CONTAINER_RUNTIMES),
-    Validator("containers.network", default="none", is_type_of=str, len_min=1),
-    Validator("containers.no_new_privileges", default=True, is_type_of=bool),
-    Validator("containers.cap_drop", default=[], is_type_of=list),
-    Validator("containers.pull", default=True, is_type_of=bool),
-    Validator("containers.extra_args", default=[], is_type_of=list),
-    Validator("containers.log_tail_bytes", default=64 * 1024),
+    Validator("containers.runtime", default=ContainerSettings.runtime, is_in=CONTAINER_RUNTIMES),
+    Validator("containers.network", default=ContainerSettings.network, is_type_of=str, len_min=1),
+    Validator("containers.no_new_privileges", default=ContainerSettings.no_new_privileges, is_type_of=bool),
+    Validator("containers.cap_drop", default=list(ContainerSettings.cap_drop), is_type_of=list),
+    Validator("containers.pull", default=ContainerSettings.pull, is_type_of=bool),
+    Validator("containers.extra_args", default=list(ContainerSettings.extra_args), is_type_of=list),
+    Validator("containers.log_tail_bytes", default=ContainerSettings.log_tail_bytes),
     _positive("containers.log_tail_bytes"),
     Validator("containers.runtime_limit", default="P7D", is_type_of=str),
     Validator("local.cpu_slots", default=os.cpu_count() or 1),
@@ -176,16 +180,16 @@ VALIDATORS = [
     Validator("s3.access_key_id", default="", is_type_of=str),
     Validator("s3.secret_access_key", default="", is_type_of=str),
     Validator("s3.secret_access_key_file", default="", is_type_of=str),
-    Validator("s3.verify_tls", default=True, is_type_of=bool),
+    Validator("s3.verify_tls", default=S3StoreConfig.verify_tls, is_type_of=bool),
     Validator("s3.buckets", default=[], is_type_of=list),
     Validator("s3.key_prefixes", default=[], is_type_of=list),
     Validator("s3.verify_inputs", default="dispatch", is_in=VERIFY_INPUTS_MODES),
     Validator("s3.multipart_threshold_bytes", default=64 * 1024 * 1024),
     Validator("s3.multipart_threshold_bytes", is_type_of=int, gte=5 * 1024 * 1024,
               messages={"operations": _RANGE_MESSAGE + " (S3 parts are at least 5 MiB)"}),
-    Validator("s3.preflight_concurrency", default=8),
+    Validator("s3.preflight_concurrency", default=StorageConfig.preflight_concurrency),
     _positive("s3.preflight_concurrency"),
-    Validator("s3.max_attempts", default=5),
+    Validator("s3.max_attempts", default=S3StoreConfig.max_attempts),
     _positive("s3.max_attempts"),
     Validator("s3.stores", default={}, is_type_of=dict),
     Validator("poller.engine_wait_s", default=0),
@@ -198,7 +202,8 @@ VALIDATORS = [
 def load_settings(overrides: dict | None = None, settings_file: str | os.PathLike | None = None):
     """Load, apply `overrides` (dotted names), validate, and return the settings object.
 
-    Raises SettingsError naming the offending setting.
+    Raises SettingsError naming the offending setting. The auth settings are checked by
+    `auth.config.check_auth_settings`, which the caller runs next.
     """
     path = settings_file or os.environ.get(SETTINGS_FILE_VARIABLE) or DEFAULT_SETTINGS_FILE
     files = [str(path)] if Path(path).exists() else []
@@ -217,19 +222,18 @@ def load_settings(overrides: dict | None = None, settings_file: str | os.PathLik
     try:
         settings.validators.validate_all()
     except ValidationError as exc:
-        raise SettingsError(_describe(exc)) from None
+        raise InvalidSettings(_describe(exc)) from None
     _check_file_roots(settings.storage.file_roots)
     _check_duration("containers.runtime_limit", settings.containers.runtime_limit)
     _check_duration("htcondor.unmatched_timeout", settings.htcondor.unmatched_timeout)
     _check_s3_stores(named_s3_stores(settings))
-    _check_auth(settings)
     return settings
 
 
 def _describe(exc: ValidationError) -> str:
     details = getattr(exc, "details", None) or []
     messages = [_plain(message) for _validator, message in details] or [_plain(str(exc))]
-    return "invalid settings: " + "; ".join(messages) + f" (environment variables use the {ENV_PREFIX}_ prefix, e.g. {ENV_PREFIX}_SERVER__WORKERS)"
+    return "; ".join(messages) + f" (environment variables use the {ENV_PREFIX}_ prefix, e.g. {ENV_PREFIX}_SERVER__WORKERS)"
 
 
 _OPERATION_WORDS = {
@@ -255,23 +259,15 @@ def _plain(message: str) -> str:
 def _check_file_roots(roots: list) -> None:
     for root in roots:
         if not isinstance(root, str) or not root.startswith("/"):
-            raise SettingsError(f"invalid settings: storage.file_roots entries must be absolute paths, got {root!r}")
+            raise InvalidSettings(f"storage.file_roots entries must be absolute paths, got {root!r}")
 
 
 def _check_duration(name: str, value: str) -> None:
-    from .durations import parse_duration
-
     if value:
         try:
             parse_duration(value)
         except ValueError as exc:
-            raise SettingsError(f"invalid settings: {name}: {exc} (empty for no limit)") from None
-
-
-def _check_auth(settings) -> None:
-    from .auth.config import check_auth_settings
-
-    check_auth_settings(settings)
+            raise InvalidSettings(f"{name}: {exc} (empty for no limit)") from None
 
 
 def named_s3_stores(settings) -> dict[str, dict]:
@@ -280,7 +276,7 @@ def named_s3_stores(settings) -> dict[str, dict]:
     stores = {}
     for name, store in dict(settings.s3.stores).items():
         if not isinstance(store, dict):
-            raise SettingsError(f"invalid settings: s3.stores.{name} must be a table of store settings")
+            raise InvalidSettings(f"s3.stores.{name} must be a table of store settings")
         stores[str(name).lower()] = {str(key).lower(): value for key, value in store.items()}
     return stores
 
@@ -290,11 +286,11 @@ def _check_s3_stores(stores: dict[str, dict]) -> None:
         where = f"s3.stores.{name}"
         unknown = sorted(set(store) - set(S3_STORE_KEYS), key=str)
         if unknown:
-            raise SettingsError(f"invalid settings: {where} has unknown keys {unknown} (known: {', '.join(S3_STORE_KEYS)})")
+            raise InvalidSettings(f"{where} has unknown keys {unknown} (known: {', '.join(S3_STORE_KEYS)})")
         if not store.get("endpoint_url"):
-            raise SettingsError(f"invalid settings: {where}.endpoint_url is required")
+            raise InvalidSettings(f"{where}.endpoint_url is required")
         if not store.get("buckets"):
-            raise SettingsError(f"invalid settings: {where}.buckets must list the buckets this store serves")
+            raise InvalidSettings(f"{where}.buckets must list the buckets this store serves")
 
 
 def sqlite_path(settings) -> Path:

@@ -1,17 +1,68 @@
-"""Building the running parts (backend, poller) from settings: the one place that knows both."""
+"""The composition root: builds the running parts (the API app, the backend, the poller, the
+storage configuration) from settings and runs the start-up checks of the packages that give
+settings their meaning. The one module that knows them all; nothing imports it but the commands
+(`cli`, `server`) and the tests.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from .api.service_info import build_service_info
+from .auth.config import check_auth_settings
+from .backends import supported_backend_parameters
 from .backends.base import Backend
+from .clock import now_us, rfc3339
+from .database import open_database
 from .database.base import TaskDatabase
 from .durations import parse_duration
 from .jobfiles import ContainerSettings
 from .poller import Poller, PollerConfig
-from .settings import S3_STORE_KEYS, SettingsError, named_s3_stores
+from .settings import S3_STORE_KEYS, load_settings, named_s3_stores
+from .settings_error import InvalidSettings
 from .storage.config import S3StoreConfig, StorageConfig, public_stores, secret_environment
-from .storage.preflight import preflight_for
+from .storage.preflight import InputPreflight, preflight_for
+from .tasks.service import TaskService
+from .tasks.validation import ValidationLimits
+
+if TYPE_CHECKING:
+    import connexion
+
+
+def load_checked_settings(overrides: dict | None = None, settings_file=None):
+    """What every command starts from: `settings.load_settings` (its own checks of each value),
+    then the auth settings checked by `auth`. Raises SettingsError naming the setting."""
+    settings = load_settings(overrides, settings_file)
+    check_auth_settings(settings)
+    return settings
+
+
+def build_app(settings, database: TaskDatabase | None = None) -> connexion.FlaskApp:
+    """The API app over `database`, by default the one the settings name."""
+    from .api.app import create_app  # Connexion is slow to import: only where the API is served
+
+    database = database if database is not None else open_database(settings)
+    storage = storage_config(settings)
+    backend_parameters = supported_backend_parameters(settings.backend.kind)
+    service = TaskService(database, _validation_limits(settings, backend_parameters),
+                          _preflight_at("create", settings, storage))
+    service_info = build_service_info(settings, storage, backend_parameters, started_at=rfc3339(now_us()))
+    return create_app(settings, service, service_info)
+
+
+def _validation_limits(settings, backend_parameters: tuple[str, ...]) -> ValidationLimits:
+    return ValidationLimits(
+        content_max_bytes=settings.tasks.content_max_bytes,
+        file_roots=tuple(settings.storage.file_roots),
+        supported_backend_parameters=frozenset(backend_parameters),
+    )
+
+
+def _preflight_at(moment: str, settings, storage: StorageConfig) -> InputPreflight | None:
+    """The check of url inputs for `moment`, "create" (the API) or "dispatch" (the poller): only
+    the one s3.verify_inputs names runs it."""
+    return preflight_for(storage) if settings.s3.verify_inputs == moment else None
 
 
 def container_settings(settings) -> ContainerSettings:
@@ -61,7 +112,7 @@ def _secret(name: str, store: dict) -> str:
         return Path(path).read_text().strip()
     except OSError as exc:
         setting = "s3.secret_access_key_file" if name == "default" else f"s3.stores.{name}.secret_access_key_file"
-        raise SettingsError(f"invalid settings: {setting}: cannot read {path}: {exc.strerror}") from None
+        raise InvalidSettings(f"{setting}: cannot read {path}: {exc.strerror}") from None
 
 
 def open_backend(settings) -> Backend:
@@ -94,19 +145,18 @@ def htcondor_template(settings):
     environment = {str(name): str(value) for name, value in dict(condor.worker_environment).items()}
     for store in storage_config(settings).s3_stores:
         if store.secret_access_key and store.name not in files:
-            raise SettingsError(f"invalid settings: htcondor.s3_secret_files.{store.name}: the S3 store {store.name!r} "
-                                "has a secret key, and HTCondor workers read it from a file on the execute nodes: "
-                                "name that file here")
+            raise InvalidSettings(f"htcondor.s3_secret_files.{store.name}: the S3 store {store.name!r} has a secret key, "
+                                  "and HTCondor workers read it from a file on the execute nodes: name that file here")
         if store.name in files:
             environment[secret_file_variable(store.name)] = files[store.name]
     try:
         requirements = expression(condor.requirements, "htcondor.requirements") if condor.requirements.strip() else ""
     except ValueError as exc:
-        raise SettingsError(f"invalid settings: {exc}") from None
+        raise InvalidSettings(str(exc)) from None
     try:
         condor_environment(environment)
     except ValueError as exc:
-        raise SettingsError(f"invalid settings: htcondor.worker_environment: {exc}") from None
+        raise InvalidSettings(f"htcondor.worker_environment: {exc}") from None
     return JobTemplate(service_id=settings.service.id, worker_command=tuple(condor.worker_command),
                        environment=environment, requirements=requirements,
                        accounting_group=condor.accounting_group, concurrency_limit=condor.concurrency_limit)
@@ -127,7 +177,7 @@ def poller_config(settings) -> PollerConfig:
         containers=container_settings(settings),
         file_roots=tuple(settings.storage.file_roots),
         s3_stores=tuple(public_stores(storage)),
-        preflight=None if settings.s3.verify_inputs == "create" else preflight_for(storage),
+        preflight=_preflight_at("dispatch", settings, storage),
     )
 
 
@@ -147,5 +197,5 @@ def check_storage(settings) -> None:
         check_s3_stores(config)
 
 
-def build_poller(settings, store: TaskDatabase) -> Poller:
-    return Poller(store, open_backend(settings), poller_config(settings))
+def build_poller(settings, database: TaskDatabase) -> Poller:
+    return Poller(database, open_backend(settings), poller_config(settings))

@@ -135,16 +135,3 @@ def basic_auth(user: str, password: str) -> dict[str, str]:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
-
-
-def serve_with_auth(work, env: dict[str, str], workers: int = 2):
-    """A live `tes-cts serve` (no poller) with these settings."""
-    from .live_server import LiveServer
-
-    base = {"TES_CTS_WORK_DIR": str(work / "work"), "TES_CTS_POLLER__EMBEDDED": "false"}
-    return LiveServer(work, ["--workers", str(workers)], {**base, **env})
-
-
-def server_log(server) -> str:
-    server.log.flush()
-    return open(server.log.name, encoding="utf-8", errors="replace").read()

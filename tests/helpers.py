@@ -1,4 +1,5 @@
-"""Task bodies and checks shared by the API tests."""
+"""Task bodies as a client sends them, and checks of what the API answers, shared by the tests.
+Objects built for tests (settings-made objects, stored records): builders.py."""
 
 from __future__ import annotations
 

@@ -77,7 +77,8 @@ def s3_store(s3_endpoint):
 
 def make_store(endpoint: str, **changes) -> S3StoreConfig:
     values = dict(name="default", endpoint_url=endpoint, region=REGION, access_key_id=ACCESS_KEY_ID,
-                  secret_access_key=SECRET_ACCESS_KEY, max_attempts=2)
+                  secret_access_key=SECRET_ACCESS_KEY, max_attempts=2,
+                  multipart_threshold_bytes=64 * 1024 * 1024)
     values.update(changes)
     return S3StoreConfig(**values)
 

@@ -7,10 +7,12 @@ import json
 import pytest
 
 from tes_cts import __version__
+from tes_cts.model.query import TaskQuery
 from tes_cts.model.record import TaskRecord
 from tes_cts.model.states import Phase
 from tes_cts.tasks.lifecycle import move
 
+from .builders import task_record
 from .helpers import RFC3339, SPEC_TAG_TABLE, assert_no_nulls, echo_task
 
 BASES = ["/ga4gh/tes/v1", "/v1"]
@@ -22,11 +24,11 @@ def create(client, body=None, base=BASES[0]) -> str:
     return response.json()["id"]
 
 
-def advance(store, task_id: str, *phases: Phase) -> TaskRecord:
+def advance(db, task_id: str, *phases: Phase) -> TaskRecord:
     """Walk a stored task through phases, as the poller would."""
-    record = store.get(task_id)
+    record = db.get(task_id)
     for phase in phases:
-        record = move(store, record, phase, f"test moved it to {phase}")
+        record = move(db, record, phase, f"test moved it to {phase}")
         assert record is not None
     return record
 
@@ -35,14 +37,14 @@ def advance(store, task_id: str, *phases: Phase) -> TaskRecord:
 
 
 @pytest.mark.parametrize("base", BASES)
-def test_service_info_reports_settings_and_package_version(make_settings, store, base):
-    from tes_cts.api.app import create_app
+def test_service_info_reports_settings_and_package_version(make_settings, sqlite_db, base):
+    from tes_cts.wiring import build_app
 
     settings = make_settings(
         service__name="lab TES", service__organization_name="Alice Lab",
         service__organization_url="https://alice.example", storage__file_roots=["/data/shared"],
     )
-    with create_app(settings, store).test_client() as client:
+    with build_app(settings, sqlite_db).test_client() as client:
         info = client.get(f"{base}/service-info").json()
     assert info["name"] == "lab TES"
     assert info["organization"] == {"name": "Alice Lab", "url": "https://alice.example"}
@@ -103,7 +105,7 @@ def test_server_set_fields_in_the_body_are_ignored(client):
 
 
 @pytest.fixture
-def finished_task(client, store):
+def finished_task(client, sqlite_db):
     body = echo_task(
         name="views", description="checks views", tags={"k": "v"}, volumes=["/vol/a"],
         inputs=[{"path": "/in/a.txt", "content": "secret content"}],
@@ -121,9 +123,9 @@ def finished_task(client, store):
             "outputs": [{"url": "s3://bucket/b.txt", "path": "/out/b.txt", "size_bytes": 6}],
         }]
 
-    record = advance(store, task_id, Phase.PREFLIGHT, Phase.SUBMITTED, Phase.STAGING_IN, Phase.RUNNING,
+    record = advance(sqlite_db, task_id, Phase.PREFLIGHT, Phase.SUBMITTED, Phase.STAGING_IN, Phase.RUNNING,
                      Phase.STAGING_OUT)
-    assert move(store, record, Phase.COMPLETE, "done", fill_logs) is not None
+    assert move(sqlite_db, record, Phase.COMPLETE, "done", fill_logs) is not None
     return task_id
 
 
@@ -177,47 +179,46 @@ def test_unknown_id_is_a_404_with_a_json_body(client, method, path):
     assert body["status"] == 404 and "nope" in body["detail"]
 
 
-def test_cancel_before_dispatch_cancels_at_once(client, store):
+def test_cancel_before_dispatch_cancels_at_once(client, sqlite_db):
     task_id = create(client)
     response = client.post(f"/ga4gh/tes/v1/tasks/{task_id}:cancel")
     assert response.status_code == 200 and response.json() == {}
     assert client.get(f"/v1/tasks/{task_id}").json()["state"] == "CANCELED"
-    history = store.get(task_id).history
+    history = sqlite_db.get(task_id).history
     assert [h["phase"] for h in history] == ["created", "canceled"]
     assert "canceled by the user" in history[-1]["reason"]
 
 
 @pytest.mark.parametrize("phases", [[Phase.PREFLIGHT], [Phase.PREFLIGHT, Phase.SUBMITTED, Phase.STAGING_IN, Phase.RUNNING]])
-def test_cancel_of_a_dispatched_task_leaves_it_canceling_for_the_poller(client, store, phases):
+def test_cancel_of_a_dispatched_task_leaves_it_canceling_for_the_poller(client, sqlite_db, phases):
     task_id = create(client)
-    advance(store, task_id, *phases)
+    advance(sqlite_db, task_id, *phases)
     assert client.post(f"/v1/tasks/{task_id}:cancel").status_code == 200
     assert client.get(f"/v1/tasks/{task_id}").json()["state"] == "CANCELING"
     assert client.post(f"/v1/tasks/{task_id}:cancel").status_code == 200  # again: no change
-    assert store.get(task_id).phase is Phase.CANCELING
+    assert sqlite_db.get(task_id).phase is Phase.CANCELING
 
 
 @pytest.mark.parametrize("final", [Phase.SYSTEM_ERROR, Phase.COMPLETE])
-def test_cancel_of_a_finished_task_changes_nothing(client, store, final):
+def test_cancel_of_a_finished_task_changes_nothing(client, sqlite_db, final):
     task_id = create(client)
     path = [Phase.PREFLIGHT] if final is Phase.SYSTEM_ERROR else [
         Phase.PREFLIGHT, Phase.SUBMITTED, Phase.STAGING_IN, Phase.RUNNING, Phase.STAGING_OUT]
-    before = advance(store, task_id, *path, final)
+    before = advance(sqlite_db, task_id, *path, final)
     assert client.post(f"/v1/tasks/{task_id}:cancel").status_code == 200
-    after = store.get(task_id)
+    after = sqlite_db.get(task_id)
     assert after.phase is final and after.version == before.version
 
 
 # --- list -----------------------------------------------------------------------------------------
 
 
-def insert_many(store, count: int, **task_fields) -> list[str]:
+def insert_many(db, count: int, **task_fields) -> list[str]:
     """Store `count` tasks directly, oldest first; returns their ids newest first."""
     ids = []
     for index in range(count):
-        record = TaskRecord(id=f"t{index:06d}", owner="", created_us=1_000_000 + index, phase=Phase.CREATED,
-                            task=echo_task(**task_fields))
-        store.insert(record)
+        record = task_record(f"t{index:06d}", created_us=1_000_000 + index, **task_fields)
+        db.insert(record)
         ids.append(record.id)
     return ids[::-1]
 
@@ -233,8 +234,8 @@ def list_all(client, query: str = "") -> list[dict]:
             return tasks
 
 
-def test_list_is_newest_first_with_default_page_of_256(client, store):
-    newest_first = insert_many(store, 300)
+def test_list_is_newest_first_with_default_page_of_256(client, sqlite_db):
+    newest_first = insert_many(sqlite_db, 300)
     page = client.get("/ga4gh/tes/v1/tasks").json()
     assert [t["id"] for t in page["tasks"]] == newest_first[:256]
     assert page["tasks"][0] == {"id": newest_first[0], "state": "QUEUED"}  # MINIMAL by default
@@ -243,8 +244,8 @@ def test_list_is_newest_first_with_default_page_of_256(client, store):
     assert "next_page_token" not in rest
 
 
-def test_next_page_token_only_when_another_page_exists(client, store):
-    insert_many(store, 4)
+def test_next_page_token_only_when_another_page_exists(client, sqlite_db):
+    insert_many(sqlite_db, 4)
     assert "next_page_token" not in client.get("/v1/tasks?page_size=4").json()
     assert "next_page_token" in client.get("/v1/tasks?page_size=3").json()
     assert client.get("/v1/tasks").json() != {"tasks": []}
@@ -273,8 +274,8 @@ def test_a_bad_page_token_is_a_400(client, token):
     assert response.json()["errors"][0]["field"] == "page_token"
 
 
-def test_paging_is_stable_under_concurrent_inserts(client, store):
-    insert_many(store, 10)
+def test_paging_is_stable_under_concurrent_inserts(client, sqlite_db):
+    insert_many(sqlite_db, 10)
     first = client.get("/v1/tasks?page_size=4").json()
     for _ in range(5):
         create(client)  # newer than everything already listed
@@ -311,7 +312,7 @@ def test_name_prefix_is_literal(client):
     assert len(listed("")) == 7
 
 
-def test_state_filter_and_no_injected_unknown(client, store):
+def test_state_filter_and_no_injected_unknown(client, sqlite_db):
     queued = create(client)
     canceled = create(client)
     client.post(f"/v1/tasks/{canceled}:cancel")
@@ -388,11 +389,11 @@ def test_content_above_the_setting_is_a_400_naming_the_limit(client):
     assert client.post("/v1/tasks", json=echo_task(inputs=[{"path": "/in", "content": big[:-1]}])).status_code == 200
 
 
-def test_body_above_the_limit_is_a_413(make_settings, store):
-    from tes_cts.api.app import create_app
+def test_body_above_the_limit_is_a_413(make_settings, sqlite_db):
+    from tes_cts.wiring import build_app
 
     settings = make_settings(server__max_body_bytes=1000)
-    with create_app(settings, store).test_client() as client:
+    with build_app(settings, sqlite_db).test_client() as client:
         big = echo_task(description="d" * 2000)
         response = client.post("/v1/tasks", json=big)
         assert response.status_code == 413
@@ -414,7 +415,7 @@ def test_body_above_the_limit_is_a_413(make_settings, store):
 
         response = client.post("/v1/tasks", content=small_chunks(), headers={"content-type": "application/json"})
         assert response.status_code == 200, response.text
-    assert len(store.query(__import__("tes_cts.database.base", fromlist=["TaskQuery"]).TaskQuery(limit=10))) == 2
+    assert len(sqlite_db.query(TaskQuery(limit=10))) == 2
 
 
 def test_unsupported_backend_parameters_are_dropped_with_a_warning(client):
@@ -433,19 +434,19 @@ def test_unsupported_backend_parameters_with_strict_are_a_400(client):
     assert "backend_parameters" in response.json()["errors"][0]["field"]
 
 
-# --- store failures -------------------------------------------------------------------------------
+# --- database failures ----------------------------------------------------------------------------
 
 
 def test_a_locked_database_is_a_503_and_the_service_recovers(make_settings, tmp_path):
     import sqlite3
 
-    from tes_cts.api.app import create_app
+    from tes_cts.wiring import build_app
     from tes_cts.database.sqlite import SqliteTaskDatabase
 
     settings = make_settings()
     path = tmp_path / "work" / "tes-cts.sqlite3"
-    store = SqliteTaskDatabase(path, busy_timeout_s=0.2)
-    with create_app(settings, store).test_client() as client:
+    database = SqliteTaskDatabase(path, busy_timeout_s=0.2)
+    with build_app(settings, database).test_client() as client:
         task_id = create(client)
         blocker = sqlite3.connect(path, isolation_level=None)
         blocker.execute("BEGIN EXCLUSIVE")  # another process holding the write lock too long
@@ -458,26 +459,26 @@ def test_a_locked_database_is_a_503_and_the_service_recovers(make_settings, tmp_
             blocker.close()
         assert client.get(f"/v1/tasks/{task_id}").status_code == 200
         assert client.post("/v1/tasks", json=echo_task()).status_code == 200
-    store.close()
+    database.close()
 
 
 def test_a_lost_mongodb_is_a_503(make_settings):
     import mongomock
     from pymongo import MongoClient
 
-    from tes_cts.api.app import create_app
+    from tes_cts.wiring import build_app
     from tes_cts.database.mongo import MongoTaskDatabase
 
-    store = MongoTaskDatabase(mongomock.MongoClient(), "lost")
-    # The server goes away after start: point the store at a port where nothing listens.
-    store._tasks = MongoClient("mongodb://127.0.0.1:9", serverSelectionTimeoutMS=200)["lost"]["tasks"]
-    with create_app(make_settings(), store).test_client() as client:
+    database = MongoTaskDatabase(mongomock.MongoClient(), "lost")
+    # The server goes away after start: point the database at a port where nothing listens.
+    database._tasks = MongoClient("mongodb://127.0.0.1:9", serverSelectionTimeoutMS=200)["lost"]["tasks"]
+    with build_app(make_settings(), database).test_client() as client:
         response = client.get("/v1/tasks")
         assert response.status_code == 503
         assert "MongoDB" in response.json()["detail"]
 
 
-def test_create_mode_refuses_a_task_with_bad_inputs_listing_each(settings, store):
+def test_create_mode_refuses_a_task_with_bad_inputs_listing_each(settings, sqlite_db):
     from tes_cts.storage.preflight import InputProblem, PreflightReport
     from tes_cts.tasks.service import TaskService
     from tes_cts.tasks.validation import TaskValidationError, ValidationLimits
@@ -487,14 +488,14 @@ def test_create_mode_refuses_a_task_with_bad_inputs_listing_each(settings, store
                for index, i in enumerate(inputs) if "bad" in i["url"]]
         return PreflightReport({"0": [{"url": inputs[0]["url"], "size": 1, "etag": None, "crc64nvme": "x"}]}, bad)
 
-    service = TaskService(store, ValidationLimits(131072, (), frozenset()), verify)
+    service = TaskService(sqlite_db, ValidationLimits(131072, (), frozenset()), verify)
     body = echo_task(inputs=[{"path": "/a", "url": "s3://bucket/bad1"}, {"path": "/b", "url": "s3://bucket/bad2"}])
     with pytest.raises(TaskValidationError) as raised:
         service.create(body)
     assert [p.field for p in raised.value.problems] == ["inputs[0].url", "inputs[1].url"]
     assert "bad1" in raised.value.problems[0].reason and "bad2" in raised.value.problems[1].reason
     task_id = service.create(echo_task(inputs=[{"path": "/a", "url": "s3://bucket/good"}]))
-    assert store.get(task_id).verified_inputs["0"][0]["url"] == "s3://bucket/good"
+    assert sqlite_db.get(task_id).verified_inputs["0"][0]["url"] == "s3://bucket/good"
 
 
 def test_dispatch_mode_accepts_s3_inputs_with_no_store_configured(client):

@@ -11,7 +11,7 @@ import tes
 
 from tes_cts.auth.hashing import hash_password
 
-from .auth_servers import basic_auth, serve_with_auth, server_log, toml_table
+from .auth_servers import basic_auth, toml_table
 from .helpers import echo_task
 
 PASSWORDS = {"alice": "alice's long passphrase", "bob": "b0b-pw with spaces ", "carol": "carol-from-file",
@@ -19,18 +19,14 @@ PASSWORDS = {"alice": "alice's long passphrase", "bob": "b0b-pw with spaces ", "
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    work = tmp_path_factory.mktemp("basic")
-    users_file = work / "users"
+def server(live_servers, tmp_path_factory):
+    users_file = tmp_path_factory.mktemp("basic") / "users"
     users_file.write_text(f"# file users\ncarol:{hash_password(PASSWORDS['carol'])}\n")
-    env = {
+    return live_servers.start({
         "TES_CTS_AUTH__PROVIDERS": '["basic"]',
         "TES_CTS_AUTH__BASIC__USERS": toml_table({n: hash_password(PASSWORDS[n]) for n in PASSWORDS if n != "carol"}),
         "TES_CTS_AUTH__BASIC__USERS_FILE": str(users_file),
-    }
-    with serve_with_auth(work, env) as live:
-        live.tasks = f"{live.url}/ga4gh/tes/v1/tasks"
-        yield live
+    })
 
 
 @pytest.mark.parametrize("user", ["alice", "bob", "carol"])
@@ -91,7 +87,7 @@ def test_py_tes_with_user_and_password(server):
 
 
 def test_no_password_or_hash_reaches_the_log(server):
-    log = server_log(server)
+    log = server.log_text()
     assert "POST /ga4gh/tes/v1/tasks" in log  # the access log is there...
     for password in PASSWORDS.values():
         assert password not in log  # ...without a secret

@@ -9,25 +9,21 @@ import tes
 
 from tes_cts.auth.hashing import token_digest
 
-from .auth_servers import basic_auth, bearer, serve_with_auth, server_log, toml_table
+from .auth_servers import basic_auth, bearer, toml_table
 from .helpers import echo_task
 
 TOKENS = {"ci": "ci-7f3a9c1e5b2d4f6a8c0e", "nightly": "nightly-0b1c2d3e4f5a6b7c"}
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    work = tmp_path_factory.mktemp("bearer")
-    tokens_file = work / "tokens"
+def server(live_servers, tmp_path_factory):
+    tokens_file = tmp_path_factory.mktemp("bearer") / "tokens"
     tokens_file.write_text(f"nightly:{token_digest(TOKENS['nightly'])}\n")
-    env = {
+    return live_servers.start({
         "TES_CTS_AUTH__PROVIDERS": '["bearer"]',
         "TES_CTS_AUTH__BEARER__TOKENS": toml_table({"ci": token_digest(TOKENS["ci"])}),
         "TES_CTS_AUTH__BEARER__TOKENS_FILE": str(tokens_file),
-    }
-    with serve_with_auth(work, env) as live:
-        live.tasks = f"{live.url}/ga4gh/tes/v1/tasks"
-        yield live
+    })
 
 
 def test_each_token_is_its_own_account(server):
@@ -62,5 +58,5 @@ def test_py_tes_with_a_token(server):
 
 
 def test_no_token_reaches_the_log(server):
-    log = server_log(server)
+    log = server.log_text()
     assert all(token not in log for token in TOKENS.values()) and "$sha256$" not in log

@@ -9,7 +9,7 @@ import requests
 
 from tes_cts.auth.cache import TtlCache
 
-from .auth_servers import KBaseAuth, bearer, serve_with_auth, server_log
+from .auth_servers import KBaseAuth, bearer
 from .helpers import echo_task
 
 STAFF, CTS_ADMIN = "KBASE_STAFF", "CTS_ADMIN"
@@ -22,24 +22,21 @@ ALICE, BOB, ADMIN = TOKENS
 
 
 @pytest.fixture(scope="module")
-def kbase():
+def fake_kbase():
     service = KBaseAuth(TOKENS)
     yield service
     service.close()
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, kbase):
-    env = {
+def server(live_servers, fake_kbase):
+    # One worker: the cache test counts calls, and each worker has a cache of its own.
+    return live_servers.start({
         "TES_CTS_AUTH__PROVIDERS": '["kbase"]',
-        "TES_CTS_AUTH__KBASE__URL": kbase.url,
+        "TES_CTS_AUTH__KBASE__URL": fake_kbase.url,
         "TES_CTS_AUTH__KBASE__USER_ROLES": f'["{STAFF}"]',
         "TES_CTS_AUTH__KBASE__ADMIN_ROLES": f'["{CTS_ADMIN}"]',
-    }
-    # One worker: the cache test counts calls, and each worker has a cache of its own.
-    with serve_with_auth(tmp_path_factory.mktemp("kbase"), env, workers=1) as live:
-        live.tasks = f"{live.url}/ga4gh/tes/v1/tasks"
-        yield live
+    }, workers=1)
 
 
 def test_a_staff_user_submits_and_owns_the_task(server):
@@ -71,50 +68,50 @@ def test_an_invalid_token_is_a_401(server):
     assert response.json()["detail"] == "kbase: the KBase auth service does not accept this token (invalid or expired)"
 
 
-def test_answers_are_cached(server, kbase):
+def test_answers_are_cached(server, fake_kbase):
     token = "CACHEDTOKEN234567ABCDEFGHIJKLMN"
-    kbase.users[token] = ("carol", [STAFF])
-    before = kbase.me_calls
+    fake_kbase.users[token] = ("carol", [STAFF])
+    before = fake_kbase.me_calls
     for _ in range(5):
         assert requests.get(server.tasks, headers=bearer(token), timeout=30).status_code == 200
-    assert kbase.me_calls == before + 1
+    assert fake_kbase.me_calls == before + 1
 
 
-def test_a_failing_service_is_a_503_and_never_allowed(server, kbase):
-    kbase.failing = True
+def test_a_failing_service_is_a_503_and_never_allowed(server, fake_kbase):
+    fake_kbase.failing = True
     try:
         response = requests.get(server.tasks, headers=bearer("UNCACHEDTOKEN2345ABCDEFGHIJKLMN"), timeout=30)
     finally:
-        kbase.failing = False
+        fake_kbase.failing = False
     assert response.status_code == 503
     assert response.json()["title"] == "Service Unavailable"
     assert "answered with HTTP 500" in response.json()["detail"] and "UNCACHED" not in response.text
 
 
-def test_jwts_are_never_sent_to_kbase(server, kbase):
-    kbase.server.authorizations.clear()
+def test_jwts_are_never_sent_to_kbase(server, fake_kbase):
+    fake_kbase.server.authorizations.clear()
     response = requests.get(server.tasks, headers=bearer("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"), timeout=30)
-    assert response.status_code == 401 and kbase.server.authorizations == []
+    assert response.status_code == 401 and fake_kbase.server.authorizations == []
 
 
 def test_an_unreachable_service_is_a_503(make_settings):
-    from tes_cts.api.app import create_app
+    from tes_cts.wiring import build_app
     from tes_cts.database import open_database
 
     from .live_server import free_port
 
     settings = make_settings(auth__providers=["kbase"], auth__kbase__url=f"http://127.0.0.1:{free_port()}/auth",
                              auth__timeout_s=2)
-    store = open_database(settings)
-    with create_app(settings, store).test_client() as client:
+    database = open_database(settings)
+    with build_app(settings, database).test_client() as client:
         response = client.post("/v1/tasks", json=echo_task(), headers=bearer(ALICE))
-    store.close()
+    database.close()
     assert response.status_code == 503
     assert "could not be reached" in response.json()["detail"] and ALICE not in response.text
 
 
 def test_no_token_reaches_the_log(server):
-    log = server_log(server)
+    log = server.log_text()
     assert not [token for token in TOKENS if token in log]
 
 

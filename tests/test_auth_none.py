@@ -7,14 +7,13 @@ import pytest
 import requests
 import tes
 
-from .auth_servers import basic_auth, bearer, serve_with_auth
+from .auth_servers import basic_auth, bearer
 from .helpers import echo_task
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with serve_with_auth(tmp_path_factory.mktemp("none"), {}) as live:
-        yield live
+def server(live_servers):
+    return live_servers.start()
 
 
 @pytest.mark.parametrize("headers", [
@@ -42,9 +41,9 @@ def test_the_served_spec_declares_no_security(server):
     assert "security" not in spec and "securitySchemes" not in spec.get("components", {})
 
 
-def test_tasks_belong_to_the_local_user_and_owner_filters_follow(client, store):
+def test_tasks_belong_to_the_local_user_and_owner_filters_follow(client, sqlite_db):
     task_id = client.post("/v1/tasks", json=echo_task()).json()["id"]
-    assert store.get(task_id).owner == ""
+    assert sqlite_db.get(task_id).owner == ""
     assert [t["id"] for t in client.get("/v1/tasks", params={"owner": ""}).json()["tasks"]] == [task_id]
     refused = client.get("/v1/tasks", params={"owner": "basic:alice"})
     assert refused.status_code == 403

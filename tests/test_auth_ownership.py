@@ -12,7 +12,7 @@ import requests
 
 from tes_cts.auth.hashing import hash_password, token_digest
 
-from .auth_servers import AUDIENCE, KBaseAuth, OidcIssuer, basic_auth, bearer, serve_with_auth, server_log, toml_table
+from .auth_servers import AUDIENCE, KBaseAuth, OidcIssuer, basic_auth, bearer, toml_table
 from .helpers import echo_task
 
 PASSWORDS = {"alice": "alice-pw-1", "bob": "basic-bob-pw", "root": "root-pw-9"}
@@ -21,7 +21,7 @@ CI_TOKEN = "ci-token-5e6f7a8b9c0d1e2f"
 
 
 @pytest.fixture(scope="module")
-def services():
+def fake_identity_services():
     issuer, kbase = OidcIssuer(), KBaseAuth({KBASE_BOB: ("bob", [])})
     yield issuer, kbase
     issuer.close()
@@ -29,9 +29,9 @@ def services():
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, services):
-    issuer, kbase = services
-    env = {
+def server(live_servers, fake_identity_services):
+    issuer, kbase = fake_identity_services
+    return live_servers.start({
         "TES_CTS_AUTH__PROVIDERS": '["kbase", "oidc", "bearer", "basic"]',  # tried in a fixed order anyway
         "TES_CTS_AUTH__ADMINS": '["basic:root"]',
         "TES_CTS_AUTH__BASIC__USERS": toml_table({name: hash_password(pw) for name, pw in PASSWORDS.items()}),
@@ -39,15 +39,12 @@ def server(tmp_path_factory, services):
         "TES_CTS_AUTH__OIDC__ISSUER": issuer.issuer,
         "TES_CTS_AUTH__OIDC__AUDIENCE": AUDIENCE,
         "TES_CTS_AUTH__KBASE__URL": kbase.url,
-    }
-    with serve_with_auth(tmp_path_factory.mktemp("owners"), env) as live:
-        live.tasks = f"{live.url}/ga4gh/tes/v1/tasks"
-        yield live
+    })
 
 
 @pytest.fixture(scope="module")
-def users(services):
-    issuer, _ = services
+def users(fake_identity_services):
+    issuer, _ = fake_identity_services
     return {
         "alice": basic_auth("alice", PASSWORDS["alice"]),
         "basic-bob": basic_auth("bob", PASSWORDS["bob"]),
@@ -144,16 +141,16 @@ def test_the_challenge_names_every_accepted_scheme(server):
     assert ("a service account token, an OIDC access token or a KBase token") in response.json()["detail"]
 
 
-def test_static_tokens_and_jwts_are_never_sent_to_kbase(server, users, services):
-    _, kbase = services
+def test_static_tokens_and_jwts_are_never_sent_to_kbase(server, users, fake_identity_services):
+    _, kbase = fake_identity_services
     kbase.server.authorizations.clear()
     for user in ("ci", "carol"):
         assert requests.get(server.tasks, headers=users[user], timeout=30).status_code == 200
     assert kbase.server.authorizations == []
 
 
-def test_kbase_down_stops_only_what_only_kbase_could_decide(server, users, services):
-    _, kbase = services
+def test_kbase_down_stops_only_what_only_kbase_could_decide(server, users, fake_identity_services):
+    _, kbase = fake_identity_services
     kbase.failing = True
     try:
         for user in ("alice", "ci", "carol"):
@@ -165,7 +162,7 @@ def test_kbase_down_stops_only_what_only_kbase_could_decide(server, users, servi
 
 
 def test_no_secret_reaches_the_log(server, users):
-    log = server_log(server)
+    log = server.log_text()
     secrets_sent = [*PASSWORDS.values(), KBASE_BOB, CI_TOKEN, users["carol"]["Authorization"].split()[1]]
     assert not [s for s in secrets_sent if s in log]
 
@@ -173,12 +170,12 @@ def test_no_secret_reaches_the_log(server, users):
 # --- in-process: the same work for an unknown id and another owner's task -------------------------
 
 
-class CountingStore:
-    def __init__(self, store):
-        self._store, self.calls = store, []
+class CountingDatabase:
+    def __init__(self, database):
+        self._database, self.calls = database, []
 
     def __getattr__(self, name):
-        attribute = getattr(self._store, name)
+        attribute = getattr(self._database, name)
         if not callable(attribute):
             return attribute
 
@@ -189,23 +186,23 @@ class CountingStore:
         return counted
 
 
-def test_unknown_and_foreign_ids_cost_the_same_store_work(make_settings):
-    from tes_cts.api.app import create_app
+def test_unknown_and_foreign_ids_cost_the_same_database_work(make_settings):
+    from tes_cts.wiring import build_app
     from tes_cts.database import open_database
 
     settings = make_settings(auth__providers=["basic"], auth__basic__users={
         "alice": hash_password("a"), "bob": hash_password("b")})
-    store = CountingStore(open_database(settings))
+    database = CountingDatabase(open_database(settings))
     alice, bob = basic_auth("alice", "a"), basic_auth("bob", "b")
-    with create_app(settings, store).test_client() as client:
+    with build_app(settings, database).test_client() as client:
         theirs = client.post("/v1/tasks", json=echo_task(), headers=alice).json()["id"]
         for path in ("/v1/tasks/{}", "/v1/tasks/{}:cancel"):
             method = client.post if path.endswith("cancel") else client.get
-            store.calls.clear()
+            database.calls.clear()
             foreign = method(path.format(theirs), headers=bob)
-            foreign_calls = list(store.calls)
-            store.calls.clear()
+            foreign_calls = list(database.calls)
+            database.calls.clear()
             unknown = method(path.format("x" * len(theirs)), headers=bob)
             assert foreign.status_code == unknown.status_code == 404
-            assert foreign_calls == store.calls == ["get"]
-    store.close()
+            assert foreign_calls == database.calls == ["get"]
+    database.close()

@@ -9,7 +9,8 @@ import sys
 import pytest
 
 from tes_cts.auth.hashing import hash_password, is_password_hash, token_digest, verify_password
-from tes_cts.settings import SettingsError, load_settings
+from tes_cts.settings import SettingsError
+from tes_cts.wiring import load_checked_settings
 
 from .auth_servers import basic_auth
 from .helpers import echo_task
@@ -26,14 +27,14 @@ def clean_environment(monkeypatch):
 
 
 def test_the_default_is_none_with_cors_off():
-    settings = load_settings()
+    settings = load_checked_settings()
     assert settings.auth.providers == ["none"] and settings.cors.allow_origins == []
 
 
 def test_providers_and_users_come_from_environment_variables(monkeypatch):
     monkeypatch.setenv("TES_CTS_AUTH__PROVIDERS", '["basic", "kbase"]')
     monkeypatch.setenv("TES_CTS_AUTH__BASIC__USERS", f'{{"Alice.B" = "{HASH}"}}')
-    settings = load_settings()
+    settings = load_checked_settings()
     assert settings.auth.providers == ["basic", "kbase"]
     assert dict(settings.auth.basic.users) == {"Alice.B": HASH}  # names keep their case
 
@@ -60,7 +61,7 @@ def test_providers_and_users_come_from_environment_variables(monkeypatch):
 ])
 def test_bad_auth_settings_are_refused_naming_the_setting(overrides, words):
     with pytest.raises(SettingsError) as raised:
-        load_settings(overrides)
+        load_checked_settings(overrides)
     for word in words:
         assert word in str(raised.value)
 
@@ -72,24 +73,24 @@ def test_bad_auth_settings_are_refused_naming_the_setting(overrides, words):
 ])
 def test_a_bad_secret_is_refused_without_being_quoted(overrides):
     with pytest.raises(SettingsError) as raised:
-        load_settings(overrides)
+        load_checked_settings(overrides)
     assert "plain-password-by-mistake" not in str(raised.value) and "auth." in str(raised.value)
 
 
 def test_secret_files_are_read_and_checked(tmp_path):
     users = tmp_path / "users"
     users.write_text(f"# comment\n\nalice:{HASH}\n")
-    settings = load_settings({"auth.providers": ["basic"], "auth.basic.users_file": str(users)})
+    settings = load_checked_settings({"auth.providers": ["basic"], "auth.basic.users_file": str(users)})
     assert settings.auth.basic.users_file == str(users)
     for content, words in ((f"alice:{HASH}\nalice:{HASH}\n", "line 2"), ("alice\n", "NAME:SECRET"),
                            ("alice:secret-in-clear\n", "'alice'")):
         users.write_text(content)
         with pytest.raises(SettingsError) as raised:
-            load_settings({"auth.providers": ["basic"], "auth.basic.users_file": str(users)})
+            load_checked_settings({"auth.providers": ["basic"], "auth.basic.users_file": str(users)})
         assert "auth.basic.users_file" in str(raised.value) or "auth.basic.users" in str(raised.value)
         assert words in str(raised.value) and "secret-in-clear" not in str(raised.value)
     with pytest.raises(SettingsError, match="auth.bearer.tokens_file: cannot read"):
-        load_settings({"auth.providers": ["bearer"], "auth.bearer.tokens_file": str(tmp_path / "missing")})
+        load_checked_settings({"auth.providers": ["bearer"], "auth.bearer.tokens_file": str(tmp_path / "missing")})
 
 
 def test_hash_password_reads_stdin_and_prints_a_hash_serve_accepts():
@@ -123,10 +124,10 @@ def test_hashes_are_salted_and_verify_through_compare_digest(monkeypatch):
 # --- CORS ------------------------------------------------------------------------------------------
 
 
-def cors_client(make_settings, store, **overrides):
-    from tes_cts.api.app import create_app
+def cors_client(make_settings, db, **overrides):
+    from tes_cts.wiring import build_app
 
-    return create_app(make_settings(**overrides), store).test_client()
+    return build_app(make_settings(**overrides), db).test_client()
 
 
 def test_cors_is_off_by_default(client):
@@ -134,8 +135,8 @@ def test_cors_is_off_by_default(client):
     assert "access-control-allow-origin" not in response.headers
 
 
-def test_cors_preflight_and_errors_for_a_browser_client(make_settings, store):
-    client = cors_client(make_settings, store, cors__allow_origins=["https://app.example.org"],
+def test_cors_preflight_and_errors_for_a_browser_client(make_settings, sqlite_db):
+    client = cors_client(make_settings, sqlite_db, cors__allow_origins=["https://app.example.org"],
                          auth__providers=["basic"], auth__basic__users={"alice": HASH})
     origin = {"Origin": "https://app.example.org"}
     preflight = client.options("/ga4gh/tes/v1/tasks", headers={

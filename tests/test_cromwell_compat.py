@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from . import live_server  # the module, not LiveServer: conftest would mark every test here live
 from .docker_env import docker_env
 from .helpers import assert_no_nulls
 from .test_e2e_local import get, submit, wait_for
@@ -170,8 +169,7 @@ def shared_file_system(cromwell_root) -> Path:
     return execution
 
 
-@pytest.mark.live
-def test_a_cromwell_task_runs_to_complete(tmp_path, cromwell_root, shared_file_system, docker_image):
+def test_a_cromwell_task_runs_to_complete(live_servers, tmp_path, cromwell_root, shared_file_system, docker_image):
     env = {
         "DOCKER_HOST": docker_env()["DOCKER_HOST"],
         "TES_CTS_WORK_DIR": str(tmp_path / "work"),
@@ -180,7 +178,7 @@ def test_a_cromwell_task_runs_to_complete(tmp_path, cromwell_root, shared_file_s
         "TES_CTS_LOCAL__RAM_GB": "4",  # Cromwell asks for 2 GB: admitted whatever this machine has
     }
     body = cromwell_task(str(cromwell_root), image=docker_image)
-    with live_server.LiveServer(tmp_path, ["--workers", "1"], env) as server:
+    with live_servers.start(env, cwd=tmp_path, workers=1, poller=True) as server:
         task_id = submit(server, body)
         done = wait_for(server, task_id, timeout=90)
         basic = get(server, task_id, view="BASIC")

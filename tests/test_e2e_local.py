@@ -12,7 +12,6 @@ import pytest
 import requests
 
 from .docker_env import docker, docker_env
-from .live_server import LiveServer
 
 TERMINAL = {"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED"}
 
@@ -31,8 +30,8 @@ def env(tmp_path, docker_image):
 
 
 @pytest.fixture
-def server(tmp_path, env):
-    with LiveServer(tmp_path, ["--workers", "2"], env) as live:
+def server(live_servers, tmp_path, env):
+    with live_servers.start(env, cwd=tmp_path, poller=True) as live:
         yield live
 
 
@@ -145,13 +144,13 @@ def test_a_missing_image_is_a_fast_system_error(server):
     assert done["logs"][0]["logs"][0]["exit_code"] != 0
 
 
-def test_kill_9_of_serve_mid_task_then_restart_finishes_it(tmp_path, env):
-    server = LiveServer(tmp_path, ["--workers", "2"], env).wait_ready()
+def test_kill_9_of_serve_mid_task_then_restart_finishes_it(live_servers, tmp_path, env):
+    server = live_servers.start(env, cwd=tmp_path, poller=True)
     task_id = submit(server, task(run(["sh", "-c", "sleep 4; echo survived"])))
     wait_for(server, task_id, {"RUNNING"})
     server.kill()  # master, gunicorn workers and the embedded poller; the task's worker lives on
     time.sleep(1)
-    with LiveServer(tmp_path, ["--workers", "2"], env) as again:
+    with live_servers.start(env, cwd=tmp_path, poller=True) as again:
         done = wait_for(again, task_id, timeout=60)
         assert done["state"] == "COMPLETE" and done["logs"][0]["logs"][0]["stdout"] == "survived\n"
         assert len(done["logs"]) == 1  # the same attempt finished; nothing was run twice
@@ -185,9 +184,9 @@ def test_kill_9_of_a_worker_is_retried_as_a_new_attempt(server, tmp_path):
     assert containers_of(task_id) == []
 
 
-def test_engine_down_keeps_tasks_queued_and_the_server_answering(tmp_path, env):
+def test_engine_down_keeps_tasks_queued_and_the_server_answering(live_servers, tmp_path, env):
     env = {**env, "DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"}
-    with LiveServer(tmp_path, [], env) as server:
+    with live_servers.start(env, cwd=tmp_path, workers=None, poller=True) as server:
         task_id = submit(server, task(run(["echo", "later"])))
         time.sleep(1.5)
         waiting = get(server, task_id)

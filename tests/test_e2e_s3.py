@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from .docker_env import docker_env
-from .live_server import TES_CTS, LiveServer
+from .live_server import TES_CTS
 from .s3_server import (  # noqa: F401 (fixtures)
     ACCESS_KEY_ID,
     SECRET_ACCESS_KEY,
@@ -39,8 +39,8 @@ def s3_env(tmp_path, endpoint, **more) -> dict:
 
 
 @pytest.fixture
-def server(tmp_path, s3_endpoint, docker_image):
-    with LiveServer(tmp_path, ["--workers", "2"], s3_env(tmp_path, s3_endpoint)) as live:
+def server(live_servers, tmp_path, s3_endpoint, docker_image):
+    with live_servers.start(s3_env(tmp_path, s3_endpoint), cwd=tmp_path, poller=True) as live:
         yield live
 
 
@@ -88,11 +88,12 @@ def test_an_input_without_crc64nvme_fails_at_dispatch_with_the_fix(server, s3_cl
     assert "start_time" not in done["logs"][0]  # no attempt was started: no compute was spent
 
 
-def test_create_mode_refuses_the_task_listing_every_bad_input(tmp_path, s3_endpoint, s3_client, s3_bucket, docker_image):
+def test_create_mode_refuses_the_task_listing_every_bad_input(live_servers, tmp_path, s3_endpoint, s3_client, s3_bucket,
+                                                               docker_image):
     s3_client.put_object(Bucket=s3_bucket, Key="plain1.txt", Body=b"x")
     s3_client.put_object(Bucket=s3_bucket, Key="plain2.txt", Body=b"y")
     env = s3_env(tmp_path, s3_endpoint, TES_CTS_S3__VERIFY_INPUTS="create")
-    with LiveServer(tmp_path, [], env) as server:
+    with live_servers.start(env, cwd=tmp_path, workers=None, poller=True) as server:
         response = requests.post(f"{server.url}/v1/tasks", timeout=30, json=task(run(["true"]), inputs=[
             {"path": "/a", "url": f"s3://{s3_bucket}/plain1.txt"}, {"path": "/b", "url": f"s3://{s3_bucket}/plain2.txt"}]))
         assert response.status_code == 400
@@ -103,12 +104,13 @@ def test_create_mode_refuses_the_task_listing_every_bad_input(tmp_path, s3_endpo
         assert requests.get(f"{server.url}/v1/tasks", timeout=10).json() == {"tasks": []}
 
 
-def test_an_input_changed_after_submission_is_never_used(tmp_path, s3_endpoint, s3_client, s3_bucket, docker_image):
+def test_an_input_changed_after_submission_is_never_used(live_servers, tmp_path, s3_endpoint, s3_client, s3_bucket,
+                                                         docker_image):
     # One slot, taken by a first task: the second is verified at create, then waits; meanwhile its
     # input is overwritten (with a valid CRC64NVME of its own).
     env = s3_env(tmp_path, s3_endpoint, TES_CTS_S3__VERIFY_INPUTS="create", TES_CTS_LOCAL__CPU_SLOTS="1")
     put_verified(s3_client, s3_bucket, "data.txt", b"version 1")
-    with LiveServer(tmp_path, [], env) as server:
+    with live_servers.start(env, cwd=tmp_path, workers=None, poller=True) as server:
         blocker = submit(server, task(run(["sleep", "3"])))
         wait_for(server, blocker, {"RUNNING"})
         victim = submit(server, task(run(["cat", "/in/data.txt"]), inputs=[
@@ -122,6 +124,7 @@ def test_an_input_changed_after_submission_is_never_used(tmp_path, s3_endpoint, 
         assert leftovers == []  # no partial file
 
 
+@pytest.mark.live
 def test_wrong_s3_credentials_stop_serve_with_a_clear_message(tmp_path, s3_endpoint):
     env = {**s3_env(tmp_path, s3_endpoint), "TES_CTS_S3__ACCESS_KEY_ID": "nobody",
            "TES_CTS_S3__SECRET_ACCESS_KEY": "not-the-secret-9d2e"}
@@ -134,6 +137,7 @@ def test_wrong_s3_credentials_stop_serve_with_a_clear_message(tmp_path, s3_endpo
     assert "not-the-secret-9d2e" not in result.stderr + result.stdout
 
 
+@pytest.mark.live
 def test_an_unreachable_endpoint_stops_serve_with_a_clear_message(tmp_path):
     env = s3_env(tmp_path, "http://127.0.0.1:9")
     import os

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from tes_cts.backends.htcondor import HTCondorBackend
 from tes_cts.backends.htcondor_description import JobTemplate
-from tes_cts.clock import now_us
-from tes_cts.database.sqlite import SqliteTaskDatabase
 from tes_cts.model.query import TaskQuery
-from tes_cts.model.record import TaskRecord, new_task_id
-from tes_cts.model.states import Phase, TesState
-from tes_cts.poller import Poller, PollerConfig
+from tes_cts.model.states import TesState
+from tes_cts.poller import Poller
 
+from .builders import htcondor_backend, poller_config, task_record
 from .condor_sim import SimulatedSchedd
 
 
@@ -23,24 +20,15 @@ def cycle_calls(schedd: SimulatedSchedd, poller: Poller) -> dict[str, int]:
     return dict(schedd.calls)
 
 
-@pytest.fixture
-def store(tmp_path):
-    opened = SqliteTaskDatabase(tmp_path / "tasks.sqlite3")
-    yield opened
-    opened.close()
-
-
 @pytest.mark.parametrize("tasks", [10, 1000])
-def test_a_poll_cycle_makes_the_same_few_calls_whatever_the_number_of_tasks(tmp_path, store, tasks):
+def test_a_poll_cycle_makes_the_same_few_calls_whatever_the_number_of_tasks(tmp_path, sqlite_db, settings, tasks):
     # A pool without slots that matches nothing by itself (no thread): the test moves each job.
     schedd = SimulatedSchedd(tmp_path / "pool", slots=0)
-    backend = HTCondorBackend(tmp_path / "work", JobTemplate("test.tes-cts", ("/bin/true",)),
-                              schedd=lambda: schedd, lost_grace_s=3600)
-    poller = Poller(store, backend, PollerConfig(batch_size=100), poller_id="p")
+    backend = htcondor_backend(settings, tmp_path / "work", JobTemplate("test.tes-cts", ("/bin/true",)),
+                               lambda: schedd, lost_grace_s=3600)
+    poller = Poller(sqlite_db, backend, poller_config(settings, batch_size=100), poller_id="p")
     for _ in range(tasks):
-        record = TaskRecord(id=new_task_id(), owner="", created_us=now_us(), phase=Phase.CREATED,
-                            task={"executors": [{"image": "i", "command": ["c"]}]})
-        store.insert(record.with_phase(Phase.CREATED, "task accepted"))
+        sqlite_db.insert(task_record())
 
     assert cycle_calls(schedd, poller) == {"query": 1, "submit": tasks}  # the check at start, then dispatch
     assert cycle_calls(schedd, poller) == {"query": 1}  # every job idle: one query, all tasks noted
@@ -57,7 +45,7 @@ def test_a_poll_cycle_makes_the_same_few_calls_whatever_the_number_of_tasks(tmp_
     # The lost jobs wait out their grace period without another look at the history.
     assert cycle_calls(schedd, poller) == {"query": 1}
 
-    records = {r.logs[0]["metadata"]["backend_job_id"]: r for r in store.query(TaskQuery(limit=tasks + 1))}
+    records = {r.logs[0]["metadata"]["backend_job_id"]: r for r in sqlite_db.query(TaskQuery(limit=tasks + 1))}
     assert {records[job].state for job in jobs[0::4]} == {TesState.RUNNING}
     assert {records[job].state for job in jobs[1::4]} == {TesState.SYSTEM_ERROR}
     assert {records[job].state for job in jobs[2::4] + jobs[3::4]} == {TesState.INITIALIZING}

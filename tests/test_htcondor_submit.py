@@ -18,6 +18,7 @@ from tes_cts.backends.htcondor_description import (
 from tes_cts.jobfiles import Job
 from tes_cts.settings import SettingsError
 
+from .builders import htcondor_backend
 from .condor_sim import SUBMIT_COMMANDS, condor_words
 from .condor_sim import condor_environment as read_environment
 
@@ -103,9 +104,9 @@ def test_the_quoting_reads_back_as_the_manual_says():
     assert read_environment(condor_environment(variables)) == variables
 
 
-def test_a_task_requirement_cannot_reach_outside_its_parentheses():
+def test_a_task_requirement_cannot_reach_outside_its_parentheses(settings):
     template = JobTemplate("s", ("/bin/worker",), requirements="TARGET.Trusted")
-    backend = HTCondorBackend("/tmp/unused", template, schedd=lambda: None)
+    backend = htcondor_backend(settings, "/tmp/unused", template, lambda: None, lost_grace_s=600)
     escaping = job(backend_parameters={"requirements": "true) || (true"})
     assert backend.never_fits(escaping) == "backend parameter requirements is not a ClassAd expression: 'true) || (true'"
     spread = job(backend_parameters={"requirements": "TARGET.Memory > 1\n   || TARGET.Cpus > 1"})
@@ -170,7 +171,7 @@ def test_settings_open_an_htcondor_backend_that_says_when_it_finds_no_schedd(mak
     assert isinstance(backend, HTCondorBackend) and backend.lost_grace_s == 600
     assert poller_config(settings).unmatched_wait_s == 300
     # No HTCondor daemon runs here: the real htcondor2 bindings say so, and nothing is submitted.
-    assert backend.unavailable().startswith("the HTCondor schedd cannot be reached or refused `query`: ")
+    assert backend.engine_problem().startswith("the HTCondor schedd cannot be reached or refused `query`: ")
     named = open_backend(make_settings(backend__kind="htcondor", htcondor__schedd_name="tes-cts@condor",
                                        htcondor__collector="127.0.0.1:9"))
-    assert "collector" in named.unavailable().lower()
+    assert "collector" in named.engine_problem().lower()

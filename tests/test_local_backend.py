@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tes_cts.backends.base import JobRef
+from tes_cts.backends.base import Finished, JobRef, Lost
 from tes_cts.backends.local import LocalBackend
 from tes_cts.jobfiles import ContainerSettings, Job
 
@@ -59,7 +59,7 @@ def test_a_restarted_poller_counts_the_workers_it_finds(tmp_path):
         after = backend_with(tmp_path, 30)
         assert after.admits(make_job(after, "t2"))  # knows nothing yet
         status = after.poll([ref])[ref.backend_job_id]
-        assert status.lost is None and status.result is None
+        assert not isinstance(status, (Lost, Finished))
         assert not after.admits(make_job(after, "t2"))
     finally:
         before.cancel(ref)
@@ -71,7 +71,7 @@ def test_a_dead_worker_is_reported_lost_and_frees_its_slot(tmp_path):
     ref = JobRef("t1", 1, backend.submit(job), job.run_dir)
     time.sleep(0.5)
     status = backend.poll([ref])[ref.backend_job_id]
-    assert "died without writing a result" in status.lost
+    assert isinstance(status, Lost) and "died without writing a result" in status.reason
     assert backend.admits(make_job(backend, "t2"))
 
 

@@ -10,15 +10,18 @@ from __future__ import annotations
 import pytest
 
 from tes_cts.backends.base import Backend, BackendUnavailable, JobRef, JobStatus
+from tes_cts.backends.base import Evicted, Finished, Held, Lost, NoNews, Removed, Running, Waiting  # the facts
 from tes_cts.clock import now_us
-from tes_cts.database.sqlite import SqliteTaskDatabase
 from tes_cts.jobfiles import Job, Progress, Result
-from tes_cts.model.record import TaskRecord, new_task_id
 from tes_cts.model.states import Phase
-from tes_cts.poller import Poller, PollerConfig
+from tes_cts.poller import Poller
+from tes_cts.poller.reconcile import RUNTIME_LIMIT_GRACE_S
 from tes_cts.tasks import attempts
-from tes_cts.tasks.lifecycle import move
+from tes_cts.tasks.attempts import RUNNING_SINCE_KEY, STARTED_US_KEY
+from tes_cts.tasks.lifecycle import move, update
 from tes_cts.tasks.views import View, render_task
+
+from .builders import poller_config, task_record
 
 
 class ScriptedBackend(Backend):
@@ -28,7 +31,7 @@ class ScriptedBackend(Backend):
         self.submitted: list[Job] = []
         self.canceled: list[JobRef] = []
         self.reports: dict[str, JobStatus] = {}   # backend job id -> what poll says
-        self.engine_problem: str | None = None
+        self.engine_down: str | None = None     # what engine_problem says
         self.capacity = 100
         self.refuse_submit: str | None = None
 
@@ -42,8 +45,8 @@ class ScriptedBackend(Backend):
     def admits(self, job):
         return len(self.submitted) - len(self.canceled) < self.capacity
 
-    def unavailable(self):
-        return self.engine_problem
+    def engine_problem(self):
+        return self.engine_down
 
     def submit(self, job, owner=""):
         if self.refuse_submit:
@@ -52,38 +55,30 @@ class ScriptedBackend(Backend):
         return f"job-{job.task_id}-{job.attempt}"
 
     def poll(self, jobs):
-        return {ref.backend_job_id: self.reports.get(ref.backend_job_id, JobStatus()) for ref in jobs}
+        return {ref.backend_job_id: self.reports.get(ref.backend_job_id, NoNews()) for ref in jobs}
 
     def cancel(self, job):
         self.canceled.append(job)
 
 
 @pytest.fixture
-def store(tmp_path):
-    opened = SqliteTaskDatabase(tmp_path / "tasks.sqlite3")
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
-def backend():
+def scripted_backend():
     return ScriptedBackend()
 
 
 @pytest.fixture
-def poller(store, backend):
-    return Poller(store, backend, PollerConfig(max_attempts=2, batch_size=3), poller_id="p1")
+def poller(sqlite_db, scripted_backend, settings):
+    return Poller(sqlite_db, scripted_backend, poller_config(settings, max_attempts=2, batch_size=3), poller_id="p1")
 
 
-def queued(store, **task) -> str:
-    record = TaskRecord(id=new_task_id(), owner="", created_us=now_us(), phase=Phase.CREATED,
-                        task={"executors": [{"image": "i", "command": ["c"]}], **task})
-    store.insert(record.with_phase(Phase.CREATED, "task accepted"))
+def queued(db, **task) -> str:
+    record = task_record(**task)
+    db.insert(record)
     return record.id
 
 
-def phases(store, task_id) -> list[str]:
-    return [h["phase"] for h in store.get(task_id).history]
+def phases(db, task_id) -> list[str]:
+    return [h["phase"] for h in db.get(task_id).history]
 
 
 def result(outcome="complete", reason="all executors succeeded") -> Result:
@@ -94,104 +89,104 @@ def result(outcome="complete", reason="all executors succeeded") -> Result:
                   system_logs=["staged 0 inputs"], metadata={"host": "node-7"})
 
 
-def test_a_queued_task_is_claimed_submitted_and_recorded(store, backend, poller):
-    task_id = queued(store)
+def test_a_queued_task_is_claimed_submitted_and_recorded(sqlite_db, scripted_backend, poller):
+    task_id = queued(sqlite_db)
     poller.cycle()
-    record = store.get(task_id)
+    record = sqlite_db.get(task_id)
     assert record.phase is Phase.SUBMITTED and record.lease is None
-    assert [j.task_id for j in backend.submitted] == [task_id]
-    assert backend.submitted[0].attempt == 1 and backend.submitted[0].run_dir == f"/runs/{task_id}/1"
+    assert [j.task_id for j in scripted_backend.submitted] == [task_id]
+    assert scripted_backend.submitted[0].attempt == 1 and scripted_backend.submitted[0].run_dir == f"/runs/{task_id}/1"
     meta = record.logs[0]["metadata"]
     assert meta == {"backend": "scripted", "attempt": "1", "backend_job_id": f"job-{task_id}-1"}
     assert "start_time" in record.logs[0]
-    assert phases(store, task_id) == ["created", "preflight", "submitted"]
+    assert phases(sqlite_db, task_id) == ["created", "preflight", "submitted"]
 
 
-def test_progress_and_result_pass_every_state_in_order(store, backend, poller):
-    task_id = queued(store, executors=[{"image": "i", "command": ["a"]}, {"image": "i", "command": ["b"]}])
+def test_progress_and_result_pass_every_state_in_order(sqlite_db, scripted_backend, poller):
+    task_id = queued(sqlite_db, executors=[{"image": "i", "command": ["a"]}, {"image": "i", "command": ["b"]}])
     poller.cycle()
     job_id = f"job-{task_id}-1"
-    backend.reports[job_id] = JobStatus(progress=Progress(step="running", executor=1))
+    scripted_backend.reports[job_id] = Running(Progress(step="running", executor=1))
     poller.cycle()  # the worker raced ahead to executor 1: the task still passes each phase
-    assert phases(store, task_id) == ["created", "preflight", "submitted", "staging_in", "running", "running"]
-    assert [h["reason"] for h in store.get(task_id).history][-2:] == ["running executor 0", "running executor 1"]
-    backend.reports[job_id] = JobStatus(result=result(), host="node-7")
+    assert phases(sqlite_db, task_id) == ["created", "preflight", "submitted", "staging_in", "running", "running"]
+    assert [h["reason"] for h in sqlite_db.get(task_id).history][-2:] == ["running executor 0", "running executor 1"]
+    scripted_backend.reports[job_id] = Finished(result(), host="node-7")
     poller.cycle()
-    record = store.get(task_id)
+    record = sqlite_db.get(task_id)
     assert record.phase is Phase.COMPLETE
-    assert phases(store, task_id)[-2:] == ["staging_out", "complete"]
+    assert phases(sqlite_db, task_id)[-2:] == ["staging_out", "complete"]
     log = record.logs[0]
     assert log["logs"][0]["stdout"] == "hi\n" and log["outputs"][0]["size_bytes"] == 3
     assert log["metadata"]["host"] == "node-7" and log["end_time"].endswith("Z")
     assert "staged 0 inputs" in log["system_logs"]
 
 
-def test_an_executor_error_is_final_with_the_workers_reason(store, backend, poller):
-    task_id = queued(store)
+def test_an_executor_error_is_final_with_the_workers_reason(sqlite_db, scripted_backend, poller):
+    task_id = queued(sqlite_db)
     poller.cycle()
-    backend.reports[f"job-{task_id}-1"] = JobStatus(result=result("executor_error", "executor 0 exited with code 1"))
+    scripted_backend.reports[f"job-{task_id}-1"] = Finished(result("executor_error", "executor 0 exited with code 1"))
     poller.cycle()
-    record = store.get(task_id)
+    record = sqlite_db.get(task_id)
     assert record.phase is Phase.EXECUTOR_ERROR
     assert record.history[-1]["reason"] == "executor 0 exited with code 1"
-    assert phases(store, task_id) == ["created", "preflight", "submitted", "staging_in", "running",
-                                      "staging_out", "executor_error"]
+    assert phases(sqlite_db, task_id) == ["created", "preflight", "submitted", "staging_in", "running",
+                                          "staging_out", "executor_error"]
 
 
-def test_a_system_error_from_the_worker_is_not_retried(store, backend, poller):
-    task_id = queued(store)
+def test_a_system_error_from_the_worker_is_not_retried(sqlite_db, scripted_backend, poller):
+    task_id = queued(sqlite_db)
     poller.cycle()
-    backend.reports[f"job-{task_id}-1"] = JobStatus(result=result("system_error", "image x not found"))
+    scripted_backend.reports[f"job-{task_id}-1"] = Finished(result("system_error", "image x not found"))
     poller.cycle()
     poller.cycle()
-    assert store.get(task_id).phase is Phase.SYSTEM_ERROR
-    assert len(backend.submitted) == 1
+    assert sqlite_db.get(task_id).phase is Phase.SYSTEM_ERROR
+    assert len(scripted_backend.submitted) == 1
 
 
-def test_a_lost_attempt_is_retried_with_a_new_log_then_fails_at_the_limit(store, backend, poller):
-    task_id = queued(store)
+def test_a_lost_attempt_is_retried_with_a_new_log_then_fails_at_the_limit(sqlite_db, scripted_backend, poller):
+    task_id = queued(sqlite_db)
     poller.cycle()
-    backend.reports[f"job-{task_id}-1"] = JobStatus(lost="worker process 123 died without writing a result")
+    scripted_backend.reports[f"job-{task_id}-1"] = Lost("worker process 123 died without writing a result")
     poller.cycle()  # attempt 1 lost -> requeued -> attempt 2 dispatched in the same cycle
-    record = store.get(task_id)
+    record = sqlite_db.get(task_id)
     assert record.phase is Phase.SUBMITTED and len(record.logs) == 2
     assert "attempt 1 failed: worker process 123 died" in record.logs[0]["system_logs"][-1]
     assert record.logs[0]["end_time"] and record.logs[1]["metadata"]["attempt"] == "2"
-    assert [r.attempt for r in backend.canceled] == [1]  # the dead attempt's leftovers are removed
-    backend.reports[f"job-{task_id}-2"] = JobStatus(lost="worker process 456 died without writing a result")
+    assert [r.attempt for r in scripted_backend.canceled] == [1]  # the dead attempt's leftovers are removed
+    scripted_backend.reports[f"job-{task_id}-2"] = Lost("worker process 456 died without writing a result")
     poller.cycle()
-    record = store.get(task_id)
+    record = sqlite_db.get(task_id)
     assert record.phase is Phase.SYSTEM_ERROR
     assert record.history[-1]["reason"] == "worker process 456 died without writing a result (gave up after 2 attempts)"
-    assert phases(store, task_id).count("created") == 2
+    assert phases(sqlite_db, task_id).count("created") == 2
 
 
-def test_cancel_of_a_submitted_task_stops_the_job(store, backend, poller):
-    task_id = queued(store)
+def test_cancel_of_a_submitted_task_stops_the_job(sqlite_db, scripted_backend, poller):
+    task_id = queued(sqlite_db)
     poller.cycle()
-    record = store.get(task_id)
-    move(store, record, Phase.CANCELING, "cancel requested by the user")
+    record = sqlite_db.get(task_id)
+    move(sqlite_db, record, Phase.CANCELING, "cancel requested by the user")
     poller.cycle()
-    record = store.get(task_id)
+    record = sqlite_db.get(task_id)
     assert record.phase is Phase.CANCELED
-    assert [r.backend_job_id for r in backend.canceled] == [f"job-{task_id}-1"]
+    assert [r.backend_job_id for r in scripted_backend.canceled] == [f"job-{task_id}-1"]
     assert record.logs[0]["end_time"] and "canceled by the user" in record.logs[0]["system_logs"]
 
 
-def test_a_cancel_that_lands_during_submission_does_not_leave_the_job_running(store, backend, poller):
-    task_id = queued(store)
-    original_submit = backend.submit
+def test_a_cancel_that_lands_during_submission_does_not_leave_the_job_running(sqlite_db, scripted_backend, poller):
+    task_id = queued(sqlite_db)
+    original_submit = scripted_backend.submit
 
     def submit_while_user_cancels(job, owner=""):
         job_id = original_submit(job, owner)
-        move(store, store.get(task_id), Phase.CANCELING, "cancel requested by the user")
+        move(sqlite_db, sqlite_db.get(task_id), Phase.CANCELING, "cancel requested by the user")
         return job_id
 
-    backend.submit = submit_while_user_cancels
+    scripted_backend.submit = submit_while_user_cancels
     poller.cycle()
-    assert [r.backend_job_id for r in backend.canceled] == [f"job-{task_id}-1"]
+    assert [r.backend_job_id for r in scripted_backend.canceled] == [f"job-{task_id}-1"]
     poller.cycle()
-    assert store.get(task_id).phase is Phase.CANCELED
+    assert sqlite_db.get(task_id).phase is Phase.CANCELED
 
 
 @pytest.fixture
@@ -209,115 +204,115 @@ def wait_clock(monkeypatch):
     return clock
 
 
-def test_engine_down_keeps_tasks_queued_with_the_reason_said_once(store, backend, poller, wait_clock):
-    backend.engine_problem = "Cannot connect to the Docker daemon"
-    task_id = queued(store)
+def test_engine_down_keeps_tasks_queued_with_the_reason_said_once(sqlite_db, scripted_backend, poller, wait_clock):
+    scripted_backend.engine_down = "Cannot connect to the Docker daemon"
+    task_id = queued(sqlite_db)
     for _ in range(3):
         poller.cycle()
         wait_clock.advance(20)
-    record = store.get(task_id)
-    assert record.phase is Phase.CREATED and backend.submitted == []
+    record = sqlite_db.get(task_id)
+    assert record.phase is Phase.CREATED and scripted_backend.submitted == []
     assert record.logs[0]["system_logs"] == ["waiting: Cannot connect to the Docker daemon"]
     assert "start_time" not in record.logs[0]
-    backend.engine_problem = None
+    scripted_backend.engine_down = None
     poller.cycle()
-    record = store.get(task_id)
+    record = sqlite_db.get(task_id)
     assert record.phase is Phase.SUBMITTED and len(record.logs) == 1  # the pending entry became attempt 1
     assert record.logs[0]["metadata"]["attempt"] == "1"
     assert record.logs[0]["system_logs"] == ["waiting: Cannot connect to the Docker daemon",
                                              "waited 1m for the scripted backend: Cannot connect to the Docker daemon"]
 
 
-def test_engine_down_longer_than_the_configured_wait_fails_the_task(store, backend):
-    backend.engine_problem = "engine down"
-    poller = Poller(store, backend, PollerConfig(engine_wait_s=0.001))
-    task_id = queued(store)
+def test_engine_down_longer_than_the_configured_wait_fails_the_task(sqlite_db, scripted_backend, settings):
+    scripted_backend.engine_down = "engine down"
+    poller = Poller(sqlite_db, scripted_backend, poller_config(settings, engine_wait_s=0.001))
+    task_id = queued(sqlite_db)
     import time
 
     time.sleep(0.01)
     poller.cycle()
-    record = store.get(task_id)
+    record = sqlite_db.get(task_id)
     assert record.phase is Phase.SYSTEM_ERROR
     assert "the scripted backend was unavailable for more than" in record.history[-1]["reason"]
 
 
-def test_a_refused_submission_requeues_the_task(store, backend, poller):
-    backend.refuse_submit = "engine went away"
-    task_id = queued(store)
+def test_a_refused_submission_requeues_the_task(sqlite_db, scripted_backend, poller):
+    scripted_backend.refuse_submit = "engine went away"
+    task_id = queued(sqlite_db)
     poller.cycle()
-    record = store.get(task_id)
+    record = sqlite_db.get(task_id)
     assert record.phase is Phase.CREATED and record.lease is None
     assert "not submitted, will retry: engine went away" == record.history[-1]["reason"]
-    backend.refuse_submit = None
+    scripted_backend.refuse_submit = None
     poller.cycle()
-    assert store.get(task_id).phase is Phase.SUBMITTED
+    assert sqlite_db.get(task_id).phase is Phase.SUBMITTED
 
 
-def test_a_task_that_can_never_fit_fails_at_once(store, backend, poller):
-    task_id = queued(store, resources={"cpu_cores": 64})
+def test_a_task_that_can_never_fit_fails_at_once(sqlite_db, scripted_backend, poller):
+    task_id = queued(sqlite_db, resources={"cpu_cores": 64})
     poller.cycle()
-    record = store.get(task_id)
+    record = sqlite_db.get(task_id)
     assert record.phase is Phase.SYSTEM_ERROR and "asks for 64 cores" in record.history[-1]["reason"]
     assert record.logs[0]["system_logs"] == ["asks for 64 cores, has 8"]
 
 
-def test_admission_waits_and_dispatch_is_oldest_first(store, backend, poller, wait_clock):
-    backend.capacity = 2
-    ids = [queued(store) for _ in range(5)]
+def test_admission_waits_and_dispatch_is_oldest_first(sqlite_db, scripted_backend, poller, wait_clock):
+    scripted_backend.capacity = 2
+    ids = [queued(sqlite_db) for _ in range(5)]
     poller.cycle()
-    assert [j.task_id for j in backend.submitted] == ids[:2]
-    assert store.get(ids[2]).logs[0]["system_logs"] == [
+    assert [j.task_id for j in scripted_backend.submitted] == ids[:2]
+    assert sqlite_db.get(ids[2]).logs[0]["system_logs"] == [
         "waiting: the scripted backend has no free slot for this task's resources"]
-    assert "_wait" not in render_task(store.get(ids[2]), View.FULL)["logs"][0]
-    backend.reports[f"job-{ids[0]}-1"] = JobStatus(result=result())
-    backend.capacity = 3
+    assert "_wait" not in render_task(sqlite_db.get(ids[2]), View.FULL)["logs"][0]
+    scripted_backend.reports[f"job-{ids[0]}-1"] = Finished(result())
+    scripted_backend.capacity = 3
     wait_clock.advance(12)
     poller.cycle()
-    assert [j.task_id for j in backend.submitted] == ids[:3]
+    assert [j.task_id for j in scripted_backend.submitted] == ids[:3]
     # Once the slot is there, the wait reads as over, with its length.
-    assert store.get(ids[2]).logs[0]["system_logs"] == [
+    assert sqlite_db.get(ids[2]).logs[0]["system_logs"] == [
         "waiting: the scripted backend has no free slot for this task's resources", "waited 12s for a free slot"]
-    assert "_wait" not in store.get(ids[2]).logs[0]
-    assert store.get(ids[3]).logs[0]["system_logs"] == [
+    assert "_wait" not in sqlite_db.get(ids[2]).logs[0]
+    assert sqlite_db.get(ids[3]).logs[0]["system_logs"] == [
         "waiting: the scripted backend has no free slot for this task's resources"]
 
 
-def test_a_wait_of_another_kind_ends_the_one_before(store, backend, poller, wait_clock):
-    backend.engine_problem = "engine down"
-    task_id = queued(store)
+def test_a_wait_of_another_kind_ends_the_one_before(sqlite_db, scripted_backend, poller, wait_clock):
+    scripted_backend.engine_down = "engine down"
+    task_id = queued(sqlite_db)
     poller.cycle()
     wait_clock.advance(40)
-    backend.engine_problem, backend.capacity = None, 0
+    scripted_backend.engine_down, scripted_backend.capacity = None, 0
     poller.cycle()
     wait_clock.advance(5)
-    backend.capacity = 1
+    scripted_backend.capacity = 1
     poller.cycle()
-    record = store.get(task_id)
+    record = sqlite_db.get(task_id)
     assert record.phase is Phase.SUBMITTED
     assert record.logs[0]["system_logs"] == [
         "waiting: engine down", "waited 40s for the scripted backend: engine down",
         "waiting: the scripted backend has no free slot for this task's resources", "waited 5s for a free slot"]
 
 
-def test_a_retry_that_waits_says_so_in_the_failed_attempts_log(store, backend, poller, wait_clock):
-    task_id = queued(store)
+def test_a_retry_that_waits_says_so_in_the_failed_attempts_log(sqlite_db, scripted_backend, poller, wait_clock):
+    task_id = queued(sqlite_db)
     poller.cycle()
-    backend.capacity = 0
-    backend.reports[f"job-{task_id}-1"] = JobStatus(lost="worker process 123 died without writing a result")
+    scripted_backend.capacity = 0
+    scripted_backend.reports[f"job-{task_id}-1"] = Lost("worker process 123 died without writing a result")
     poller.cycle()
     wait_clock.advance(3)
-    backend.capacity = 100
+    scripted_backend.capacity = 100
     poller.cycle()
-    record = store.get(task_id)
+    record = sqlite_db.get(task_id)
     assert record.phase is Phase.SUBMITTED and len(record.logs) == 2
     assert record.logs[0]["system_logs"][-2:] == [
         "waiting: the scripted backend has no free slot for this task's resources", "waited 3s for a free slot"]
 
 
-def test_two_pollers_never_dispatch_the_same_task_twice(store, backend):
-    ids = [queued(store) for _ in range(20)]
-    first = Poller(store, backend, PollerConfig(batch_size=7), poller_id="p1")
-    second = Poller(store, backend, PollerConfig(batch_size=7), poller_id="p2")
+def test_two_pollers_never_dispatch_the_same_task_twice(sqlite_db, scripted_backend, settings):
+    ids = [queued(sqlite_db) for _ in range(20)]
+    first = Poller(sqlite_db, scripted_backend, poller_config(settings, batch_size=7), poller_id="p1")
+    second = Poller(sqlite_db, scripted_backend, poller_config(settings, batch_size=7), poller_id="p2")
     import threading
 
     threads = [threading.Thread(target=p.cycle) for p in (first, second)]
@@ -325,57 +320,50 @@ def test_two_pollers_never_dispatch_the_same_task_twice(store, backend):
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(j.task_id for j in backend.submitted) == sorted(ids)
+    assert sorted(j.task_id for j in scripted_backend.submitted) == sorted(ids)
 
 
-def test_a_dead_pollers_claim_is_taken_over_after_its_lease(store, backend, poller):
-    task_id = queued(store)
-    record = store.get(task_id)
+def test_a_dead_pollers_claim_is_taken_over_after_its_lease(sqlite_db, scripted_backend, poller):
+    task_id = queued(sqlite_db)
+    record = sqlite_db.get(task_id)
     # Poller p0 claimed it and died before it could submit.
-    move(store, record, Phase.PREFLIGHT, "attempt 1 claimed by poller p0",
+    move(sqlite_db, record, Phase.PREFLIGHT, "attempt 1 claimed by poller p0",
          lambda r: (r.logs.append({"logs": [], "outputs": [], "metadata": {"backend": "scripted", "attempt": "1"}}),
                     setattr(r, "lease", {"owner": "p0", "expires_us": now_us() + 60_000_000})))
     poller.cycle()
-    assert backend.submitted == []  # the lease still holds
-    record = store.get(task_id)
-    from tes_cts.tasks.lifecycle import update
-
-    update(store, record, lambda r: r.lease.__setitem__("expires_us", now_us() - 1))
+    assert scripted_backend.submitted == []  # the lease still holds
+    record = sqlite_db.get(task_id)
+    update(sqlite_db, record, lambda r: r.lease.__setitem__("expires_us", now_us() - 1))
     poller.cycle()
-    record = store.get(task_id)
-    assert record.phase is Phase.SUBMITTED and [j.attempt for j in backend.submitted] == [1]
+    record = sqlite_db.get(task_id)
+    assert record.phase is Phase.SUBMITTED and [j.attempt for j in scripted_backend.submitted] == [1]
 
 
-def test_the_poller_enforces_the_runtime_limit_if_the_worker_does_not(store, backend):
-    poller = Poller(store, backend, PollerConfig(runtime_limit_s=0.001))
-    task_id = queued(store)
+def test_the_poller_enforces_the_runtime_limit_if_the_worker_does_not(sqlite_db, scripted_backend, settings):
+    poller = Poller(sqlite_db, scripted_backend, poller_config(settings, runtime_limit_s=0.001))
+    task_id = queued(sqlite_db)
     poller.cycle()
-    from tes_cts.poller import RUNTIME_LIMIT_GRACE_S
-    from tes_cts.tasks.lifecycle import update
-
-    update(store, store.get(task_id),
-           lambda r: r.logs[0].__setitem__("_started_us", now_us() - int((RUNTIME_LIMIT_GRACE_S + 1) * 1e6)))
+    update(sqlite_db, sqlite_db.get(task_id),
+           lambda r: r.logs[0].__setitem__(STARTED_US_KEY, now_us() - int((RUNTIME_LIMIT_GRACE_S + 1) * 1e6)))
     poller.cycle()
-    record = store.get(task_id)
+    record = sqlite_db.get(task_id)
     assert record.phase is Phase.SYSTEM_ERROR
     assert record.history[-1]["reason"] == "exceeded runtime limit of 0.001s"
-    assert [r.backend_job_id for r in backend.canceled] == [f"job-{task_id}-1"]
+    assert [r.backend_job_id for r in scripted_backend.canceled] == [f"job-{task_id}-1"]
 
 
-def test_a_runtime_backend_parameter_reaches_the_job(store, backend, poller):
-    queued(store, resources={"backend_parameters": {"runtime": "PT10M"}})
+def test_a_runtime_backend_parameter_reaches_the_job(sqlite_db, scripted_backend, poller):
+    queued(sqlite_db, resources={"backend_parameters": {"runtime": "PT10M"}})
     poller.cycle()
-    assert backend.submitted[0].runtime_limit_s == 600
+    assert scripted_backend.submitted[0].runtime_limit_s == 600
 
 
-def test_private_bookkeeping_never_reaches_a_view(store, backend, poller):
-    from tes_cts.tasks.views import View, render_task
-
-    task_id = queued(store)
+def test_private_bookkeeping_never_reaches_a_view(sqlite_db, scripted_backend, poller):
+    task_id = queued(sqlite_db)
     poller.cycle()
-    backend.reports[f"job-{task_id}-1"] = JobStatus(progress=Progress(step="running", executor=0))
+    scripted_backend.reports[f"job-{task_id}-1"] = Running(Progress(step="running", executor=0))
     poller.cycle()
-    full = render_task(store.get(task_id), View.FULL)
+    full = render_task(sqlite_db.get(task_id), View.FULL)
     assert not [key for key in full["logs"][0] if key.startswith("_")]
 
 
@@ -385,7 +373,7 @@ class Report:
         self.problems = list(problems)
 
 
-def test_preflight_problems_fail_the_task_before_any_compute(store, backend):
+def test_preflight_problems_fail_the_task_before_any_compute(sqlite_db, scripted_backend, settings):
     checked = []
 
     def preflight(inputs):
@@ -393,130 +381,125 @@ def test_preflight_problems_fail_the_task_before_any_compute(store, backend):
         return Report(problems=["s3://b/a has no CRC64NVME checksum; add one with: aws s3 cp ...",
                                 "s3://b/missing: no such object"])
 
-    poller = Poller(store, backend, PollerConfig(preflight=preflight))
-    task_id = queued(store, inputs=[{"path": "/a", "url": "s3://b/a"}, {"path": "/m", "url": "s3://b/missing"},
-                                    {"path": "/c", "content": "x"}])
+    poller = Poller(sqlite_db, scripted_backend, poller_config(settings, preflight=preflight))
+    task_id = queued(sqlite_db, inputs=[{"path": "/a", "url": "s3://b/a"}, {"path": "/m", "url": "s3://b/missing"},
+                                        {"path": "/c", "content": "x"}])
     poller.cycle()
-    record = store.get(task_id)
-    assert record.phase is Phase.SYSTEM_ERROR and backend.submitted == []
+    record = sqlite_db.get(task_id)
+    assert record.phase is Phase.SYSTEM_ERROR and scripted_backend.submitted == []
     assert checked == [["s3://b/a", "s3://b/missing"]]
     assert record.logs[0]["system_logs"] == [
         "s3://b/a has no CRC64NVME checksum; add one with: aws s3 cp ...", "s3://b/missing: no such object"]
     assert record.history[-1]["reason"].startswith("input check failed: s3://b/a has no CRC64NVME")
-    assert phases(store, task_id) == ["created", "preflight", "system_error"]
+    assert phases(sqlite_db, task_id) == ["created", "preflight", "system_error"]
 
 
-def test_verified_inputs_are_recorded_once_and_reach_every_attempt(store, backend):
+def test_verified_inputs_are_recorded_once_and_reach_every_attempt(sqlite_db, scripted_backend, settings):
     verified = {"0": [{"url": "s3://b/a", "size": 5, "etag": '"e"', "crc64nvme": "AAAAAAAAAAA="}]}
     calls = []
-    poller = Poller(store, backend, PollerConfig(preflight=lambda inputs: calls.append(1) or Report(verified)))
-    task_id = queued(store, inputs=[{"path": "/a", "url": "s3://b/a"}])
+    config = poller_config(settings, preflight=lambda inputs: calls.append(1) or Report(verified))
+    poller = Poller(sqlite_db, scripted_backend, config)
+    task_id = queued(sqlite_db, inputs=[{"path": "/a", "url": "s3://b/a"}])
     poller.cycle()
-    assert store.get(task_id).verified_inputs == verified
-    assert backend.submitted[0].verified_inputs == verified
-    backend.reports[f"job-{task_id}-1"] = JobStatus(lost="node lost")
+    assert sqlite_db.get(task_id).verified_inputs == verified
+    assert scripted_backend.submitted[0].verified_inputs == verified
+    scripted_backend.reports[f"job-{task_id}-1"] = Lost("node lost")
     poller.cycle()  # attempt 2 uses what preflight saw before attempt 1: a change is caught
-    assert [j.attempt for j in backend.submitted] == [1, 2]
-    assert backend.submitted[1].verified_inputs == verified and calls == [1]
+    assert [j.attempt for j in scripted_backend.submitted] == [1, 2]
+    assert scripted_backend.submitted[1].verified_inputs == verified and calls == [1]
 
 
-def test_tasks_without_url_inputs_skip_preflight(store, backend):
-    poller = Poller(store, backend, PollerConfig(preflight=lambda inputs: pytest.fail("not needed")))
-    queued(store, inputs=[{"path": "/c", "content": "x"}])
+def test_tasks_without_url_inputs_skip_preflight(sqlite_db, scripted_backend, settings):
+    config = poller_config(settings, preflight=lambda inputs: pytest.fail("not needed"))
+    poller = Poller(sqlite_db, scripted_backend, config)
+    queued(sqlite_db, inputs=[{"path": "/c", "content": "x"}])
     poller.cycle()
-    assert len(backend.submitted) == 1
+    assert len(scripted_backend.submitted) == 1
 
 
 # --- facts of backends with a queue of their own (HTCondor) ------------------------------------
 
-from tes_cts.backends.base import Held, Waiting  # noqa: E402
-
-
-def submitted_task(store, backend, poller, **task) -> tuple[str, str]:
-    task_id = queued(store, **task)
+def submitted_task(db, poller, **task) -> tuple[str, str]:
+    task_id = queued(db, **task)
     poller.cycle()
     return task_id, f"job-{task_id}-1"
 
 
-def test_a_waiting_job_says_why_once_and_fails_only_when_unmatched_too_long(store, backend):
-    poller = Poller(store, backend, PollerConfig(unmatched_wait_s=60), poller_id="p1")
-    task_id, job = submitted_task(store, backend, poller)
-    backend.reports[job] = JobStatus(waiting=Waiting("idle in the queue: insufficient priority"))
+def test_a_waiting_job_says_why_once_and_fails_only_when_unmatched_too_long(sqlite_db, scripted_backend, settings):
+    poller = Poller(sqlite_db, scripted_backend, poller_config(settings, unmatched_wait_s=60), poller_id="p1")
+    task_id, job = submitted_task(sqlite_db, poller)
+    scripted_backend.reports[job] = Waiting("idle in the queue: insufficient priority")
     poller.cycle()
     poller.cycle()
-    backend.reports[job] = JobStatus(waiting=Waiting("no machine matches", unmatched_since_us=now_us() - 30_000_000))
+    scripted_backend.reports[job] = Waiting("no machine matches", unmatched_since_us=now_us() - 30_000_000)
     poller.cycle()
-    record = store.get(task_id)
+    record = sqlite_db.get(task_id)
     assert record.phase is Phase.SUBMITTED
     assert record.logs[0]["system_logs"] == ["waiting: idle in the queue: insufficient priority",
                                              "waiting: no machine matches"]
-    backend.reports[job] = JobStatus(waiting=Waiting("no machine matches", unmatched_since_us=now_us() - 61_000_000))
+    scripted_backend.reports[job] = Waiting("no machine matches", unmatched_since_us=now_us() - 61_000_000)
     poller.cycle()
-    record = store.get(task_id)
+    record = sqlite_db.get(task_id)
     assert record.phase is Phase.SYSTEM_ERROR and record.history[-1]["reason"] == "no machine matches for more than 1m"
-    assert [r.backend_job_id for r in backend.canceled] == [job]
+    assert [r.backend_job_id for r in scripted_backend.canceled] == [job]
 
 
-def test_a_waiting_job_never_trips_the_runtime_limit_which_counts_from_its_start(store, backend):
-    poller = Poller(store, backend, PollerConfig(runtime_limit_s=1), poller_id="p1")
-    task_id, job = submitted_task(store, backend, poller)
-    from tes_cts.poller import RUNTIME_LIMIT_GRACE_S
-    from tes_cts.tasks.lifecycle import update
-
+def test_a_waiting_job_never_trips_the_runtime_limit_which_counts_from_its_start(sqlite_db, scripted_backend, settings):
+    poller = Poller(sqlite_db, scripted_backend, poller_config(settings, runtime_limit_s=1), poller_id="p1")
+    task_id, job = submitted_task(sqlite_db, poller)
     long_ago = now_us() - int((RUNTIME_LIMIT_GRACE_S + 10) * 1e6)
-    update(store, store.get(task_id), lambda r: r.logs[0].__setitem__("_started_us", long_ago))
-    backend.reports[job] = JobStatus(waiting=Waiting("idle"))
+    update(sqlite_db, sqlite_db.get(task_id), lambda r: r.logs[0].__setitem__(STARTED_US_KEY, long_ago))
+    scripted_backend.reports[job] = Waiting("idle")
     poller.cycle()
-    backend.reports[job] = JobStatus(progress=Progress(step="running"))
+    scripted_backend.reports[job] = Running(Progress(step="running"))
     poller.cycle()  # queued for longer than the limit, but it has only just started
-    assert store.get(task_id).phase is Phase.RUNNING
-    update(store, store.get(task_id), lambda r: r.logs[0].__setitem__("_running_us", long_ago))
+    assert sqlite_db.get(task_id).phase is Phase.RUNNING
+    update(sqlite_db, sqlite_db.get(task_id), lambda r: r.logs[0].__setitem__(RUNNING_SINCE_KEY, long_ago))
     poller.cycle()
-    assert store.get(task_id).history[-1]["reason"] == "exceeded runtime limit of 1s"
+    assert sqlite_db.get(task_id).history[-1]["reason"] == "exceeded runtime limit of 1s"
 
 
 @pytest.mark.parametrize("fact,phase,attempts", [
-    (JobStatus(held=Held("disk full on node-3", transient=True)), Phase.SUBMITTED, 2),
-    (JobStatus(held=Held("over its memory request", transient=False)), Phase.SYSTEM_ERROR, 1),
-    (JobStatus(evicted="node-3 is draining"), Phase.SUBMITTED, 2),
-    (JobStatus(removed="removed by an admin"), Phase.SYSTEM_ERROR, 1),
+    (Held("disk full on node-3", transient=True), Phase.SUBMITTED, 2),
+    (Held("over its memory request", transient=False), Phase.SYSTEM_ERROR, 1),
+    (Evicted("node-3 is draining"), Phase.SUBMITTED, 2),
+    (Removed("removed by an admin"), Phase.SYSTEM_ERROR, 1),
 ])
-def test_held_evicted_and_removed_jobs_are_retried_or_failed_with_the_reason(store, backend, poller, fact, phase,
-                                                                             attempts):
-    task_id, job = submitted_task(store, backend, poller)
-    backend.reports[job] = JobStatus(progress=Progress(step="running"))
+def test_held_evicted_and_removed_jobs_are_retried_or_failed_with_the_reason(sqlite_db, scripted_backend, poller,
+                                                                             fact, phase, attempts):
+    task_id, job = submitted_task(sqlite_db, poller)
+    scripted_backend.reports[job] = Running(Progress(step="running"))
     poller.cycle()
-    backend.reports[job] = fact
+    scripted_backend.reports[job] = fact
     poller.cycle()  # a retry is dispatched again in the same cycle
-    record = store.get(task_id)
+    record = sqlite_db.get(task_id)
     assert record.phase is phase and len(record.logs) == attempts
-    reason = (fact.held.reason if fact.held else fact.evicted or fact.removed)
-    assert reason in record.logs[0]["system_logs"][-1]
+    assert fact.reason in record.logs[0]["system_logs"][-1]
     phases_seen = [h["phase"] for h in record.history]
     after_running = record.history[phases_seen.index("running") + 1]["state"]  # never left shown as running
     assert after_running == ("SYSTEM_ERROR" if phase is Phase.SYSTEM_ERROR else "QUEUED")
-    assert [r.backend_job_id for r in backend.canceled] == [job]
+    assert [r.backend_job_id for r in scripted_backend.canceled] == [job]
 
 
-def test_a_cancel_the_backend_cannot_deliver_is_tried_again(store, backend, poller):
-    task_id, job = submitted_task(store, backend, poller)
-    move(store, store.get(task_id), Phase.CANCELING, "cancel requested by the user")
-    backend.cancel = lambda ref: (_ for _ in ()).throw(BackendUnavailable("schedd down"))
-    other = queued(store)
+def test_a_cancel_the_backend_cannot_deliver_is_tried_again(sqlite_db, scripted_backend, poller):
+    task_id, job = submitted_task(sqlite_db, poller)
+    move(sqlite_db, sqlite_db.get(task_id), Phase.CANCELING, "cancel requested by the user")
+    scripted_backend.cancel = lambda ref: (_ for _ in ()).throw(BackendUnavailable("schedd down"))
+    other = queued(sqlite_db)
     poller.cycle()
-    assert store.get(task_id).phase is Phase.CANCELING  # still to stop
-    assert store.get(other).phase is Phase.SUBMITTED    # the rest of the cycle went on
-    del backend.cancel
+    assert sqlite_db.get(task_id).phase is Phase.CANCELING  # still to stop
+    assert sqlite_db.get(other).phase is Phase.SUBMITTED    # the rest of the cycle went on
+    del scripted_backend.cancel
     poller.cycle()
-    assert store.get(task_id).phase is Phase.CANCELED
+    assert sqlite_db.get(task_id).phase is Phase.CANCELED
 
 
-def test_a_cycle_polls_every_active_task_in_one_call(store, backend):
-    poller = Poller(store, backend, PollerConfig(batch_size=3), poller_id="p1")
-    ids = [queued(store) for _ in range(10)]
+def test_a_cycle_polls_every_active_task_in_one_call(sqlite_db, scripted_backend, settings):
+    poller = Poller(sqlite_db, scripted_backend, poller_config(settings, batch_size=3), poller_id="p1")
+    ids = [queued(sqlite_db) for _ in range(10)]
     poller.cycle()
     calls = []
-    original = backend.poll
-    backend.poll = lambda refs: calls.append(len(refs)) or original(refs)
+    original = scripted_backend.poll
+    scripted_backend.poll = lambda refs: calls.append(len(refs)) or original(refs)
     poller.cycle()
-    assert calls == [10] and all(store.get(i).phase is Phase.SUBMITTED for i in ids)
+    assert calls == [10] and all(sqlite_db.get(i).phase is Phase.SUBMITTED for i in ids)

@@ -16,8 +16,6 @@ from tes_cts.database.sqlite import SqliteTaskDatabase
 from tes_cts.model.states import Phase
 from tes_cts.tasks.lifecycle import move
 
-from .live_server import LiveServer
-
 VIEWS = ["MINIMAL", "BASIC", "FULL"]
 FULL_LOG = {
     "start_time": "2026-11-21T10:00:00.000000Z", "end_time": "2026-11-21T10:00:05.250000Z",
@@ -33,14 +31,11 @@ FULL_LOG = {
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    work = tmp_path_factory.mktemp("pytes")
-    # No poller: these tests set task states themselves.
-    env = {"TES_CTS_WORK_DIR": str(work / "work"), "TES_CTS_POLLER__EMBEDDED": "false"}
-    with LiveServer(work, ["--workers", "2"], env) as live:
-        live.store = SqliteTaskDatabase(work / "work" / "tes-cts.sqlite3")  # the poller's view of it
-        yield live
-        live.store.close()
+def server(live_servers):
+    live = live_servers.start()  # no poller: these tests set task states themselves
+    live.database = SqliteTaskDatabase(live.cwd / "work" / "tes-cts.sqlite3")  # the poller's view of it
+    yield live
+    live.database.close()
 
 
 @pytest.fixture(scope="module")
@@ -67,10 +62,10 @@ def rich_task() -> tes.Task:
 @pytest.fixture(scope="module")
 def finished_id(server, client):
     task_id = client.create_task(rich_task())
-    record = server.store.get(task_id)
+    record = server.database.get(task_id)
     for phase in (Phase.PREFLIGHT, Phase.SUBMITTED, Phase.STAGING_IN, Phase.RUNNING, Phase.STAGING_OUT):
-        record = move(server.store, record, phase, "compat test")
-    done = move(server.store, record, Phase.EXECUTOR_ERROR, "executor 2 exited with 3",
+        record = move(server.database, record, phase, "compat test")
+    done = move(server.database, record, Phase.EXECUTOR_ERROR, "executor 2 exited with 3",
                 lambda r: r.logs.append(dict(FULL_LOG)) if r.logs else r.logs.extend([dict(FULL_LOG)]))
     assert done is not None
     return task_id

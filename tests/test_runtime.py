@@ -111,7 +111,7 @@ def runtime(docker_image, monkeypatch):
 
 
 def test_engine_and_image_checks(runtime, docker_image):
-    assert runtime.engine_available() is None
+    assert runtime.engine_problem() is None
     assert runtime.image_present(docker_image)
     assert not runtime.image_present("tes-cts-test/absent:1")
     with pytest.raises(ImageUnavailable) as caught:  # no registry is reachable here
@@ -140,7 +140,7 @@ def test_kill_all_removes_an_attempts_containers_left_by_a_dead_worker(runtime, 
 def test_unreachable_engine_is_runtime_unavailable(monkeypatch, tmp_path):
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
     runtime = DockerRuntime(ContainerSettings())
-    assert "Cannot connect to the Docker daemon" in runtime.engine_available()
+    assert "Cannot connect to the Docker daemon" in runtime.engine_problem()
     with pytest.raises(RuntimeUnavailable, match="Cannot connect"):
         runtime.image_present("anything:1")
     with pytest.raises(RuntimeUnavailable):
@@ -149,4 +149,4 @@ def test_unreachable_engine_is_runtime_unavailable(monkeypatch, tmp_path):
 
 def test_missing_client_is_runtime_unavailable(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
-    assert "podman client is not installed" in PodmanRuntime(ContainerSettings(runtime="podman")).engine_available()
+    assert "podman client is not installed" in PodmanRuntime(ContainerSettings(runtime="podman")).engine_problem()

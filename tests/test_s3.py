@@ -18,12 +18,12 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ConnectionClosedError, ResponseStreamingError
 
-from tes_cts.api.app import create_app
 from tes_cts.jobfiles import Job
 from tes_cts.storage import ChangedSinceSubmission, StorageConfig, StorageError, check_s3_stores, storage_for
 from tes_cts.storage.preflight import preflight_inputs
 from tes_cts.storage.s3 import S3Storage, part_size
 from tes_cts.worker.paths import FileMapper
+from tes_cts.wiring import build_app
 from tes_cts.worker.staging import StagingError, stage_inputs, stage_outputs
 
 from .s3_server import (  # noqa: F401
@@ -156,14 +156,14 @@ def test_an_object_with_no_checksum_says_so_when_staged_unrecorded_too(tmp_path,
     assert f"{raised.value.url}: {raised.value.reason}" == problem.text
 
 
-def test_create_mode_names_the_field_of_each_bad_input(make_settings, store, s3_endpoint, s3_client, s3_bucket):
+def test_create_mode_names_the_field_of_each_bad_input(make_settings, sqlite_db, s3_endpoint, s3_client, s3_bucket):
     put_verified(s3_client, s3_bucket, "good.txt", b"fine")
     s3_client.put_object(Bucket=s3_bucket, Key="bare.txt", Body=b"no checksum")
     settings = make_settings(s3__endpoint_url=s3_endpoint, s3__access_key_id=ACCESS_KEY_ID,
                              s3__secret_access_key=SECRET_ACCESS_KEY, s3__verify_inputs="create")
     body = {"executors": [{"image": "busybox", "command": ["true"]}],
             "inputs": [{"path": "/a", "url": f"s3://{s3_bucket}/good.txt"}, {"path": "/b", "url": f"s3://{s3_bucket}/bare.txt"}]}
-    with create_app(settings, store).test_client() as client:
+    with build_app(settings, sqlite_db).test_client() as client:
         response = client.post("/v1/tasks", json=body)
     assert response.status_code == 400
     [error] = response.json()["errors"]

@@ -5,15 +5,15 @@ from __future__ import annotations
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import requests
 
 from .helpers import echo_task
-from .live_server import TES_CTS, LiveServer, free_port
+from .live_server import TES_CTS, free_port
 
 
-def test_several_workers_share_the_store_and_tasks_survive_kill_9(tmp_path):
-    env = {"TES_CTS_WORK_DIR": str(tmp_path / "work"), "TES_CTS_POLLER__EMBEDDED": "false"}
-    server = LiveServer(tmp_path, ["--workers", "3"], env).wait_ready()
+def test_several_workers_share_the_store_and_tasks_survive_kill_9(live_servers, tmp_path):
+    server = live_servers.start(cwd=tmp_path, workers=3)
     try:
         with ThreadPoolExecutor(8) as pool:
             ids = list(pool.map(
@@ -26,16 +26,16 @@ def test_several_workers_share_the_store_and_tasks_survive_kill_9(tmp_path):
         server.kill()  # SIGKILL to the master and every worker
 
     assert (tmp_path / "work" / "tes-cts.sqlite3").exists()
-    with LiveServer(tmp_path, ["--workers", "2"], env) as again:
+    with live_servers.start(cwd=tmp_path, workers=2) as again:
         listed = requests.get(f"{again.url}/v1/tasks?page_size=100&view=BASIC", timeout=30).json()["tasks"]
         assert sorted(t["id"] for t in listed) == sorted(ids)
         assert {t["name"] for t in listed} == {f"n{i}" for i in range(60)}
 
 
-def test_embedded_default_needs_no_settings(tmp_path):
+def test_embedded_default_needs_no_settings(live_servers, tmp_path):
     # No settings file, no TES_CTS_* variables: SQLite under ./tes-cts-work of the current dir.
-    env = {"TES_CTS_SETTINGS_FILE": str(tmp_path / "absent.toml"), "TES_CTS_POLLER__EMBEDDED": "false"}
-    with LiveServer(tmp_path, env=env) as server:
+    env = {"TES_CTS_SETTINGS_FILE": str(tmp_path / "absent.toml"), "TES_CTS_WORK_DIR": None}
+    with live_servers.start(env, cwd=tmp_path, workers=None) as server:
         task_id = requests.post(f"{server.url}/ga4gh/tes/v1/tasks", json=echo_task(), timeout=10).json()["id"]
         assert requests.get(f"{server.url}/v1/tasks/{task_id}", timeout=10).json()["state"] == "QUEUED"
     assert (tmp_path / "tes-cts-work" / "tes-cts.sqlite3").exists()
@@ -49,26 +49,19 @@ def test_default_bind_is_loopback_port_8000():
     assert settings.database.kind == "sqlite" and settings.work_dir == "./tes-cts-work"
 
 
-def test_bind_and_workers_can_come_from_the_environment(tmp_path):
+def test_bind_and_workers_can_come_from_the_environment(live_servers, tmp_path):
     port = free_port()
     env = {"TES_CTS_WORK_DIR": str(tmp_path / "w"), "TES_CTS_SERVER__BIND": f"127.0.0.1:{port}",
            "TES_CTS_SERVER__WORKERS": "2"}
-    import os
-
-    process = subprocess.Popen([TES_CTS, "serve"], cwd=tmp_path, env={**os.environ, **env},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    server = LiveServer.__new__(LiveServer)
-    server.process, server.url, server.log = process, f"http://127.0.0.1:{port}", open(tmp_path / "log", "ab")
-    try:
-        server.wait_ready()
-        children = subprocess.run(["pgrep", "-a", "-P", str(process.pid)], capture_output=True, text=True).stdout
+    # `tes-cts serve` alone: no --bind, no --workers.
+    with live_servers.start(env, cwd=tmp_path, workers=None, poller=True, port=port, bind=False) as server:
+        children = subprocess.run(["pgrep", "-a", "-P", str(server.process.pid)], capture_output=True, text=True).stdout
         pollers = [line for line in children.splitlines() if "tes_cts.cli poller" in line]
         assert len(children.splitlines()) - len(pollers) == 2  # gunicorn workers
         assert len(pollers) == 1  # and exactly one poller, whatever the worker count
-    finally:
-        server.kill()
 
 
+@pytest.mark.live
 def test_bad_setting_stops_serve_with_a_message_naming_it(tmp_path):
     import os
 
@@ -78,11 +71,11 @@ def test_bad_setting_stops_serve_with_a_message_naming_it(tmp_path):
     assert "server.workers" in result.stderr and "integer" in result.stderr
 
 
-def test_a_second_serve_on_a_busy_port_fails_at_once_saying_why(tmp_path):
+def test_a_second_serve_on_a_busy_port_fails_at_once_saying_why(live_servers, tmp_path):
     import os
 
     env = {"TES_CTS_WORK_DIR": str(tmp_path / "work"), "TES_CTS_POLLER__EMBEDDED": "false"}
-    with LiveServer(tmp_path, env=env) as first:
+    with live_servers.start(env, cwd=tmp_path, workers=None) as first:
         second = subprocess.run(
             [TES_CTS, "serve", "--bind", f"127.0.0.1:{first.port}"], cwd=tmp_path, capture_output=True, text=True,
             env={**{k: v for k, v in os.environ.items() if not k.startswith("TES_CTS_")}, **env}, timeout=60)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from tes_cts.database.sqlite import SqliteTaskDatabase
 from tes_cts.model.record import TaskRecord
 from tes_cts.model.states import (
     STATE_OF_PHASE,
@@ -16,6 +15,8 @@ from tes_cts.model.states import (
     check_transition,
 )
 from tes_cts.tasks.lifecycle import move
+
+from .builders import task_record
 
 
 def test_every_phase_has_a_state_and_a_row():
@@ -65,47 +66,39 @@ def test_illegal_moves_are_refused(current, target):
         check_transition("t", current, target)
 
 
-@pytest.fixture
-def store(tmp_path):
-    opened = SqliteTaskDatabase(tmp_path / "s.sqlite3")
-    yield opened
-    opened.close()
-
-
-def stored(store) -> TaskRecord:
-    record = TaskRecord(id="t1", owner="", created_us=1, phase=Phase.CREATED, task={"executors": []})
-    record = record.with_phase(Phase.CREATED, "task accepted")
-    store.insert(record)
+def stored(db) -> TaskRecord:
+    record = task_record("t1", created_us=1, executors=[])
+    db.insert(record)
     return record
 
 
-def test_move_appends_history_and_bumps_the_version(store):
-    record = stored(store)
-    moved = move(store, record, Phase.PREFLIGHT, "claimed by poller p1")
+def test_move_appends_history_and_bumps_the_version(sqlite_db):
+    record = stored(sqlite_db)
+    moved = move(sqlite_db, record, Phase.PREFLIGHT, "claimed by poller p1")
     assert moved.version == record.version + 1
-    again = store.get("t1")
+    again = sqlite_db.get("t1")
     assert again.phase is Phase.PREFLIGHT
     assert [(h["state"], h["phase"], h["reason"]) for h in again.history] == [
         ("QUEUED", "created", "task accepted"), ("QUEUED", "preflight", "claimed by poller p1")]
     assert all(h["time"].endswith("Z") for h in again.history)
 
 
-def test_a_move_from_a_stale_read_stores_nothing(store):
-    record = stored(store)
-    assert move(store, record, Phase.PREFLIGHT, "first") is not None
-    assert move(store, record, Phase.CANCELED, "second, from the stale read") is None
-    assert store.get("t1").phase is Phase.PREFLIGHT
+def test_a_move_from_a_stale_read_stores_nothing(sqlite_db):
+    record = stored(sqlite_db)
+    assert move(sqlite_db, record, Phase.PREFLIGHT, "first") is not None
+    assert move(sqlite_db, record, Phase.CANCELED, "second, from the stale read") is None
+    assert sqlite_db.get("t1").phase is Phase.PREFLIGHT
 
 
-def test_an_illegal_move_raises_and_stores_nothing(store):
-    record = stored(store)
+def test_an_illegal_move_raises_and_stores_nothing(sqlite_db):
+    record = stored(sqlite_db)
     with pytest.raises(IllegalTransition):
-        move(store, record, Phase.COMPLETE, "skip everything")
-    assert store.get("t1").version == record.version
+        move(sqlite_db, record, Phase.COMPLETE, "skip everything")
+    assert sqlite_db.get("t1").version == record.version
 
 
-def test_the_change_callback_is_stored_with_the_move(store):
-    record = stored(store)
-    move(store, record, Phase.PREFLIGHT, "claimed", lambda r: setattr(r, "lease", {"owner": "p1", "expires_us": 9}))
-    assert store.get("t1").lease == {"owner": "p1", "expires_us": 9}
+def test_the_change_callback_is_stored_with_the_move(sqlite_db):
+    record = stored(sqlite_db)
+    move(sqlite_db, record, Phase.PREFLIGHT, "claimed", lambda r: setattr(r, "lease", {"owner": "p1", "expires_us": 9}))
+    assert sqlite_db.get("t1").lease == {"owner": "p1", "expires_us": 9}
     assert record.lease is None  # the caller's copy is untouched

@@ -409,8 +409,9 @@ def test_file_directory_get_downloads_exactly_the_recorded_files(root, tmp_path)
 
 
 def _store(name, buckets=(), prefixes=()):
-    return S3StoreConfig(name=name, endpoint_url=f"https://{name}.example.org", region="r",
-                         access_key_id="AK", secret_access_key="secret", buckets=buckets, key_prefixes=prefixes)
+    return S3StoreConfig(name=name, endpoint_url=f"https://{name}.example.org", region="r", access_key_id="AK",
+                         secret_access_key="secret", buckets=buckets, key_prefixes=prefixes,
+                         multipart_threshold_bytes=8 * 1024 * 1024)
 
 
 def test_s3_store_resolution_by_bucket():

@@ -1,4 +1,4 @@
-"""Unit tests of tes_cts.tasks.validation: pure functions, no HTTP, no store."""
+"""Unit tests of tes_cts.tasks.validation: pure functions, no HTTP, no database."""
 
 from __future__ import annotations
 

@@ -22,7 +22,6 @@ from tes_cts.jobfiles import (
     read_progress,
     read_result,
 )
-from tes_cts.worker.executors import log_file_mounts
 from tes_cts.worker.paths import FileMapper
 from tes_cts.worker.run import run_job
 
@@ -301,10 +300,11 @@ def test_log_file_mounts_cover_only_paths_no_mount_holds(tmp_path):
     task = {"executors": [{"image": "i", "command": ["c"], "stdout": "/out/log", "stderr": "/err.txt"},
                           {"image": "i", "command": ["c"], "stdout": "/in/a", "stderr": "/tmp/../err.txt"}],
             "inputs": [{"path": "/in/a", "content": "", "type": "FILE"}], "volumes": ["/out"]}
-    mounts = mapper.mounts(task)
-    extra = log_file_mounts(task, mounts, mapper)
+    data = mapper.data_mounts(task)
+    extra = mapper.log_file_mounts(task, data)
 
     assert [(mount.container, mount.is_dir, mount.host) for mount in extra] == [("/err.txt", False, mapper.root / "err.txt")]
+    assert mapper.mounts(task) == data + extra
 
 
 def worker_process(job_file) -> subprocess.Popen:

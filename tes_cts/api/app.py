@@ -21,20 +21,13 @@ from starlette.middleware.cors import CORSMiddleware
 from ..auth.config import build_providers
 from ..auth.identity import Identity, RoleMissing
 from ..auth.none import LOCAL_USER
-from ..backends import supported_backend_parameters
-from ..clock import now_us, rfc3339
-from ..database import open_database
-from ..database.base import DatabaseUnavailable, TaskDatabase
-from ..settings import load_settings
-from ..storage.preflight import preflight_for
+from ..database.base import DatabaseUnavailable
 from ..tasks.paging import BadListRequest
 from ..tasks.service import TaskNotFound, TaskService
-from ..tasks.validation import TaskValidationError, ValidationLimits
-from ..wiring import storage_config
+from ..tasks.validation import TaskValidationError
 from . import errors, handlers, security
 from .body_limit import BodyLimitMiddleware
 from .parameters import InvalidParameters, NamingParameterValidator
-from .service_info import build_service_info
 
 SPEC_FILE = Path(__file__).resolve().parent.parent.parent / "openapi" / "tes.yaml"
 BASE_PATHS = ("/ga4gh/tes/v1", "/v1")
@@ -58,33 +51,36 @@ class TaskBodyPassthrough(JSONRequestBodyValidator):
 
 @dataclass
 class AppState:
+    """What the handlers reach through the Flask app (`handlers.EXTENSION_KEY`)."""
+
     service: TaskService
     service_info: dict
-    store: TaskDatabase
     anonymous: Identity | None  # the caller when no provider checks credentials (`none`)
 
 
-def create_app(settings=None, store: TaskDatabase | None = None) -> connexion.FlaskApp:
-    settings = settings if settings is not None else load_settings()
-    store = store if store is not None else open_database(settings)
-    limits = ValidationLimits(
-        content_max_bytes=settings.tasks.content_max_bytes,
-        file_roots=tuple(settings.storage.file_roots),
-        supported_backend_parameters=frozenset(supported_backend_parameters(settings.backend.kind)),
-    )
-    preflight = preflight_for(storage_config(settings)) if settings.s3.verify_inputs == "create" else None
+def create_app(settings, service: TaskService, service_info: dict) -> connexion.FlaskApp:
+    """The API over `service`, answering `service_info` at /service-info, with the auth, CORS
+    and body-size settings applied. `wiring.build_app` builds both from settings."""
     providers = build_providers(settings)
-    state = AppState(
-        service=TaskService(store, limits, preflight),
-        service_info=build_service_info(settings, rfc3339(now_us())),
-        store=store,
-        anonymous=None if providers else LOCAL_USER,
-    )
+    app = _connexion_app()
+    _add_apis(app, providers)
+    if settings.cors.allow_origins:  # outermost, so that error answers carry CORS headers too
+        _add_cors(app, list(settings.cors.allow_origins))
+    app.add_middleware(BodyLimitMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION,
+                       max_body_bytes=settings.server.max_body_bytes)
+    _add_error_handlers(app, list(providers))
+    flask_app = app.app
+    flask_app.extensions[handlers.EXTENSION_KEY] = AppState(service, service_info,
+                                                            anonymous=None if providers else LOCAL_USER)
+    _add_redirects_to_swagger_ui(flask_app)
+    return app
 
+
+def _connexion_app() -> connexion.FlaskApp:
     validators = dict(VALIDATOR_MAP)
     validators["parameter"] = NamingParameterValidator
     validators["body"] = MediaTypeDict({**VALIDATOR_MAP["body"], "*/*json": TaskBodyPassthrough})
-    app = connexion.FlaskApp(
+    return connexion.FlaskApp(
         __name__,
         specification_dir=str(SPEC_FILE.parent),
         resolver=Resolver(function_resolver=lambda operation_id: handlers.OPERATIONS[operation_id]),
@@ -92,41 +88,44 @@ def create_app(settings=None, store: TaskDatabase | None = None) -> connexion.Fl
         swagger_ui_options=SwaggerUIOptions(swagger_ui=True),
         jsonifier=Jsonifier(json, separators=(",", ":")),  # compact: Connexion indents by default
     )
+
+
+def _add_apis(app: connexion.FlaskApp, providers: dict) -> None:
+    """The spec, with the enabled providers' security, under each base path."""
     spec = security.effective_spec(yaml.safe_load(SPEC_FILE.read_text()), providers)
     for base_path in BASE_PATHS:
         app.add_api(spec, base_path=base_path, name=base_path.strip("/").replace("/", "_"),
                     security_map=security.security_map(providers))
-    if settings.cors.allow_origins:  # outermost, so that error answers carry CORS headers too
-        app.add_middleware(
-            CORSMiddleware,
-            position=MiddlewarePosition.BEFORE_EXCEPTION,
-            allow_origins=list(settings.cors.allow_origins),
-            allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type"],
-            expose_headers=["WWW-Authenticate"],
-            max_age=CORS_MAX_AGE_S,
-        )
-    app.add_middleware(
-        BodyLimitMiddleware,
-        position=MiddlewarePosition.BEFORE_EXCEPTION,
-        max_body_bytes=settings.server.max_body_bytes,
-    )
-    _add_error_handlers(app, list(providers))
 
-    flask_app = app.app
-    flask_app.extensions[handlers.EXTENSION_KEY] = state
-    flask_app.add_url_rule("/", "root", lambda: flask.redirect(SWAGGER_UI_PATH))
-    flask_app.add_url_rule("/ui", "ui", lambda: flask.redirect(SWAGGER_UI_PATH))
-    flask_app.add_url_rule("/ui/", "ui_slash", lambda: flask.redirect(SWAGGER_UI_PATH))
-    return app
+
+def _add_cors(app: connexion.FlaskApp, allow_origins: list[str]) -> None:
+    app.add_middleware(
+        CORSMiddleware,
+        position=MiddlewarePosition.BEFORE_EXCEPTION,
+        allow_origins=allow_origins,
+        allow_methods=["GET", "POST"],
+        allow_headers=["Authorization", "Content-Type"],
+        expose_headers=["WWW-Authenticate"],
+        max_age=CORS_MAX_AGE_S,
+    )
+
+
+def _add_redirects_to_swagger_ui(flask_app: flask.Flask) -> None:
+    for rule, endpoint in (("/", "root"), ("/ui", "ui"), ("/ui/", "ui_slash")):
+        flask_app.add_url_rule(rule, endpoint, lambda: flask.redirect(SWAGGER_UI_PATH))
 
 
 def _add_error_handlers(app: connexion.FlaskApp, provider_names: list[str]) -> None:
+    """Every error answer in the one shape of `errors`."""
+
     def validation_failed(_request, exc: TaskValidationError):
         return errors.field_errors_response([(p.field, p.reason) for p in exc.problems])
 
     def bad_list_request(_request, exc: BadListRequest):
         return errors.field_errors_response([(exc.field, exc.reason)])
+
+    def database_unavailable(_request, exc: DatabaseUnavailable):
+        return errors.error_response(503, "Service Unavailable", f"{exc}; retry later")
 
     def invalid_parameters(_request, exc: InvalidParameters):
         return errors.field_errors_response(exc.problems)
@@ -137,10 +136,7 @@ def _add_error_handlers(app: connexion.FlaskApp, provider_names: list[str]) -> N
     app.add_error_handler(TaskValidationError, validation_failed)
     app.add_error_handler(BadListRequest, bad_list_request)
     app.add_error_handler(TaskNotFound, errors.not_found)
-    def store_unavailable(_request, exc: DatabaseUnavailable):
-        return errors.error_response(503, "Service Unavailable", f"{exc}; retry later")
-
-    app.add_error_handler(DatabaseUnavailable, store_unavailable)
+    app.add_error_handler(DatabaseUnavailable, database_unavailable)
     app.add_error_handler(InvalidParameters, invalid_parameters)
     app.add_error_handler(ProblemException, problem)
     auth_failed = security.auth_failed_handler(provider_names)

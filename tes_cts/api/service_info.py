@@ -1,16 +1,21 @@
-"""The service-info document, built once from settings."""
+"""The service-info document, built once at start from settings and what the composition root
+resolved from them (the storage configuration, the backend's parameters)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 from .. import __version__
-from ..backends import supported_backend_parameters
 from ..settings import environment_name
-from ..wiring import storage_config
+
+if TYPE_CHECKING:
+    from ..storage.config import StorageConfig
 
 TES_SERVICE_TYPE = {"group": "org.ga4gh", "artifact": "tes", "version": "1.1.0"}
 
 
-def build_service_info(settings, started_at: str) -> dict:
+def build_service_info(settings, storage: StorageConfig, backend_parameters: Sequence[str], started_at: str) -> dict:
     service = settings.service
     info = {
         "id": service.id,
@@ -22,8 +27,8 @@ def build_service_info(settings, started_at: str) -> dict:
         "updatedAt": started_at,
         "environment": environment_name(settings),
         "version": __version__,
-        "storage": storage_locations(settings),
-        "tesResources_backend_parameters": list(supported_backend_parameters(settings.backend.kind)),
+        "storage": storage_locations(storage),
+        "tesResources_backend_parameters": list(backend_parameters),
     }
     if service.contact_url:
         info["contactUrl"] = service.contact_url
@@ -32,10 +37,9 @@ def build_service_info(settings, started_at: str) -> dict:
     return info
 
 
-def storage_locations(settings) -> list[str]:
+def storage_locations(config: StorageConfig) -> list[str]:
     """Where inputs may come from and outputs may go: the configured S3 buckets (`s3://` when a
     store takes any bucket), the file roots, and http(s) for inputs."""
-    config = storage_config(settings)
     buckets = [f"s3://{bucket}" for store in config.s3_stores for bucket in store.buckets]
     if any(not store.buckets for store in config.s3_stores):
         buckets.append("s3://")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ..settings import SettingsError
+from ..settings_error import InvalidSettings
 from .basic import BasicProvider
 from .bearer import BearerProvider
 from .hashing import is_password_hash, is_token_digest
@@ -66,45 +66,46 @@ def _external_roles(provider: str, section, admins: frozenset[str], label: str) 
 
 def _check_providers(providers: list) -> None:
     if not providers:
-        _fail("auth.providers must list at least one provider (\"none\" for no authentication)")
+        raise InvalidSettings("auth.providers must list at least one provider (\"none\" for no authentication)")
     unknown = [p for p in providers if p not in PROVIDERS]
     if unknown:
-        _fail(f"auth.providers: unknown provider(s) {unknown}; known: {', '.join(PROVIDERS)}")
+        raise InvalidSettings(f"auth.providers: unknown provider(s) {unknown}; known: {', '.join(PROVIDERS)}")
     if len(set(providers)) != len(providers):
-        _fail(f"auth.providers lists a provider twice: {providers}")
+        raise InvalidSettings(f"auth.providers lists a provider twice: {providers}")
     if "none" in providers and len(providers) > 1:
-        _fail("auth.providers: \"none\" cannot be combined with other providers (a caller whose credentials "
-              "fail would become the anonymous local user); list only the providers that check credentials")
+        raise InvalidSettings("auth.providers: \"none\" cannot be combined with other providers (a caller whose "
+                              "credentials fail would become the anonymous local user); list only the providers that "
+                              "check credentials")
 
 
 def _check_admins(admins: list) -> None:
     for admin in admins:
         provider, _, name = admin.partition(":") if isinstance(admin, str) else ("", "", "")
         if provider not in PRECEDENCE or not name:
-            _fail(f"auth.admins entries are owners written <provider>:<user name> with a provider among "
-                  f"{', '.join(PRECEDENCE)} (e.g. \"kbase:alice\"), got {admin!r}")
+            raise InvalidSettings(f"auth.admins entries are owners written <provider>:<user name> with a provider "
+                                  f"among {', '.join(PRECEDENCE)} (e.g. \"kbase:alice\"), got {admin!r}")
 
 
 def _check_oidc(oidc) -> None:
     _check_url("auth.oidc.issuer", oidc.issuer)
     if not oidc.audience:
-        _fail("auth.oidc.audience is required with the oidc provider: the `aud` value tokens for this service carry")
+        raise InvalidSettings("auth.oidc.audience is required with the oidc provider: the `aud` value tokens for this service carry")
     if oidc.jwks_url:
         _check_url("auth.oidc.jwks_url", oidc.jwks_url)
     bad = [a for a in oidc.algorithms if a not in ALGORITHMS]
     if bad or not oidc.algorithms:
-        _fail(f"auth.oidc.algorithms must list signature algorithms among {', '.join(ALGORITHMS)}, got {list(oidc.algorithms)}")
+        raise InvalidSettings(f"auth.oidc.algorithms must list signature algorithms among {', '.join(ALGORITHMS)}, got {list(oidc.algorithms)}")
 
 
 def _check_url(name: str, value: str) -> None:
     parts = urlsplit(value or "")
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        _fail(f"{name} must be an http(s) URL, got {value!r}")
+        raise InvalidSettings(f"{name} must be an http(s) URL, got {value!r}")
 
 
 def _check_strings(name: str, values: list) -> None:
     if not all(isinstance(v, str) and v for v in values):
-        _fail(f"{name} must be a list of non-empty strings")
+        raise InvalidSettings(f"{name} must be a list of non-empty strings")
 
 
 def credentials(auth, provider: str) -> dict[str, str]:
@@ -118,23 +119,19 @@ def credentials(auth, provider: str) -> dict[str, str]:
         try:
             lines = Path(path).read_text().splitlines()
         except OSError as exc:
-            _fail(f"{file_setting}: cannot read {path}: {exc.strerror}")
+            raise InvalidSettings(f"{file_setting}: cannot read {path}: {exc.strerror}")
         for number, line in enumerate(lines, 1):
             if not line.strip() or line.lstrip().startswith("#"):
                 continue
             name, colon, secret = line.strip().partition(":")
             if not colon or name in entries:
-                _fail(f"{file_setting}: line {number} of {path} " + (f"names {name!r} again" if colon else "is not NAME:SECRET"))
+                raise InvalidSettings(f"{file_setting}: line {number} of {path} " + (f"names {name!r} again" if colon else "is not NAME:SECRET"))
             entries[name] = secret
     if not entries:
-        _fail(f"{setting} (or {file_setting}) must name at least one entry when the {provider} provider is enabled")
+        raise InvalidSettings(f"{setting} (or {file_setting}) must name at least one entry when the {provider} provider is enabled")
     for name, secret in entries.items():
         if not name or ":" in name:
-            _fail(f"{setting}: {name!r} is not a usable name (it must be non-empty, without a colon)")
+            raise InvalidSettings(f"{setting}: {name!r} is not a usable name (it must be non-empty, without a colon)")
         if not valid(secret):
-            _fail(f"{setting}: the value for {name!r} is not {what}")
+            raise InvalidSettings(f"{setting}: the value for {name!r} is not {what}")
     return entries
-
-
-def _fail(message: str):
-    raise SettingsError(f"invalid settings: {message}")

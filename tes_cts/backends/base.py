@@ -1,7 +1,8 @@
 """The `Backend` contract: submit a job, report facts about jobs, cancel a job.
 
-A backend never decides a task's state: it reports what it sees (progress, a result, a job it no
-longer knows) and the poller decides.
+A backend never decides a task's state: it reports one fact per job (`JobStatus`: it runs, it
+finished, it waits, it is held, evicted, removed or lost, or there is no news) and the poller
+decides.
 """
 
 from __future__ import annotations
@@ -27,12 +28,32 @@ class JobRef:
     run_dir: str
 
 
-@dataclass(frozen=True)
-class Waiting:
-    """The job is queued in the backend and has not started."""
+# --- the facts: a backend reports exactly one per job -------------------------------------------
+# When a backend sees several at once, it reports the one that decides most, in this order: a
+# result, a job lost, an eviction, a hold, a removal, a wait, progress. Each backend encodes the
+# order where it builds its status.
 
-    reason: str                             # why it waits, in words
-    unmatched_since_us: int | None = None   # since when no machine at all could run it as asked
+
+@dataclass(frozen=True)
+class Finished:
+    """The worker has finished and its result.json is back."""
+
+    result: Result
+    host: str | None = None
+
+
+@dataclass(frozen=True)
+class Lost:
+    """The job is gone without a result: why."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Evicted:
+    """The backend stopped this run to run it again elsewhere: why."""
+
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -44,15 +65,35 @@ class Held:
 
 
 @dataclass(frozen=True)
-class JobStatus:
-    progress: Progress | None = None  # latest step the worker reported, if any
-    result: Result | None = None      # the worker's result.json, once it has finished
-    lost: str | None = None           # set when the job is gone without a result: why
+class Removed:
+    """Taken out of the backend by someone else (an admin, a pool policy): why."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """The job is queued in the backend and has not started."""
+
+    reason: str                             # why it waits, in words
+    unmatched_since_us: int | None = None   # since when no machine at all could run it as asked
+
+
+@dataclass(frozen=True)
+class Running:
+    """The job runs; `progress` is the latest step its worker reported, if any."""
+
+    progress: Progress | None = None
     host: str | None = None
-    waiting: Waiting | None = None    # not started yet
-    held: Held | None = None
-    evicted: str | None = None        # the backend stopped this run to run it again elsewhere: why
-    removed: str | None = None        # taken out of the backend by someone else (an admin, a pool policy): why
+
+
+@dataclass(frozen=True)
+class NoNews:
+    """Nothing is known of the job this time (the backend could not be asked, or is still
+    waiting to make sure the job is gone)."""
+
+
+JobStatus = Finished | Lost | Evicted | Held | Removed | Waiting | Running | NoNews
 
 
 class Backend(ABC):
@@ -71,7 +112,7 @@ class Backend(ABC):
         """Whether the job can start now (resources free); False keeps the task QUEUED."""
 
     @abstractmethod
-    def unavailable(self) -> str | None:
+    def engine_problem(self) -> str | None:
         """Why nothing can be submitted right now (engine down), or None."""
 
     @abstractmethod

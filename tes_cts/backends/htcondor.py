@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
@@ -21,19 +22,10 @@ import htcondor2
 
 from ..clock import now_us
 from ..durations import describe_duration
-from ..jobfiles import Job, write_json_atomically
-from .base import Backend, BackendUnavailable, JobRef, JobStatus
+from ..jobfiles import Job, read_result_or_failure, write_json_atomically
+from .base import Backend, BackendUnavailable, Finished, JobRef, JobStatus, Lost, NoNews, Waiting
 from .htcondor_description import ATTEMPT_ATTRIBUTE, SERVICE_ATTRIBUTE, TASK_ATTRIBUTE, JobTemplate, describe
-from .htcondor_status import (
-    PROJECTION,
-    REMOVED,
-    REMOVED_BY_SERVICE,
-    TRANSIENT_HOLD_CODES,
-    departed_status,
-    job_id,
-    queued_status,
-    read_result,
-)
+from .htcondor_status import PROJECTION, REMOVED, REMOVED_BY_SERVICE, departed_status, job_id, queued_status
 
 log = logging.getLogger("tes_cts.backends.htcondor")
 
@@ -59,7 +51,14 @@ class HTCondorBackend(Backend):
     kind = "htcondor"
 
     def __init__(self, work_dir, template: JobTemplate, schedd: Callable[[], object],
-                 transient_hold_codes=TRANSIENT_HOLD_CODES, lost_grace_s: float = 600.0):
+                 transient_hold_codes: Iterable[int], lost_grace_s: float):
+        """`transient_hold_codes` (htcondor.transient_hold_codes) are the HoldReasonCodes of faults
+        a new attempt on another machine may not meet; by default: the starter could not start the
+        worker (6), the job's standard streams (7-10), file transfer (11-13, 18), the initial
+        directory (14), a machine's hook or policy (19, 21, 48), the job event log (22), the user
+        account on the machine (23), no compatible shadow (24), a container runtime test (45).
+        `lost_grace_s` (htcondor.lost_job_grace): how long a job may be found nowhere before it
+        is lost."""
         self.runs = Path(work_dir).resolve() / "runs"
         self.template = template
         self.transient_hold_codes = frozenset(transient_hold_codes)
@@ -84,7 +83,7 @@ class HTCondorBackend(Backend):
     def admits(self, job: Job) -> bool:
         return True  # the pool queues and matches; the poller shows why a job waits
 
-    def unavailable(self) -> str | None:
+    def engine_problem(self) -> str | None:
         if self._problem is None and self._schedd is not None:
             return None
         try:  # a round trip, made only at start and while the schedd is failing
@@ -111,28 +110,25 @@ class HTCondorBackend(Backend):
         return submitted
 
     def poll(self, jobs: list[JobRef]) -> dict[str, JobStatus]:
+        """A job in the queue is what its ad says; one that left it is its result if it brought
+        one back, else what the history says of it."""
         try:
             queue = {job_id(ad): ad for ad in self._call("query", constraint=self._ours(), projection=PROJECTION)}
         except BackendUnavailable as exc:
             log.warning("%s; no news of %d jobs this cycle", exc, len(jobs))
-            return {ref.backend_job_id: JobStatus() for ref in jobs}
+            return {ref.backend_job_id: NoNews() for ref in jobs}
         statuses: dict[str, JobStatus] = {}
         departed: list[JobRef] = []
         for ref in jobs:
             ad = queue.get(ref.backend_job_id)
             if ad is not None:
                 statuses[ref.backend_job_id] = self._queued(ref, ad)
-            elif (result := read_result(ref.run_dir)) is not None:
-                statuses[ref.backend_job_id] = JobStatus(result=result)
+            elif (result := read_result_or_failure(ref.run_dir)) is not None:
+                statuses[ref.backend_job_id] = Finished(result)
             else:
                 departed.append(ref)
         statuses.update(self._departed(departed))
-        self._gone = {ref.backend_job_id for ref in jobs
-                      if ref.backend_job_id not in queue or queue[ref.backend_job_id].get("JobStatus") == REMOVED}
-        polled = {ref.backend_job_id for ref in jobs}
-        for table in (self._unmatched_since, self._missing_since):
-            for stale in set(table) - polled:
-                del table[stale]
+        self._remember(jobs, queue)
         return statuses
 
     def cancel(self, job: JobRef) -> None:
@@ -145,11 +141,21 @@ class HTCondorBackend(Backend):
     def _queued(self, ref: JobRef, ad) -> JobStatus:
         status = queued_status(ad, ref.run_dir, self.transient_hold_codes)
         self._missing_since.pop(ref.backend_job_id, None)
-        if status.waiting is None or status.waiting.unmatched_since_us is None:
+        if not isinstance(status, Waiting) or status.unmatched_since_us is None:
             self._unmatched_since.pop(ref.backend_job_id, None)
             return status
-        since = self._unmatched_since.setdefault(ref.backend_job_id, status.waiting.unmatched_since_us)
-        return replace(status, waiting=replace(status.waiting, unmatched_since_us=since))
+        since = self._unmatched_since.setdefault(ref.backend_job_id, status.unmatched_since_us)
+        return replace(status, unmatched_since_us=since)
+
+    def _remember(self, jobs: list[JobRef], queue: dict) -> None:
+        """What the next poll and cancels need of this one: which jobs are out of the queue, and
+        nothing of jobs no longer polled."""
+        self._gone = {ref.backend_job_id for ref in jobs
+                      if ref.backend_job_id not in queue or queue[ref.backend_job_id].get("JobStatus") == REMOVED}
+        polled = {ref.backend_job_id for ref in jobs}
+        for table in (self._unmatched_since, self._missing_since):
+            for stale in set(table) - polled:
+                del table[stale]
 
     def _departed(self, refs: list[JobRef]) -> dict[str, JobStatus]:
         """Jobs neither in the queue nor back with a result. The history is asked about each when
@@ -157,7 +163,7 @@ class HTCondorBackend(Backend):
         now = now_us()
         due = [ref for ref in refs if ref.backend_job_id not in self._missing_since
                or now - self._missing_since[ref.backend_job_id] > self.lost_grace_s * 1e6]
-        statuses = {ref.backend_job_id: JobStatus() for ref in refs}
+        statuses: dict[str, JobStatus] = {ref.backend_job_id: NoNews() for ref in refs}
         if not due:
             return statuses
         clusters = ", ".join(ref.backend_job_id.split(".")[0] for ref in due)
@@ -175,9 +181,9 @@ class HTCondorBackend(Backend):
             elif ref.backend_job_id not in self._missing_since:
                 self._missing_since[ref.backend_job_id] = now
             else:
-                statuses[ref.backend_job_id] = JobStatus(lost=(
+                statuses[ref.backend_job_id] = Lost(
                     f"HTCondor has no record of job {ref.backend_job_id} (not in the queue, not in the "
-                    f"history, no result returned) for more than {describe_duration(self.lost_grace_s)}"))
+                    f"history, no result returned) for more than {describe_duration(self.lost_grace_s)}")
         return statuses
 
     def _find(self, job: Job) -> str | None:

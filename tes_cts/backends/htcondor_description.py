@@ -49,8 +49,23 @@ class JobTemplate:
 
 def describe(job: Job, owner: str, template: JobTemplate) -> dict[str, str]:
     """Submit commands for `job`; raises ValueError naming what cannot be submitted."""
-    resources = job.task.get("resources") or {}
     description = {
+        **_worker_run(job, template),
+        **_requests(job),
+        **_job_attributes(job, owner, template),
+        **_requirements(job, template),
+        **_accounting(owner, template),
+        **_runtime_limit(job, template),
+    }
+    for command, value in description.items():
+        if "\n" in value or "\r" in value:
+            raise ValueError(f"the HTCondor submit command {command} cannot hold a line break: {value!r}")
+    return description
+
+
+def _worker_run(job: Job, template: JobTemplate) -> dict[str, str]:
+    """The worker, its files both ways, and how it is stopped."""
+    return {
         "universe": "vanilla",
         "executable": template.worker_command[0],
         "arguments": condor_arguments([*template.worker_command[1:], JOB_FILE]),
@@ -66,32 +81,54 @@ def describe(job: Job, owner: str, template: JobTemplate) -> dict[str, str]:
         "environment": condor_environment(template.environment),
         "kill_sig": "SIGTERM",
         "job_max_vacate_time": str(STOP_GRACE_S),
-        "request_cpus": str(int(resources.get("cpu_cores") or 1)),
+    }
+
+
+def _requests(job: Job) -> dict[str, str]:
+    """The task's resources: CPUs always, memory (MiB) and disk (KiB) when it asks."""
+    resources = job.task.get("resources") or {}
+    requests = {"request_cpus": str(int(resources.get("cpu_cores") or 1))}
+    if resources.get("ram_gb"):
+        requests["request_memory"] = str(math.ceil(float(resources["ram_gb"]) * 1024))
+    if resources.get("disk_gb"):
+        requests["request_disk"] = str(math.ceil(float(resources["disk_gb"]) * 1024 * 1024))
+    return requests
+
+
+def _job_attributes(job: Job, owner: str, template: JobTemplate) -> dict[str, str]:
+    return {
         f"MY.{SERVICE_ATTRIBUTE}": classad2.quote(template.service_id),
         f"MY.{TASK_ATTRIBUTE}": classad2.quote(job.task_id),
         f"MY.{ATTEMPT_ATTRIBUTE}": str(job.attempt),
         f"MY.{OWNER_ATTRIBUTE}": classad2.quote(owner),
     }
-    if resources.get("ram_gb"):
-        description["request_memory"] = str(math.ceil(float(resources["ram_gb"]) * 1024))        # MiB
-    if resources.get("disk_gb"):
-        description["request_disk"] = str(math.ceil(float(resources["disk_gb"]) * 1024 * 1024))  # KiB
+
+
+def _requirements(job: Job, template: JobTemplate) -> dict[str, str]:
     requirements = [r for r in (template.requirements, task_requirements(job)) if r]
-    if requirements:
-        description["requirements"] = " && ".join(f"({r})" for r in requirements)
+    return {"requirements": " && ".join(f"({r})" for r in requirements)} if requirements else {}
+
+
+def _accounting(owner: str, template: JobTemplate) -> dict[str, str]:
+    """The owner as an accounting user of the group, and its own concurrency limit."""
+    accounting = {}
     if template.accounting_group:
-        description["accounting_group"] = template.accounting_group
-        description["accounting_group_user"] = owner_name(owner)
+        accounting["accounting_group"] = template.accounting_group
+        accounting["accounting_group_user"] = owner_name(owner)
     if template.concurrency_limit:
-        description["concurrency_limits"] = f"{template.concurrency_limit}.{owner_name(owner)}"
-    if job.runtime_limit_s:
-        description[f"MY.{RUNTIME_LIMIT_ATTRIBUTE}"] = str(math.ceil(job.runtime_limit_s))
-        description["periodic_remove"] = (f"(JobStatus == 2) && (time() - JobCurrentStartDate > "
-                                          f"{RUNTIME_LIMIT_ATTRIBUTE} + {template.runtime_limit_grace_s})")
-    for command, value in description.items():
-        if "\n" in value or "\r" in value:
-            raise ValueError(f"the HTCondor submit command {command} cannot hold a line break: {value!r}")
-    return description
+        accounting["concurrency_limits"] = f"{template.concurrency_limit}.{owner_name(owner)}"
+    return accounting
+
+
+def _runtime_limit(job: Job, template: JobTemplate) -> dict[str, str]:
+    """The pool removes a running job that outlives its limit by the template's grace."""
+    if not job.runtime_limit_s:
+        return {}
+    return {
+        f"MY.{RUNTIME_LIMIT_ATTRIBUTE}": str(math.ceil(job.runtime_limit_s)),
+        "periodic_remove": (f"(JobStatus == 2) && (time() - JobCurrentStartDate > "
+                            f"{RUNTIME_LIMIT_ATTRIBUTE} + {template.runtime_limit_grace_s})"),
+    }
 
 
 def task_requirements(job: Job) -> str:

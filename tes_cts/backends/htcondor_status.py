@@ -1,20 +1,20 @@
 """What a job ad says about an attempt, as the facts the poller decides on.
 
-Only facts: held jobs are never reported as running, a run the pool stopped (eviction) is reported
-as such even when HTCondor already started it again, and a removal is told apart by who did it.
+One fact per job (`base.JobStatus`): held jobs are never reported as running, a run the pool
+stopped (eviction) is reported as such even when HTCondor already started it again, and a removal
+is told apart by who did it.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import classad2
 
-from ..clock import now_us, rfc3339
+from ..clock import now_us
 from ..durations import describe_duration
-from ..jobfiles import RESULT_FILE, RUNNING, SYSTEM_ERROR, Progress, Result
-from .base import Held, JobStatus, Waiting
+from ..jobfiles import RESULT_FILE, RUNNING, Progress, read_result_or_failure
+from .base import Evicted, Finished, Held, JobStatus, Lost, Removed, Running, Waiting
 from .htcondor_description import RUNTIME_LIMIT_ATTRIBUTE, WORKER_ERR
 
 # htcondor2.JobStatus values, as job ads hold them.
@@ -34,75 +34,62 @@ REMOVED_BY_SERVICE = "removed by tes-cts"
 # The negotiator's word for "no machine of the pool matches the job", busy or not.
 NO_MATCH = "no match found"
 
-# HoldReasonCodes of faults a new attempt on another machine may not meet: the starter could not
-# start the worker (6), the job's standard streams (7-10), file transfer (11-13, 18), the initial
-# directory (14), a machine's hook or policy (19, 21, 48), the job event log (22), the user
-# account on the machine (23), no compatible shadow (24), a container runtime test (45).
-TRANSIENT_HOLD_CODES = (6, 7, 8, 9, 10, 11, 12, 13, 14, 18, 19, 21, 22, 23, 24, 45, 48)
-
 
 def job_id(ad) -> str:
     return f"{ad['ClusterId']}.{ad['ProcId']}"
 
 
 def queued_status(ad, run_dir: str, transient_hold_codes: frozenset[int]) -> JobStatus:
-    """An attempt whose job is in the schedd's queue."""
+    """An attempt whose job is in the schedd's queue. The job's status decides alone (a result
+    is read only once the job has left the queue), and an eviction beats what the job does now."""
     status = _get(ad, "JobStatus")
     starts = _get(ad, "NumJobStarts") or 0
     if status == IDLE:
-        return JobStatus(evicted=_eviction(ad)) if starts > 0 else JobStatus(waiting=_waiting(ad))
+        return Evicted(_eviction(ad)) if starts > 0 else _waiting(ad)
     if status in (RUNNING_STATUS, TRANSFERRING_OUTPUT, SUSPENDED):
         if starts > 1:  # HTCondor restarted it after an eviction this service did not see
-            return JobStatus(evicted=_eviction(ad) + "; HTCondor had started it again")
-        return JobStatus(progress=Progress(step=RUNNING), host=_get(ad, "RemoteHost"))
+            return Evicted(_eviction(ad) + "; HTCondor had started it again")
+        return Running(Progress(step=RUNNING), host=_get(ad, "RemoteHost"))
     if status == HELD:
-        code = _get(ad, "HoldReasonCode")
-        reason = (f"HTCondor held the job: {_get(ad, 'HoldReason') or 'no reason given'} "
-                  f"(HoldReasonCode {code}, subcode {_get(ad, 'HoldReasonSubCode')})")
-        return JobStatus(held=Held(reason=reason, transient=code in transient_hold_codes))
+        return _hold(ad, transient_hold_codes)
     return departed_status(ad, run_dir)
 
 
 def departed_status(ad, run_dir: str) -> JobStatus:
-    """An attempt whose job has finished or was removed (in the queue still, or in the history)."""
+    """An attempt whose job has finished or was removed (in the queue still, or in the history):
+    a result back beats a worker that exited without one."""
     status = _get(ad, "JobStatus")
     if status == REMOVED:
         return _removal(ad)
     if status == COMPLETED:
-        result = read_result(run_dir)
+        result = read_result_or_failure(run_dir)
         if result is not None:
-            return JobStatus(result=result, host=_get(ad, "LastRemoteHost"))
+            return Finished(result, host=_get(ad, "LastRemoteHost"))
         if _get(ad, "ExitBySignal"):
             how = f"was killed by signal {_get(ad, 'ExitSignal')}"
         else:
             how = f"exited with code {_get(ad, 'ExitCode')}"
-        return JobStatus(lost=f"the worker {how} without returning {RESULT_FILE} "
-                              f"(its stderr is {Path(run_dir) / WORKER_ERR})")
-    return JobStatus(lost=f"the job left the HTCondor queue in status {status} without a result")
+        return Lost(f"the worker {how} without returning {RESULT_FILE} (its stderr is {Path(run_dir) / WORKER_ERR})")
+    return Lost(f"the job left the HTCondor queue in status {status} without a result")
 
 
-def read_result(run_dir: str) -> Result | None:
-    path = Path(run_dir) / RESULT_FILE
-    try:
-        return Result(**json.loads(path.read_text()))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, TypeError) as exc:
-        now = rfc3339(now_us())
-        return Result(outcome=SYSTEM_ERROR, reason=f"the returned {path} cannot be read: {exc}",
-                      start_time=now, end_time=now)
+def _hold(ad, transient_hold_codes: frozenset[int]) -> Held:
+    code = _get(ad, "HoldReasonCode")
+    reason = (f"HTCondor held the job: {_get(ad, 'HoldReason') or 'no reason given'} "
+              f"(HoldReasonCode {code}, subcode {_get(ad, 'HoldReasonSubCode')})")
+    return Held(reason=reason, transient=code in transient_hold_codes)
 
 
-def _removal(ad) -> JobStatus:
+def _removal(ad) -> Lost | Removed:
     reason = _get(ad, "RemoveReason") or ""
     if reason.startswith(REMOVED_BY_SERVICE):
         # Removed by this service for an attempt the task still names: a cancel or retry whose
         # record did not land; the poller retries or fails it.
-        return JobStatus(lost=f"the job was {reason}")
+        return Lost(f"the job was {reason}")
     if "PeriodicRemove" in reason and _get(ad, RUNTIME_LIMIT_ATTRIBUTE):
         limit = describe_duration(_get(ad, RUNTIME_LIMIT_ATTRIBUTE))
-        return JobStatus(removed=f"exceeded runtime limit of {limit}; HTCondor removed the job")
-    return JobStatus(removed=f"removed from the HTCondor queue by someone else: {reason or 'no reason given'}")
+        return Removed(f"exceeded runtime limit of {limit}; HTCondor removed the job")
+    return Removed(f"removed from the HTCondor queue by someone else: {reason or 'no reason given'}")
 
 
 def _eviction(ad) -> str:

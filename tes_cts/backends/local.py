@@ -17,9 +17,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..jobfiles import ContainerSettings, Job, read_progress, read_result, write_json_atomically
+from ..jobfiles import JOB_FILE, ContainerSettings, Job, read_progress, read_result, write_json_atomically
 from ..worker.runtime import runtime_for
-from .base import Backend, JobRef, JobStatus
+from .base import Backend, Finished, JobRef, JobStatus, Lost, Running
 
 WORKER_FILE = "worker.json"
 WORKER_LOG = "worker.log"
@@ -70,8 +70,8 @@ class LocalBackend(Backend):
         used_ram = sum(r.ram_gb for r in self._reserved.values())
         return used_cpu + wanted.cpu_cores <= self.cpu_slots and used_ram + wanted.ram_gb <= self.ram_gb
 
-    def unavailable(self) -> str | None:
-        return runtime_for(self.containers).engine_available()
+    def engine_problem(self) -> str | None:
+        return runtime_for(self.containers).engine_problem()
 
     def submit(self, job: Job, owner: str = "") -> str:
         run_dir = Path(job.run_dir)
@@ -102,7 +102,7 @@ class LocalBackend(Backend):
         # call (the poller polls in several batches) keep theirs.
         for ref in jobs:
             status = statuses[ref.backend_job_id]
-            if status.result is not None or status.lost is not None:
+            if isinstance(status, (Finished, Lost)):
                 self._reserved.pop(ref.backend_job_id, None)
             elif ref.backend_job_id not in self._reserved:
                 self._reserved[ref.backend_job_id] = _reservation_of(ref)
@@ -123,19 +123,21 @@ class LocalBackend(Backend):
         self._reserved.pop(job.backend_job_id, None)
 
     def _status(self, ref: JobRef) -> JobStatus:
+        """The one fact that decides, in the order of `base`: a result, whatever the worker is
+        doing; a worker that never started or died without one is lost; else it runs."""
         run_dir = Path(ref.run_dir)
         result = read_result(run_dir)
         if result is not None:
-            return JobStatus(result=result, host=self.host)
+            return Finished(result, host=self.host)
         worker = _read_worker(run_dir)
         if worker is None:
-            return JobStatus(lost="no worker process was started for this attempt")
+            return Lost("no worker process was started for this attempt")
         if worker.alive():
-            return JobStatus(progress=read_progress(run_dir), host=self.host)
+            return Running(read_progress(run_dir), host=self.host)
         result = read_result(run_dir)  # it may have finished between the two looks
         if result is not None:
-            return JobStatus(result=result, host=self.host)
-        return JobStatus(lost=f"worker process {worker.pid} died without writing a result", host=self.host)
+            return Finished(result, host=self.host)
+        return Lost(f"worker process {worker.pid} died without writing a result")
 
     def _reap(self) -> None:
         for pid, process in list(self._children.items()):
@@ -165,7 +167,7 @@ def reservation(job: Job) -> Reservation:
 
 def _reservation_of(ref: JobRef) -> Reservation:
     try:
-        return reservation(Job.read(Path(ref.run_dir) / "job.json"))
+        return reservation(Job.read(Path(ref.run_dir) / JOB_FILE))
     except (OSError, ValueError, TypeError):
         return Reservation(cpu_cores=1, ram_gb=0)
 

@@ -1,7 +1,8 @@
 """The `Storage` contract: what every URL scheme implements.
 
-One module per scheme (`file.py`, `http.py`, `s3.py`); `storage_for` in `__init__` picks one by
-the URL. Storage knows URLs and local files, nothing about tasks.
+One module per scheme (`file.py`, `http.py`, `s3.py`), each also declaring what it accepts
+(`scheme.SchemeInfo`; s3's is in `s3_urls.py`, which loads no boto3); `storage_for` in `__init__`
+picks one by the URL. Storage knows URLs and local files, nothing about tasks.
 
 Integrity: a scheme whose objects can be checksummed (`verifiable`) reports each object's
 CRC64NVME in `stat`, and the algorithms of any other checksums it has (for the message when the

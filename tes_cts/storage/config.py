@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-DEFAULT_MULTIPART_THRESHOLD = 64 * 1024 * 1024
-
 
 @dataclass(frozen=True)
 class S3StoreConfig:
@@ -19,15 +17,16 @@ class S3StoreConfig:
     verify_tls: bool = True
     buckets: tuple[str, ...] = ()               # served buckets; empty: any bucket no other store serves
     key_prefixes: tuple[str, ...] = ()          # keys must start with one of these; empty: any key
-    multipart_threshold_bytes: int = DEFAULT_MULTIPART_THRESHOLD
-    max_attempts: int = 5                       # per request, transient errors retried with backoff
+    # Above it, uploads are multipart; no default here: it is the setting s3.multipart_threshold_bytes.
+    multipart_threshold_bytes: int = field(kw_only=True)
+    max_attempts: int = 5                       # per request (transient errors retried); the s3.max_attempts default
 
 
 @dataclass(frozen=True)
 class StorageConfig:
     file_roots: tuple[str, ...] = ()
     s3_stores: tuple[S3StoreConfig, ...] = ()
-    preflight_concurrency: int = 8
+    preflight_concurrency: int = 8  # the s3.preflight_concurrency default (settings.py reads it here)
 
 
 # How a verified input is recorded at preflight and re-checked at staging: per input index

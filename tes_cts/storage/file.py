@@ -5,6 +5,9 @@ a symlink placed inside a root cannot reach outside it.
 
 A file has no stored checksum: `stat` computes its CRC64NVME (reading it), so that preflight
 records it like an object's and `get` refuses a file that changed after submission.
+
+Validation applies the same root rule to a submitted URL (`FILE_URL`, `LOCAL_PATH`), in the same
+words, on the path as written: the real one is known only when the file is opened.
 """
 
 from __future__ import annotations
@@ -15,18 +18,52 @@ from pathlib import Path
 from typing import Iterable, Iterator
 from urllib.parse import quote, unquote
 
-from ..tasks.validation import FILE_URLS_DISABLED, not_under_file_roots
+from ..posix_paths import is_under, normalize, path_problems
 from .atomic import atomic_directory, atomic_file, copy_stream
-from .base import (
-    ChangedSinceSubmission,
-    ObjectInfo,
-    Storage,
-    StorageError,
-    check_relative,
-    compare_listing,
-    entries_by_url,
-)
+from .base import (ChangedSinceSubmission, ObjectInfo, Storage, StorageError, check_relative, compare_listing,
+                   entries_by_url)
 from .checksums import crc64nvme_of_file
+from .scheme import INPUTS_AND_OUTPUTS, SchemeInfo, UrlUse
+
+FILE_ROOTS_SETTING = "storage.file_roots (env TES_CTS_STORAGE__FILE_ROOTS)"
+FILE_URLS_DISABLED = (
+    "file URLs and local paths are disabled on this server; the operator enables them "
+    f"with the setting {FILE_ROOTS_SETTING}"
+)
+
+
+def not_under_file_roots(roots: tuple[str, ...]) -> str:
+    return (
+        f"is not under an allowed file root ({', '.join(roots)}); use a path under one of them, "
+        f"or have the operator add a root to the setting {FILE_ROOTS_SETTING}"
+    )
+
+
+def _under_a_root(path: str, roots: tuple[str, ...]) -> bool:
+    return any(is_under(normalize(path), normalize(root)) for root in roots)
+
+
+def _file_url_problems(url: str, use: UrlUse) -> list[str]:
+    rest = url[len("file://"):]
+    if not rest.startswith("/"):
+        return ["must be file:///absolute/path (three slashes: no host, an absolute path)"]
+    # Checked decoded, as storage will open it: %2e%2e must not slip past the '..' rule.
+    return _local_path_problems(unquote(rest), use)
+
+
+def _local_path_problems(path: str, use: UrlUse) -> list[str]:
+    problems = path_problems(path, whole_root=True)
+    if problems:
+        return problems
+    if not use.file_roots:
+        return [FILE_URLS_DISABLED]
+    if not _under_a_root(path, use.file_roots):
+        return [not_under_file_roots(use.file_roots)]
+    return []
+
+
+FILE_URL = SchemeInfo("file", "file:///absolute/path", INPUTS_AND_OUTPUTS, _file_url_problems, needs_file_roots=True)
+LOCAL_PATH = SchemeInfo("", "/absolute/path", INPUTS_AND_OUTPUTS, _local_path_problems, needs_file_roots=True)
 
 
 class FileStorage(Storage):
@@ -96,7 +133,7 @@ class FileStorage(Storage):
         if not self.roots:
             raise StorageError(url, FILE_URLS_DISABLED)
         real = os.path.realpath(path)
-        if not any(real == root or real.startswith(root.rstrip("/") + "/") for root in self.roots):
+        if not _under_a_root(real, self.roots):
             resolves = f"resolves to {real}, which " if real != path or entry else ""
             raise StorageError(url, f"{entry + ' ' if entry else ''}{resolves}{not_under_file_roots(self.roots)}")
         return real

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 import urllib3
@@ -16,10 +16,25 @@ from ..urls import without_password
 from .atomic import atomic_file
 from .base import ObjectInfo, Storage, StorageError, check_relative
 from .checksums import CHUNK_BYTES
+from .scheme import INPUTS_ONLY, SchemeInfo, UrlUse
 
 # Ask for the bytes as stored: a server must not re-encode them (gzip) on the way.
 _HEADERS = {"Accept-Encoding": "identity"}
 _CHECKSUM_HEADER = "x-amz-checksum-crc64nvme"  # S3-compatible servers answer with it
+_NAMES_ONE_FILE = "an http(s) URL names one file; a DIRECTORY input needs a file:// or s3:// URL"
+
+
+def _url_problems(url: str, use: UrlUse) -> list[str]:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError as exc:
+        return [f"is not a valid URL ({exc})"]
+    return [] if parts.hostname else ["needs a host: http(s)://host/path"]
+
+
+HTTP = SchemeInfo("http", "http://host/path", INPUTS_ONLY, _url_problems)
+HTTPS = SchemeInfo("https", "https://host/path", INPUTS_ONLY, _url_problems)
 
 
 class HttpStorage(Storage):
@@ -34,11 +49,11 @@ class HttpStorage(Storage):
             return ObjectInfo(size, False, response.headers.get(_CHECKSUM_HEADER))
 
     def list(self, url: str) -> list[str]:
-        raise StorageError(without_password(url), "an http(s) URL names one file; a DIRECTORY input needs a file:// or s3:// URL")
+        raise StorageError(without_password(url), _NAMES_ONE_FILE)
 
     def get(self, url: str, dest: Path, is_dir: bool, expected: list[dict] | None = None) -> int:
         if is_dir:
-            raise StorageError(without_password(url), "an http(s) URL names one file; a DIRECTORY input needs a file:// or s3:// URL")
+            raise StorageError(without_password(url), _NAMES_ONE_FILE)
         written = 0
         try:
             with self._request(url, "GET") as response:

@@ -51,10 +51,12 @@ class PreflightReport:
 
 @dataclass(frozen=True)
 class _Look:
+    """One request of a preflight: a HEAD of an object, or the listing of a DIRECTORY input."""
     index: int
     url: str                     # of the object (or of the DIRECTORY, for a listing)
     directory: str | None        # the DIRECTORY input's URL when the object is one of its objects
     storage: Storage
+    listing: bool = False
 
 
 class InputPreflight(Protocol):
@@ -70,15 +72,24 @@ def preflight_for(config: StorageConfig) -> InputPreflight:
 
 def preflight_inputs(inputs: list[dict], config: StorageConfig) -> PreflightReport:
     """Check every url input of a task; never raises for a fault of an input (it is a problem)."""
-    found: dict[int, dict[str, dict]] = {}      # input index -> object URL -> entry
-    problems: list[tuple[int, str, str]] = []   # (index, URL, text), sorted at the end
+    preflight = _Preflight()
+    first_looks = preflight.first_looks(inputs, config)
     with ThreadPoolExecutor(max_workers=max(1, config.preflight_concurrency), thread_name_prefix="preflight") as pool:
-        pending: dict[Future, tuple[str, _Look]] = {}
+        preflight.look_all(first_looks, pool)
+    return preflight.report()
 
-        def look(kind: str, item: _Look) -> None:
-            verb = item.storage.list if kind == "list" else item.storage.stat
-            pending[pool.submit(verb, item.url)] = (kind, item)
 
+@dataclass
+class _Preflight:
+    """What one preflight has found so far; only the thread that runs it changes it."""
+
+    found: dict[int, dict[str, dict]] = field(default_factory=dict)     # input index -> object URL -> entry
+    problems: list[tuple[int, str, str]] = field(default_factory=list)  # (index, URL, text), sorted at the end
+
+    def first_looks(self, inputs: list[dict], config: StorageConfig) -> list[_Look]:
+        """A HEAD of each verifiable url input, a listing of each DIRECTORY one. An input whose
+        URL no storage serves is a problem at once; http(s) and content inputs need no look."""
+        looks = []
         for index, item in enumerate(inputs):
             url = item.get("url")
             if item.get("content") is not None or not url:
@@ -86,49 +97,68 @@ def preflight_inputs(inputs: list[dict], config: StorageConfig) -> PreflightRepo
             try:
                 storage = storage_for(url, config)
             except StorageError as exc:
-                problems.append((index, url, f"{exc.url}: {exc.reason}"))
+                self.problems.append((index, url, f"{exc.url}: {exc.reason}"))
                 continue
-            if not storage.verifiable:
-                continue
-            found[index] = {}
-            is_dir = item.get("type") == "DIRECTORY"
-            look("list" if is_dir else "stat", _Look(index, url, None, storage))
+            if storage.verifiable:
+                self.found[index] = {}
+                looks.append(_Look(index, url, None, storage, listing=item.get("type") == "DIRECTORY"))
+        return looks
 
+    def look_all(self, looks: list[_Look], pool: ThreadPoolExecutor) -> None:
+        """Run `looks`, and a HEAD of every object their listings find, as many at once as `pool`
+        has threads."""
+        pending: dict[Future, _Look] = {}
+
+        def start(look: _Look) -> None:
+            verb = look.storage.list if look.listing else look.storage.stat
+            pending[pool.submit(verb, look.url)] = look
+
+        for look in looks:
+            start(look)
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
-                kind, item = pending.pop(future)
-                try:
-                    result = future.result()
-                except StorageError as exc:
-                    problems.append((item.index, item.url, _text(item, exc.reason)))
-                    continue
-                except Exception as exc:  # a fault of the check itself: still one line, not a crash
-                    problems.append((item.index, item.url, _text(item, f"could not be checked: {type(exc).__name__}: {exc}")))
-                    continue
-                if kind == "list":
-                    for object_url in result:
-                        look("stat", _Look(item.index, object_url, item.url, item.storage))
-                    continue
-                reason = _refusal(item, result)
-                if reason:
-                    problems.append((item.index, item.url, _text(item, reason)))
-                else:
-                    found[item.index][item.url] = {"url": item.url, "size": result.size, "etag": result.etag,
-                                                   "crc64nvme": result.checksum}
+                for found_object in self._record(pending.pop(future), future):
+                    start(found_object)
 
-    failed = {index for index, _, _ in problems}
-    verified = {str(index): [objects[u] for u in sorted(objects)] for index, objects in sorted(found.items())
-                if index not in failed}
-    return PreflightReport(verified, [InputProblem(index, text) for index, _, text in sorted(problems)])
+    def _record(self, look: _Look, future: Future) -> list[_Look]:
+        """Record what one look saw; for a listing, the HEADs of the objects it found."""
+        try:
+            result = future.result()
+        except StorageError as exc:
+            self._problem(look, exc.reason)
+            return []
+        except Exception as exc:  # a fault of the check itself: still one line, not a crash
+            self._problem(look, f"could not be checked: {type(exc).__name__}: {exc}")
+            return []
+        if look.listing:
+            return [_Look(look.index, object_url, look.url, look.storage) for object_url in result]
+        reason = _refusal(look, result)
+        if reason:
+            self._problem(look, reason)
+        else:
+            self.found[look.index][look.url] = {"url": look.url, "size": result.size, "etag": result.etag,
+                                                "crc64nvme": result.checksum}
+        return []
+
+    def _problem(self, look: _Look, reason: str) -> None:
+        self.problems.append((look.index, look.url, _text(look, reason)))
+
+    def report(self) -> PreflightReport:
+        failed = {index for index, _, _ in self.problems}
+        verified = {str(index): [objects[url] for url in sorted(objects)] for index, objects in sorted(self.found.items())
+                    if index not in failed}
+        return PreflightReport(verified, [InputProblem(index, text) for index, _, text in sorted(self.problems)])
 
 
-def _text(item: _Look, reason: str) -> str:
-    where = f"{without_password(item.url)} (in the DIRECTORY {without_password(item.directory)})" if item.directory else without_password(item.url)
+def _text(look: _Look, reason: str) -> str:
+    where = without_password(look.url)
+    if look.directory:
+        where += f" (in the DIRECTORY {without_password(look.directory)})"
     return f"{where}: {reason}"
 
 
-def _refusal(item: _Look, info: ObjectInfo) -> str | None:
+def _refusal(look: _Look, info: ObjectInfo) -> str | None:
     """Why an object cannot be an input, or None."""
     if info.is_dir:
         return "is a directory; declare the input's type DIRECTORY"
@@ -139,7 +169,7 @@ def _refusal(item: _Look, info: ObjectInfo) -> str | None:
         return (f"is encrypted with SSE-KMS ({info.encryption}), which this server does not read; "
                 "copy it to an object without KMS encryption, or with SSE-S3 (`aws s3 cp --sse AES256 ...`)")
     if info.checksum is None:
-        return missing_crc64nvme(item.url, info)
+        return missing_crc64nvme(look.url, info)
     try:
         decode(info.checksum)
     except ValueError as exc:

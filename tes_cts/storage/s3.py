@@ -43,18 +43,12 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 from .atomic import atomic_directory, atomic_file
-from .base import (
-    ChangedSinceSubmission,
-    ObjectInfo,
-    Storage,
-    StorageError,
-    check_relative,
-    compare_listing,
-    missing_crc64nvme,
-)
+from .base import (ChangedSinceSubmission, ObjectInfo, Storage, StorageError, check_relative, compare_listing,
+                   missing_crc64nvme)
 from .checksums import ALGORITHM, CHUNK_BYTES, Crc64Nvme, combine, crc64nvme, encode
 from .config import S3StoreConfig, StorageConfig
-from .s3_stores import check_key, parse_s3_url
+from .s3_stores import check_key
+from .s3_urls import parse_s3_url
 
 MIB = 1024 * 1024
 MIN_PART_BYTES = 5 * MIB            # S3's smallest part (but the last)
@@ -175,45 +169,56 @@ class S3Storage(Storage):
 
     def _download(self, entry: dict, handle, within: str | None = None) -> int:
         """Write the object of `entry` to `handle`; its bytes must be the recorded ones."""
-        url = entry["url"]
-        bucket, key = self._locate(url)
-        etag = entry.get("etag")
+        received = self._receive(entry, handle, within)
+        if received.size != entry.get("size") or received.encoded() != entry.get("crc64nvme"):
+            raise ChangedSinceSubmission.of(entry, received.encoded(), received.size, within=within)
+        return received.size
+
+    def _receive(self, entry: dict, handle, within: str | None) -> Crc64Nvme:
+        """Copy the object's body to `handle`; a read that breaks off resumes where it stopped, up
+        to the store's `max_attempts` times. The size and CRC64NVME of what arrived."""
         running = Crc64Nvme()
+        etag = entry.get("etag")
         failures = 0
         while True:
-            params: dict[str, Any] = {"Bucket": bucket, "Key": key}
-            if etag:
-                params["IfMatch"] = etag
-            if running.size:
-                params["Range"] = f"bytes={running.size}-"
-            try:
-                response = self.client.get_object(**params)
-            except ClientError as exc:
-                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-                if status == 412 or _code(exc) in ("NoSuchKey", "PreconditionFailed"):
-                    raise self._changed(entry, within) from None
-                raise StorageError(url, self._describe(exc)) from None
-            except BotoCoreError as exc:
-                raise StorageError(url, self._describe(exc)) from None
+            response = self._get_from(entry, etag, running.size, within)
             etag = etag or response.get("ETag")  # a resumed read must get the same object
-            if not running.size and response.get("ContentLength") != entry.get("size"):
-                response["Body"].close()
-                raise self._changed(entry, within)
-            if running.size and not str(response.get("ContentRange", "")).startswith(f"bytes {running.size}-"):
-                response["Body"].close()
-                raise StorageError(url, f"the store ignored the Range of a resumed download (answered "
-                                        f"{response.get('ContentRange') or 'the whole object'})")
             broken = _copy_body(response["Body"], handle, running)
             if broken is None or running.size >= entry.get("size", -1):  # all there: the CRC64NVME decides
-                break
+                return running
             failures += 1
             if failures >= self.store.max_attempts:
-                raise StorageError(url, f"the download broke off {failures} times, the last after {running.size} of "
-                                        f"{entry.get('size')} bytes: {self._describe(broken)}")
+                raise StorageError(entry["url"], f"the download broke off {failures} times, the last after "
+                                                 f"{running.size} of {entry.get('size')} bytes: {self._describe(broken)}")
             time.sleep(_backoff(failures))
-        if running.size != entry.get("size") or running.encoded() != entry.get("crc64nvme"):
-            raise ChangedSinceSubmission.of(entry, running.encoded(), running.size, within=within)
-        return running.size
+
+    def _get_from(self, entry: dict, etag: str | None, offset: int, within: str | None) -> dict:
+        """The GetObject response for the object of `entry` from byte `offset` on, pinned to `etag`;
+        ChangedSinceSubmission when the store no longer holds the recorded object."""
+        url = entry["url"]
+        bucket, key = self._locate(url)
+        params: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        if etag:
+            params["IfMatch"] = etag
+        if offset:
+            params["Range"] = f"bytes={offset}-"
+        try:
+            response = self.client.get_object(**params)
+        except ClientError as exc:
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if status == 412 or _code(exc) in ("NoSuchKey", "PreconditionFailed"):
+                raise self._changed(entry, within) from None
+            raise StorageError(url, self._describe(exc)) from None
+        except BotoCoreError as exc:
+            raise StorageError(url, self._describe(exc)) from None
+        if not offset and response.get("ContentLength") != entry.get("size"):
+            response["Body"].close()
+            raise self._changed(entry, within)
+        if offset and not str(response.get("ContentRange", "")).startswith(f"bytes {offset}-"):
+            response["Body"].close()
+            raise StorageError(url, f"the store ignored the Range of a resumed download (answered "
+                                    f"{response.get('ContentRange') or 'the whole object'})")
+        return response
 
     def _changed(self, entry: dict, within: str | None) -> ChangedSinceSubmission:
         """ChangedSinceSubmission for an object whose ETag or size is no longer the recorded one,

@@ -9,20 +9,10 @@ from __future__ import annotations
 
 from .base import StorageError
 from .config import S3StoreConfig
+from .s3_urls import parse_s3_url
 
 SETTINGS_HINT = ("settings s3.endpoint_url, s3.region, s3.access_key_id, s3.secret_access_key; "
                  "or named stores s3.stores.NAME.*")
-
-
-def parse_s3_url(url: str) -> tuple[str, str]:
-    """(bucket, key) of `s3://bucket/key`; the key is taken literally (no percent-decoding, like
-    the AWS CLI) and may be empty or end in '/' (a prefix)."""
-    if not url.lower().startswith("s3://"):
-        raise StorageError(url, "is not an s3://bucket/key URL")
-    bucket, _, key = url[len("s3://"):].partition("/")
-    if not bucket:
-        raise StorageError(url, "names no bucket: s3://bucket/key")
-    return bucket, key
 
 
 def resolve_store(url: str, stores: tuple[S3StoreConfig, ...]) -> S3StoreConfig:

@@ -9,9 +9,18 @@ from __future__ import annotations
 
 from ..clock import now_us
 from ..durations import describe_duration
+from ..jobfiles import Result
 from ..model.record import TaskRecord
 
+BACKEND_JOB_ID_KEY = "backend_job_id"  # in the entry's metadata, once the attempt is submitted
 EXECUTOR_KEY = "_executor"  # index of the executor the worker last reported running
+# When the attempt was submitted, and when its worker started (a job may wait in a backend's
+# queue long after submission): the runtime limit counts from the start, else the submission.
+STARTED_US_KEY = "_started_us"
+RUNNING_SINCE_KEY = "_running_us"
+# tesOutputFileLog has no checksum field and strict clients refuse unknown keys, so each output's
+# CRC64NVME goes into the log entry's metadata under this key prefix followed by the output URL.
+OUTPUT_CHECKSUM_KEY = "crc64nvme:"
 # The wait a queued task's "waiting: ..." note began: {"kind", "since_us", "waited_for"}, so
 # that the claim can say the wait is over and how long it lasted.
 WAIT_KEY = "_wait"
@@ -61,6 +70,25 @@ def end_wait(record: TaskRecord) -> None:
     if wait:
         waited_s = round((now_us() - wait["since_us"]) / 1e6, 1)
         add_system_log(record, f"waited {describe_duration(waited_s)} for {wait['waited_for']}")
+
+
+def fill_log(entry: dict, result: Result, host: str | None) -> None:
+    """What the worker's result tells of its attempt: executor logs, outputs and their
+    checksums, system logs, metadata, and the host it ran on."""
+    entry["end_time"] = result.end_time
+    entry["logs"] = result.executor_logs
+    entry["outputs"] = result.outputs
+    entry.setdefault("system_logs", []).extend(result.system_logs)
+    metadata = entry.setdefault("metadata", {})
+    metadata.update({k: str(v) for k, v in result.metadata.items()})
+    metadata.update({OUTPUT_CHECKSUM_KEY + o["url"]: o["crc64nvme"] for o in result.outputs if o.get("crc64nvme")})
+    if host and "host" not in metadata:
+        metadata["host"] = host
+
+
+def runtime_started_us(entry: dict) -> int | None:
+    """When the attempt's runtime limit began to count: its worker's start, else its submission."""
+    return entry.get(RUNNING_SINCE_KEY, entry.get(STARTED_US_KEY))
 
 
 def _notes_entry(record: TaskRecord) -> dict:

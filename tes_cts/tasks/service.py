@@ -1,4 +1,4 @@
-"""The TES operations as plain functions over a store: what the API handlers call."""
+"""The TES operations over the task database: what the API handlers call."""
 
 from __future__ import annotations
 
@@ -38,11 +38,11 @@ class ListRequest:
 
 
 class TaskService:
-    def __init__(self, store: TaskDatabase, limits: ValidationLimits,
+    def __init__(self, database: TaskDatabase, limits: ValidationLimits,
                  preflight: InputPreflight | None = None):
         """`preflight`, when given, checks url inputs at create (the `create` mode of
         s3.verify_inputs): a bad input is then a 400 naming it."""
-        self.store = store
+        self.database = database
         self.limits = limits
         self.preflight = preflight
 
@@ -59,7 +59,7 @@ class TaskService:
                 task=accepted.task, logs=logs, verified_inputs=verified,
             ).with_phase(Phase.CREATED, "task accepted", at_us=created_us)
             try:
-                self.store.insert(record)
+                self.database.insert(record)
                 return record.id
             except DuplicateTaskId:  # 128 random bits: never in practice, but never an overwrite
                 continue
@@ -88,7 +88,7 @@ class TaskService:
         )
         # MINIMAL shows only id and state, which summaries carry: no task document is decoded.
         minimal = request.view is View.MINIMAL
-        records = self.store.query_summaries(query) if minimal else self.store.query(query)
+        records = self.database.query_summaries(query) if minimal else self.database.query(query)
         page = records[:page_size]
         response: dict = {"tasks": [render_task(r, request.view) for r in page]}
         if len(records) > page_size:
@@ -103,15 +103,15 @@ class TaskService:
             if record.phase in TERMINAL_PHASES or record.phase is Phase.CANCELING:
                 return
             if record.phase is Phase.CREATED:
-                moved = move(self.store, record, Phase.CANCELED, "canceled by the user before dispatch")
+                moved = move(self.database, record, Phase.CANCELED, "canceled by the user before dispatch")
             else:
-                moved = move(self.store, record, Phase.CANCELING, "cancel requested by the user")
+                moved = move(self.database, record, Phase.CANCELING, "cancel requested by the user")
             if moved is not None:
                 return
         raise RuntimeError(f"task {task_id}: cancel kept losing to concurrent updates")
 
     def _visible(self, task_id: str, owner: str | None) -> TaskRecord:
-        record = self.store.get(task_id)
+        record = self.database.get(task_id)
         if record is None or (owner is not None and record.owner != owner):
             raise TaskNotFound(task_id)
         return record

@@ -16,22 +16,27 @@ Conventions:
   arguments, the index of every later input).
 - Unknown keys, at the top level and nested, are dropped silently, and so are the server-set
   fields id, state, logs and creation_time.
-- Pass 1 checks every property's JSON type against a per-object table (`_EXECUTOR` ...);
+- Pass 1 checks every property's JSON type as `tasks/schema.py` declares it per TES object;
   pass 2 applies the rules that need more than the type, only to values of the right type, so a
   wrong value is reported once. An array or map with some wrong items keeps its good ones for
   pass 2 (every problem is reported), and its key is marked invalid (`_Props.invalid`).
+- URLs are checked by storage, which knows its schemes (`storage.url_problems`); the rules of
+  POSIX paths are in `posix_paths`.
 """
 
 from __future__ import annotations
 
 import math
-import posixpath
 import re
 from dataclasses import dataclass, field
 from typing import Callable
-from urllib.parse import unquote, urlsplit
 
 from ..durations import parse_duration
+from ..posix_paths import has_wildcard, is_under, normalize, path_problems
+from ..quoting import quoted
+from ..storage import INPUT, OUTPUT, UrlUse, url_problems
+from . import schema
+from .schema import JsonType, TesObject
 
 
 @dataclass(frozen=True)
@@ -54,21 +59,6 @@ class ValidationLimits:
     content_max_bytes: int  # max UTF-8 bytes of an input's `content`
     file_roots: tuple[str, ...]  # absolute dirs under which file:// and bare-path URLs are allowed
     supported_backend_parameters: frozenset[str]  # lower-case keys the backend supports
-
-
-# The wording of the file-roots rule, shared with storage.file, which applies it again at run time.
-FILE_ROOTS_SETTING = "storage.file_roots (env TES_CTS_STORAGE__FILE_ROOTS)"
-FILE_URLS_DISABLED = (
-    "file URLs and local paths are disabled on this server; the operator enables them "
-    f"with the setting {FILE_ROOTS_SETTING}"
-)
-
-
-def not_under_file_roots(roots: tuple[str, ...]) -> str:
-    return (
-        f"is not under an allowed file root ({', '.join(roots)}); use a path under one of them, "
-        f"or have the operator add a root to the setting {FILE_ROOTS_SETTING}"
-    )
 
 
 @dataclass(frozen=True)
@@ -97,6 +87,11 @@ class _Check:
     def problem(self, at: str, reason: str) -> None:
         self.problems.append(Problem(at, reason))
 
+    def all_of(self, at: str, reasons: list[str]) -> None:
+        """One problem saying every reason, if there is any."""
+        if reasons:
+            self.problem(at, "; ".join(reasons))
+
 
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
 
@@ -105,15 +100,7 @@ def _at(parent: str, key: object) -> str:
     """JSON path of `key` inside the object at `parent`."""
     if isinstance(key, str) and _PLAIN_KEY.match(key):
         return f"{parent}.{key}" if parent else key
-    return f"{parent}[{_show(key, quote='double')}]"
-
-
-def _show(value: object, quote: str = "single", limit: int = 80) -> str:
-    """A user's value quoted for a message: escaped (never an unencodable string) and cut short."""
-    text = value if isinstance(value, str) else type(value).__name__
-    cut = text[:limit] + ("..." if len(text) > limit else "")
-    shown = repr(cut)
-    return '"' + shown[1:-1].replace('"', '\\"') + '"' if quote == "double" else shown
+    return f"{parent}[{quoted(key, quote='double')}]"
 
 
 def _json_type(value: object) -> str:
@@ -191,7 +178,7 @@ def _string_map(value: object, at: str, check: _Check) -> object:
         if item is None:  # the key left out: see the module docstring
             continue
         key_at = _at(at, key)
-        # Keys end up as field names in the store: BSON cannot hold a NUL in one.
+        # Keys end up as field names in the database: BSON cannot hold a NUL in one.
         good_key = _text(key, key_at, check) is not _INVALID
         if good_key and "\x00" in key:
             check.problem(key_at, "key must not contain a NUL byte")
@@ -205,26 +192,10 @@ def _string_map(value: object, at: str, check: _Check) -> object:
 # arrays and maps of strings) the items of the right type.
 _TypeCheck = Callable[[object, str, _Check], object]
 
-# The properties of each TES object and their JSON types, in the order they are stored.
-_TASK: dict[str, _TypeCheck] = {
-    "name": _text, "description": _text, "inputs": _array, "outputs": _array,
-    "resources": _object, "executors": _array, "volumes": _string_list, "tags": _string_map,
-}
-_EXECUTOR: dict[str, _TypeCheck] = {
-    "image": _text, "command": _string_list, "workdir": _text, "stdin": _text, "stdout": _text,
-    "stderr": _text, "env": _string_map, "ignore_error": _boolean,
-}
-_INPUT: dict[str, _TypeCheck] = {
-    "name": _text, "description": _text, "url": _text, "path": _text, "type": _text,
-    "content": _text, "streamable": _boolean,
-}
-_OUTPUT: dict[str, _TypeCheck] = {
-    "name": _text, "description": _text, "url": _text, "path": _text, "path_prefix": _text,
-    "type": _text,
-}
-_RESOURCES: dict[str, _TypeCheck] = {
-    "cpu_cores": _integer, "preemptible": _boolean, "ram_gb": _number, "disk_gb": _number,
-    "zones": _string_list, "backend_parameters": _string_map, "backend_parameters_strict": _boolean,
+_TYPE_CHECKS: dict[JsonType, _TypeCheck] = {
+    JsonType.STRING: _text, JsonType.BOOLEAN: _boolean, JsonType.INTEGER: _integer, JsonType.NUMBER: _number,
+    JsonType.ARRAY: _array, JsonType.OBJECT: _object, JsonType.STRINGS: _string_list,
+    JsonType.STRING_MAP: _string_map,
 }
 
 
@@ -244,17 +215,17 @@ class _Props:
         return key not in self.values and key not in self.invalid
 
 
-def _properties(value: object, at: str, schema: dict[str, _TypeCheck], check: _Check) -> _Props | None:
+def _properties(value: object, at: str, declared: TesObject, check: _Check) -> _Props | None:
     """Pass 1 for one object; None (problem recorded) if `value` is not an object at all."""
     if _object(value, at, check) is _INVALID:
         return None
     props = _Props(at)
-    for key, type_check in schema.items():
+    for key, json_type in declared.types.items():
         raw = value.get(key)
         if raw is None:  # absent or JSON null
             continue
         reported = len(check.problems)
-        checked = type_check(raw, props.path(key), check)
+        checked = _TYPE_CHECKS[json_type](raw, props.path(key), check)
         if len(check.problems) > reported:
             props.invalid.add(key)
         if checked is not _INVALID:
@@ -262,9 +233,9 @@ def _properties(value: object, at: str, schema: dict[str, _TypeCheck], check: _C
     return props
 
 
-def _items(props: _Props, key: str, schema: dict[str, _TypeCheck], check: _Check) -> list[_Props]:
+def _items(props: _Props, key: str, declared: TesObject, check: _Check) -> list[_Props]:
     """Pass 1 for every object in the array property `key` (which passed its own type check)."""
-    found = (_properties(item, f"{props.path(key)}[{i}]", schema, check) for i, item in enumerate(props.values.get(key, [])))
+    found = (_properties(item, f"{props.path(key)}[{i}]", declared, check) for i, item in enumerate(props.values.get(key, [])))
     return [item for item in found if item is not None]
 
 
@@ -275,18 +246,19 @@ def _task(body: object, check: _Check) -> dict:
     if not isinstance(body, dict):
         check.problem("", f"the task must be a JSON object, not {_json_type(body)}")
         return {}
-    props = _properties(body, "", _TASK, check)
+    props = _properties(body, "", schema.TASK, check)
     task = dict(props.values)
     if not props.values.get("executors") and "executors" not in props.invalid:
         check.problem("executors", "at least one executor is required: [{\"image\": ..., \"command\": [...]}]")
-    for key, schema, one in (("inputs", _INPUT, _input), ("outputs", _OUTPUT, _output), ("executors", _EXECUTOR, _executor)):
+    for key, declared, one in (("inputs", schema.INPUT, _input), ("outputs", schema.OUTPUT, _output),
+                               ("executors", schema.EXECUTOR, _executor)):
         if key in task:
-            task[key] = [one(item, check) for item in _items(props, key, schema, check)]
+            task[key] = [one(item, check) for item in _items(props, key, declared, check)]
     for key in ("inputs", "outputs"):
         if key in task:
             _no_duplicate_paths(task[key], props.path(key), check)
     if "resources" in task:
-        task["resources"] = _resources(_properties(task["resources"], "resources", _RESOURCES, check), check)
+        task["resources"] = _resources(_properties(task["resources"], "resources", schema.RESOURCES, check), check)
     for i, volume in enumerate(task.get("volumes", [])):
         _container_path(volume, f"volumes[{i}]", check, whole_root=False)
     return task
@@ -333,7 +305,7 @@ def _file_type(props: _Props, check: _Check) -> str:
     """The declared type, defaulted to FILE (what TES says the server fills in)."""
     kind = props.values.setdefault("type", "FILE") if "type" not in props.invalid else "FILE"
     if kind not in _FILE_TYPES:
-        check.problem(props.path("type"), f"must be FILE or DIRECTORY, not {_show(kind)}")
+        check.problem(props.path("type"), f"must be FILE or DIRECTORY, not {quoted(kind)}")
     return kind
 
 
@@ -352,7 +324,8 @@ def _input(props: _Props, check: _Check) -> dict:
     if "content" in props.values:
         _content(props.values["content"], kind, props, check)
     if "url" in props.values:
-        _url(props.values["url"], props.path("url"), _UrlUse("input", kind == "DIRECTORY", check.limits), check)
+        use = UrlUse(INPUT, kind == "DIRECTORY", check.limits.file_roots)
+        check.all_of(props.path("url"), url_problems(props.values["url"], use))
     return props.values
 
 
@@ -368,9 +341,6 @@ def _content(content: str, kind: str, props: _Props, check: _Check) -> None:
         check.problem(props.path("type"), "must be FILE when content is given: content makes a single file")
 
 
-_WILDCARDS = re.compile(r"[*?\[]")  # POSIX pattern characters (IEEE Std 1003.1-2017, 2.13)
-
-
 def _output(props: _Props, check: _Check) -> dict:
     kind = _file_type(props, check)
     for key in ("path", "url"):
@@ -381,13 +351,13 @@ def _output(props: _Props, check: _Check) -> dict:
         _container_path(path, props.path("path"), check, whole_root=False)
     if prefix is not None:
         _container_path(prefix, props.path("path_prefix"), check, whole_root=True)
-    wildcard = path is not None and _WILDCARDS.search(path) is not None
+    wildcard = path is not None and has_wildcard(path)
     if wildcard:
         _path_prefix(path, prefix, props, check)
     if "url" in props.values:
         # Matches of a wildcard go under the url: it names a directory, like a DIRECTORY output.
-        use = _UrlUse("output", kind == "DIRECTORY" or wildcard, check.limits)
-        _url(props.values["url"], props.path("url"), use, check)
+        use = UrlUse(OUTPUT, kind == "DIRECTORY" or wildcard, check.limits.file_roots)
+        check.all_of(props.path("url"), url_problems(props.values["url"], use))
     return props.values
 
 
@@ -396,23 +366,23 @@ def _path_prefix(path: str, prefix: str | None, props: _Props, check: _Check) ->
     if prefix is None:
         if "path_prefix" not in props.invalid:
             check.problem(at, "is required when path contains wildcards (*, ?, [): the part of each match to drop before appending it to url")
-    elif _path_reasons(prefix, whole_root=True):
+    elif path_problems(prefix, whole_root=True):
         pass  # already reported as a path
-    elif _WILDCARDS.search(prefix):
+    elif has_wildcard(prefix):
         check.problem(at, "must not contain wildcards (*, ?, [)")
-    elif not _is_under(path, prefix):
-        check.problem(at, f"must be a leading directory of path {_show(path)}, compared segment by segment")
+    elif not is_under(normalize(path), normalize(prefix)):
+        check.problem(at, f"must be a leading directory of path {quoted(path)}, compared segment by segment")
 
 
 def _no_duplicate_paths(items: list[dict], at: str, check: _Check) -> None:
     first_index: dict[str, int] = {}
     for i, item in enumerate(items):
         path = item.get("path")
-        if not isinstance(path, str) or _path_reasons(path, whole_root=False):
+        if not isinstance(path, str) or path_problems(path, whole_root=False):
             continue
-        first = first_index.setdefault(_normal(path), i)
+        first = first_index.setdefault(normalize(path), i)
         if first != i:
-            check.problem(f"{at}[{i}].path", f"duplicates {at}[{first}].path ({_show(path)}); give each its own path")
+            check.problem(f"{at}[{i}].path", f"duplicates {at}[{first}].path ({quoted(path)}); give each its own path")
 
 
 _INT32_MAX = 2**31 - 1
@@ -449,7 +419,7 @@ def _backend_parameters(params: dict[str, str], at: str, strict: bool, check: _C
     for key, value in params.items():
         lower = key.lower()
         if first_spelling.setdefault(lower, key) != key:
-            check.problem(_at(at, key), f"duplicates key {_show(first_spelling[lower])}: backend_parameters keys are case-insensitive")
+            check.problem(_at(at, key), f"duplicates key {quoted(first_spelling[lower])}: backend_parameters keys are case-insensitive")
         elif lower in supported:
             kept[lower] = value
             reason = _backend_parameter_value_problem(lower, value)
@@ -458,7 +428,7 @@ def _backend_parameters(params: dict[str, str], at: str, strict: bool, check: _C
         elif strict:
             check.problem(_at(at, key), f"is not supported by this server (supported: {listing}); remove it or set backend_parameters_strict to false")
         else:
-            dropped.append(_show(key))
+            dropped.append(quoted(key))
     if dropped:
         check.warnings.append(f"resources.backend_parameters: unsupported keys dropped: {', '.join(dropped)} (supported: {listing})")
     return kept
@@ -477,136 +447,6 @@ def _backend_parameter_value_problem(key: str, value: str) -> str | None:
 # --- paths ------------------------------------------------------------------------------------
 
 
-def _path_reasons(path: str, whole_root: bool) -> list[str]:
-    """What is wrong with an absolute POSIX path (in a container or on the server's host)."""
-    if not path.startswith("/"):
-        return ["must be an absolute path (start with /)"]
-    reasons = []
-    if "\x00" in path:
-        reasons.append("must not contain a NUL byte")
-    if ".." in path.split("/"):
-        reasons.append("must not contain a '..' segment")
-    if not whole_root and not reasons and _normal(path) == "/":
-        reasons.append("must name a file or directory below /, not / itself")
-    return reasons
-
-
 def _container_path(path: str, at: str, check: _Check, whole_root: bool) -> None:
     """Paths are stored as given; `whole_root` allows "/" itself (a workdir, a path_prefix)."""
-    reasons = _path_reasons(path, whole_root)
-    if reasons:
-        check.problem(at, "; ".join(reasons))
-
-
-def _normal(path: str) -> str:
-    normal = posixpath.normpath(path)
-    return "/" + normal.lstrip("/") if normal.startswith("/") else normal  # POSIX keeps a leading //
-
-
-def _is_under(path: str, root: str) -> bool:
-    """Segment-wise: /data/out is under /data and /data/out, not under /data/o."""
-    path, root = _normal(path), _normal(root)
-    return root == "/" or path == root or path.startswith(root + "/")
-
-
-# --- URLs -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _UrlUse:
-    direction: str  # "input" or "output"
-    directory: bool  # the url names a directory (type DIRECTORY, or an output with wildcards)
-    limits: ValidationLimits
-
-
-@dataclass(frozen=True)
-class _Scheme:
-    example: str
-    directions: frozenset[str]
-    reasons: Callable[[str, _UrlUse], list[str]]  # what is wrong with a url of this scheme
-    needs_file_roots: bool = False  # the server's own files: offered only where roots are set
-
-    def offered_for(self, use: _UrlUse) -> bool:
-        return use.direction in self.directions and (bool(use.limits.file_roots) or not self.needs_file_roots)
-
-
-_S3_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z")
-_IP_ADDRESS = re.compile(r"\d+\.\d+\.\d+\.\d+\Z")
-_S3_KEY_MAX_BYTES = 1024
-
-
-def _s3_reasons(url: str, use: _UrlUse) -> list[str]:
-    bucket, _, key = url[len("s3://"):].partition("/")
-    reasons = []
-    if not _S3_BUCKET.match(bucket) or ".." in bucket or _IP_ADDRESS.match(bucket):
-        reasons.append(
-            f"bucket name {_show(bucket)} is not valid: 3-63 lower-case letters, digits, '.' and '-', "
-            "beginning and ending with a letter or digit, no '..', not like an IP address"
-        )
-    if not key and not use.directory:
-        reasons.append("needs an object key after the bucket: s3://bucket/key (an empty key only names a DIRECTORY)")
-    if len(key.encode("utf-8")) > _S3_KEY_MAX_BYTES:
-        reasons.append(f"object key is longer than {_S3_KEY_MAX_BYTES} bytes in UTF-8")
-    return reasons
-
-
-def _file_url_reasons(url: str, use: _UrlUse) -> list[str]:
-    rest = url[len("file://"):]
-    if not rest.startswith("/"):
-        return ["must be file:///absolute/path (three slashes: no host, an absolute path)"]
-    # Checked decoded, as storage will open it: %2e%2e must not slip past the '..' rule.
-    return _host_path_reasons(unquote(rest), use)
-
-
-def _host_path_reasons(path: str, use: _UrlUse) -> list[str]:
-    reasons = _path_reasons(path, whole_root=True)
-    if reasons:
-        return reasons
-    roots = use.limits.file_roots
-    if not roots:
-        return [FILE_URLS_DISABLED]
-    if not any(_is_under(path, root) for root in roots):
-        return [not_under_file_roots(roots)]
-    return []
-
-
-def _http_reasons(url: str, use: _UrlUse) -> list[str]:
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a bad port
-    except ValueError as exc:
-        return [f"is not a valid URL ({exc})"]
-    return [] if parts.hostname else ["needs a host: http(s)://host/path"]
-
-
-_BOTH = frozenset({"input", "output"})
-
-# Scheme (lower case; "" is a bare absolute path) -> what is accepted. Outputs are never http(s).
-_SCHEMES: dict[str, _Scheme] = {
-    "s3": _Scheme("s3://bucket/key", _BOTH, _s3_reasons),
-    "file": _Scheme("file:///absolute/path", _BOTH, _file_url_reasons, needs_file_roots=True),
-    "": _Scheme("/absolute/path", _BOTH, _host_path_reasons, needs_file_roots=True),
-    "http": _Scheme("http://host/path", frozenset({"input"}), _http_reasons),
-    "https": _Scheme("https://host/path", frozenset({"input"}), _http_reasons),
-}
-_SCHEME_PREFIX = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
-
-
-def _url(url: str, at: str, use: _UrlUse, check: _Check) -> None:
-    accepted = ", ".join(s.example for s in _SCHEMES.values() if s.offered_for(use))
-    match = _SCHEME_PREFIX.match(url)
-    name = "" if url.startswith("/") else match.group(1) if match else None
-    scheme = _SCHEMES.get(name.lower()) if name is not None else None
-    if name is None:
-        expected = "a URL or an absolute path" if _SCHEMES[""].offered_for(use) else "a URL"
-        check.problem(at, f"must be {expected}, not {_show(url)}; accepted for {use.direction}s: {accepted}")
-    elif scheme is None or use.direction not in scheme.directions:
-        check.problem(at, f"scheme {_show(name + '://')} is not supported for {use.direction}s; accepted: {accepted}")
-    elif name != name.lower():
-        check.problem(at, f"write the scheme in lower case: {name.lower()}://")
-    elif "\x00" in url:
-        check.problem(at, "must not contain a NUL byte")
-    else:
-        reasons = scheme.reasons(url, use)
-        if reasons:
-            check.problem(at, "; ".join(reasons))
+    check.all_of(at, path_problems(path, whole_root))

@@ -1,4 +1,4 @@
-"""TES views (MINIMAL, BASIC, FULL) built from the schema's field lists.
+"""TES views (MINIMAL, BASIC, FULL) built from the schema's field lists (`tasks/schema.py`).
 
 Responses are assembled field by field from these lists, never by dumping a stored record, so a
 strict client (py-tes, Cromwell) never meets a key it does not know or a null it cannot parse.
@@ -11,6 +11,7 @@ from enum import StrEnum
 from ..clock import rfc3339
 from ..model.query import TaskSummary
 from ..model.record import TaskRecord
+from . import schema
 
 
 class View(StrEnum):
@@ -20,22 +21,6 @@ class View(StrEnum):
 
 
 DEFAULT_VIEW = View.MINIMAL
-
-EXECUTOR_FIELDS = ("image", "command", "workdir", "stdin", "stdout", "stderr", "env", "ignore_error")
-INPUT_FIELDS = ("name", "description", "url", "path", "type", "content", "streamable")
-OUTPUT_FIELDS = ("name", "description", "url", "path", "path_prefix", "type")
-RESOURCES_FIELDS = (
-    "cpu_cores",
-    "preemptible",
-    "ram_gb",
-    "disk_gb",
-    "zones",
-    "backend_parameters",
-    "backend_parameters_strict",
-)
-EXECUTOR_LOG_FIELDS = ("start_time", "end_time", "stdout", "stderr", "exit_code")
-OUTPUT_FILE_LOG_FIELDS = ("url", "path", "size_bytes")
-TASK_LOG_FIELDS = ("logs", "metadata", "start_time", "end_time", "outputs", "system_logs")
 
 # What BASIC leaves out of FULL, by object.
 BASIC_OMITS_INPUT = frozenset({"content"})
@@ -53,11 +38,11 @@ def render_task(record: TaskRecord | TaskSummary, view: View) -> dict:
     _put(rendered, "name", task.get("name"))
     _put(rendered, "description", task.get("description"))
     omit_content = BASIC_OMITS_INPUT if basic else frozenset()
-    _put(rendered, "inputs", [_pick(i, INPUT_FIELDS, omit_content) for i in task.get("inputs") or []])
-    _put(rendered, "outputs", [_pick(o, OUTPUT_FIELDS) for o in task.get("outputs") or []])
+    _put(rendered, "inputs", [_pick(i, schema.INPUT, omit_content) for i in task.get("inputs") or []])
+    _put(rendered, "outputs", [_pick(o, schema.OUTPUT) for o in task.get("outputs") or []])
     if task.get("resources"):
-        rendered["resources"] = _pick(task["resources"], RESOURCES_FIELDS)
-    rendered["executors"] = [_pick(e, EXECUTOR_FIELDS) for e in task.get("executors") or []]
+        rendered["resources"] = _pick(task["resources"], schema.RESOURCES)
+    rendered["executors"] = [_pick(e, schema.EXECUTOR) for e in task.get("executors") or []]
     _put(rendered, "volumes", task.get("volumes"))
     _put(rendered, "tags", task.get("tags"))
     _put(rendered, "logs", [_render_task_log(log, basic) for log in record.logs])
@@ -68,7 +53,7 @@ def render_task(record: TaskRecord | TaskSummary, view: View) -> dict:
 def _render_task_log(log: dict, basic: bool) -> dict:
     omit_log = BASIC_OMITS_TASK_LOG if basic else frozenset()
     omit_executor = BASIC_OMITS_EXECUTOR_LOG if basic else frozenset()
-    rendered = _pick(log, TASK_LOG_FIELDS, omit_log | {"logs", "outputs"})
+    rendered = _pick(log, schema.TASK_LOG, omit_log | {"logs", "outputs"})
     # `logs` and `outputs` are required by tesTaskLog, so they are present even when empty.
     rendered["logs"] = [_render_executor_log(e, omit_executor) for e in log.get("logs") or []]
     rendered["outputs"] = [_render_output_log(o) for o in log.get("outputs") or []]
@@ -76,19 +61,19 @@ def _render_task_log(log: dict, basic: bool) -> dict:
 
 
 def _render_executor_log(log: dict, omit: frozenset) -> dict:
-    rendered = _pick(log, EXECUTOR_LOG_FIELDS, omit)
+    rendered = _pick(log, schema.EXECUTOR_LOG, omit)
     rendered["exit_code"] = int(log.get("exit_code", -1))  # required by tesExecutorLog
     return rendered
 
 
 def _render_output_log(log: dict) -> dict:
-    rendered = _pick(log, OUTPUT_FILE_LOG_FIELDS)
+    rendered = _pick(log, schema.OUTPUT_FILE_LOG)
     rendered["size_bytes"] = str(log.get("size_bytes", 0))  # an int64 carried as a JSON string
     return rendered
 
 
-def _pick(source: dict, fields: tuple[str, ...], omit: frozenset = frozenset()) -> dict:
-    return {name: source[name] for name in fields if name not in omit and source.get(name) is not None}
+def _pick(source: dict, declared: schema.TesObject, omit: frozenset = frozenset()) -> dict:
+    return {name: source[name] for name in declared.fields if name not in omit and source.get(name) is not None}
 
 
 def _put(target: dict, name: str, value) -> None:

@@ -1,1 +1,1 @@
-"""Running one job: staging, containers, log capture, result.json. Never touches the task store."""
+"""Running one job: staging, containers, log capture, result.json. Never touches the task database."""

@@ -8,7 +8,6 @@ FileMapper), where later executors and the outputs read it.
 from __future__ import annotations
 
 import os
-import posixpath
 import shutil
 import subprocess
 import threading
@@ -48,18 +47,6 @@ NO_NETWORK = "none"
 # likely a connection error that names nothing of this server.
 NO_NETWORK_NOTE = ("the containers ran without a network (setting containers.network = \"none\", env "
                    "TES_CTS_CONTAINERS__NETWORK): an executor that needs one fails, usually with a connection error")
-
-
-def log_file_mounts(task: dict, mounts: list[Mount], mapper: FileMapper) -> list[Mount]:
-    """A file mount for each executor stdout/stderr path that no mount covers yet. The worker
-    writes those files on the host; without a mount a later executor could not read them."""
-    extra: dict[str, Mount] = {}
-    for executor in task.get("executors") or []:
-        for path in (executor.get("stdout"), executor.get("stderr")):
-            path = path and posixpath.normpath(path)
-            if path and not any(_covers(mount, path) for mount in mounts):
-                extra[path] = Mount(mapper.host_path(path), path, False)
-    return list(extra.values())
 
 
 @dataclass
@@ -250,10 +237,6 @@ class TaskExecutors:
             "stdout": _tail(stdout_log, limit),
             "stderr": _tail(stderr_log, limit),
         })
-
-
-def _covers(mount: Mount, path: str) -> bool:
-    return path == mount.container or (mount.is_dir and path.startswith(mount.container.rstrip("/") + "/"))
 
 
 def _open_or_devnull(path: Path | None):

@@ -30,7 +30,7 @@ from ..jobfiles import (
     write_result,
 )
 from ..storage.config import StorageConfig, stores_from_job
-from .executors import TaskExecutors, log_file_mounts
+from .executors import TaskExecutors
 from .paths import FileMapper
 from .runtime import ContainerRuntime, RuntimeUnavailable, runtime_for
 from .staging import StagingError, stage_inputs, stage_outputs
@@ -63,27 +63,44 @@ def _remove_containers(job: Job, runtime: ContainerRuntime, result: Result) -> N
 
 
 def _run(job: Job, cancel: threading.Event, runtime: ContainerRuntime, result: Result) -> None:
+    """The steps of one attempt; each records its failure in `result` and says whether to go on."""
     mapper = FileMapper(job.run_dir)
     (Path(job.run_dir) / LOGS_DIR).mkdir(parents=True, exist_ok=True)
+    if not _clear_earlier_containers(job, runtime, result):
+        return
+    _progress(job, STAGING_IN)
+    storage = worker_storage_config(job)
+    if not (_stage_in(job, mapper, storage, result) and _execute(job, mapper, runtime, cancel, result)):
+        return
+    _progress(job, STAGING_OUT)
+    _stage_out(job, mapper, storage, result)
+
+
+def _clear_earlier_containers(job: Job, runtime: ContainerRuntime, result: Result) -> bool:
+    """Containers left by an earlier run of this same attempt (HTCondor reruns an evicted job from
+    the same job.json) would hold the names; this also checks the engine before staging."""
     try:
-        # Containers left by an earlier run of this same attempt (HTCondor reruns an evicted job
-        # from the same job.json) would hold the names; this also checks the engine before staging.
         runtime.kill_all(job.task_id, job.attempt)
     except RuntimeUnavailable as exc:
         result.outcome, result.reason = SYSTEM_ERROR, f"container engine unavailable: {exc}"
-        return
+        return False
+    return True
 
-    _progress(job, STAGING_IN)
-    storage = worker_storage_config(job)
+
+def _stage_in(job: Job, mapper: FileMapper, storage: StorageConfig, result: Result) -> bool:
     try:
         result.system_logs += stage_inputs(job, mapper, storage, job.verified_inputs)
     except StagingError as exc:
         result.outcome, result.reason = SYSTEM_ERROR, str(exc)
-        return
-    mounts = mapper.mounts(job.task)
-    mounts += log_file_mounts(job.task, mounts, mapper)
-    mapper.prepare(mounts)
+        return False
+    return True
 
+
+def _execute(job: Job, mapper: FileMapper, runtime: ContainerRuntime, cancel: threading.Event, result: Result) -> bool:
+    """Run the executors; whether their outputs are to be uploaded (not after a cancel, nor after
+    a fault of this attempt: its partial outputs are not kept)."""
+    mounts = mapper.mounts(job.task)
+    mapper.prepare(mounts)
     executors = TaskExecutors(job, mapper, mounts, runtime, cancel)
     try:
         executors.run()
@@ -91,10 +108,10 @@ def _run(job: Job, cancel: threading.Event, runtime: ContainerRuntime, result: R
         result.executor_logs = executors.logs
         result.system_logs += executors.notes
     result.outcome, result.reason = executors.outcome, executors.reason
-    if result.outcome not in (COMPLETE, EXECUTOR_ERROR):
-        return  # canceled, or a fault of this attempt: its partial outputs are not uploaded
+    return result.outcome in (COMPLETE, EXECUTOR_ERROR)
 
-    _progress(job, STAGING_OUT)
+
+def _stage_out(job: Job, mapper: FileMapper, storage: StorageConfig, result: Result) -> None:
     try:
         staged = stage_outputs(job, mapper, storage)
     except StagingError as exc:

@@ -74,7 +74,7 @@ class ContainerRuntime(ABC):
     def __init__(self, settings: ContainerSettings):
         self.settings = settings
 
-    def engine_available(self) -> str | None:
+    def engine_problem(self) -> str | None:
         """None if the engine answers, else why not."""
         try:
             self._call(*self.version_args)

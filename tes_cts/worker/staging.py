@@ -19,12 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..jobfiles import Job
+from ..posix_paths import has_wildcard, normalize
 from ..storage import Storage, StorageConfig, StorageError, VerifiedInputs, storage_for
 from ..storage.atomic import atomic_file
 from ..urls import without_password
 from .paths import FileMapper, PathEscape
-
-_WILDCARD_CHARACTERS = "*?["
 
 
 class StagingError(Exception):
@@ -83,7 +82,7 @@ def _remove(host: Path) -> None:
 
 
 def _depth(path: str) -> int:
-    return len([part for part in posixpath.normpath(path).split("/") if part])
+    return len([part for part in normalize(path).split("/") if part])
 
 
 # --- outputs ----------------------------------------------------------------------------------
@@ -98,7 +97,7 @@ def stage_outputs(job: Job, mapper: FileMapper, config: StorageConfig) -> Staged
         except StorageError as exc:
             raise StagingError(f"output {item['path']} ({without_password(item['url'])}): {exc.reason}") from None
         output = _Output(item, storage, mapper, staged)
-        if any(c in item["path"] for c in _WILDCARD_CHARACTERS):
+        if has_wildcard(item["path"]):
             output.wildcard()
         else:
             output.plain()

@@ -24,44 +24,27 @@ from tes_cts.model.states import Phase, TesState
 from tes_cts.settings import load_settings
 from tes_cts.urls import without_password
 
+from .builders import task_record
 from .helpers import SPEC_TAG_TABLE
 
 MONGO_URI = os.environ.get("TES_CTS_TEST_MONGO_URI")
 
 
 @pytest.fixture(params=["sqlite", "mongomock", *(["mongodb"] if MONGO_URI else [])])
-def store(request, tmp_path):
+def any_db(request, tmp_path):
+    """Each kind of task database in turn, new and empty."""
     if request.param == "sqlite":
         opened = SqliteTaskDatabase(tmp_path / "not-yet-created" / "tasks.sqlite3")
     elif request.param == "mongomock":
         opened = MongoTaskDatabase(mongomock.MongoClient(), "tes_cts_test")
     else:
         client = pymongo.MongoClient(MONGO_URI, serverSelectionTimeoutMS=5000)
-        database = f"tes_cts_test_{uuid.uuid4().hex}"
+        name = f"tes_cts_test_{uuid.uuid4().hex}"
         request.addfinalizer(client.close)
-        request.addfinalizer(lambda: client.drop_database(database))
-        opened = MongoTaskDatabase(client, database)
+        request.addfinalizer(lambda: client.drop_database(name))
+        opened = MongoTaskDatabase(client, name)
     yield opened
     opened.close()
-
-
-def make_record(
-    task_id: str | None = None,
-    *,
-    owner: str = "alice",
-    created_us: int = 1_000_000,
-    name: str | None = "task",
-    tags: dict | None = None,
-    phase: Phase = Phase.CREATED,
-) -> TaskRecord:
-    task: dict = {"executors": [{"image": "alpine", "command": ["true"]}]}
-    if name is not None:
-        task["name"] = name
-    if tags is not None:
-        task["tags"] = tags
-    return TaskRecord(
-        id=task_id or new_task_id(), owner=owner, created_us=created_us, phase=phase, task=task
-    )
 
 
 def newest_first(records: list[TaskRecord]) -> list[str]:
@@ -72,11 +55,11 @@ def ids(records: list[TaskRecord]) -> list[str]:
     return [r.id for r in records]
 
 
-def all_pages(store, page_size: int, **filters) -> list[str]:
+def all_pages(db, page_size: int, **filters) -> list[str]:
     seen: list[str] = []
     after = None
     while True:
-        page = store.query(TaskQuery(limit=page_size, after=after, **filters))
+        page = db.query(TaskQuery(limit=page_size, after=after, **filters))
         seen += ids(page)
         if len(page) < page_size:
             return seen
@@ -86,7 +69,7 @@ def all_pages(store, page_size: int, **filters) -> list[str]:
 # -- insert and get ---------------------------------------------------------------------------
 
 
-def test_insert_then_get_round_trips_a_full_record(store):
+def test_insert_then_get_round_trips_a_full_record(any_db):
     record = TaskRecord(
         id=new_task_id(),
         owner="alice",
@@ -118,68 +101,68 @@ def test_insert_then_get_round_trips_a_full_record(store):
         version=3,
     ).with_phase(Phase.PREFLIGHT, "claimed", at_us=1_763_722_324_000_000)
 
-    store.insert(record)
+    any_db.insert(record)
 
-    assert store.get(record.id) == record
+    assert any_db.get(record.id) == record
     assert record.version == 3
 
 
-def test_insert_of_an_existing_id_raises_and_keeps_the_first(store):
-    first = make_record("same-id", name="first")
-    store.insert(first)
+def test_insert_of_an_existing_id_raises_and_keeps_the_first(any_db):
+    first = task_record("same-id", name="first")
+    any_db.insert(first)
 
     with pytest.raises(DuplicateTaskId):
-        store.insert(make_record("same-id", name="second"))
+        any_db.insert(task_record("same-id", name="second"))
 
-    assert store.get("same-id") == first
+    assert any_db.get("same-id") == first
 
 
-def test_get_unknown_id_is_none(store):
-    assert store.get("no-such-task") is None
+def test_get_unknown_id_is_none(any_db):
+    assert any_db.get("no-such-task") is None
 
 
 # -- order and paging -------------------------------------------------------------------------
 
 
-def test_query_is_newest_first_with_equal_times_by_id_descending(store):
+def test_query_is_newest_first_with_equal_times_by_id_descending(any_db):
     records = [
-        make_record("b", created_us=5),
-        make_record("a", created_us=9),
-        make_record("d", created_us=5),
-        make_record("c", created_us=5),
-        make_record("e", created_us=1),
+        task_record("b", created_us=5),
+        task_record("a", created_us=9),
+        task_record("d", created_us=5),
+        task_record("c", created_us=5),
+        task_record("e", created_us=1),
     ]
     for record in records:
-        store.insert(record)
+        any_db.insert(record)
 
-    assert ids(store.query(TaskQuery(limit=10))) == ["a", "d", "c", "b", "e"]
-    assert ids(store.query(TaskQuery(limit=2))) == ["a", "d"]
-    assert store.query(TaskQuery(limit=0)) == []
+    assert ids(any_db.query(TaskQuery(limit=10))) == ["a", "d", "c", "b", "e"]
+    assert ids(any_db.query(TaskQuery(limit=2))) == ["a", "d"]
+    assert any_db.query(TaskQuery(limit=0)) == []
 
 
-def test_keyset_paging_returns_every_task_exactly_once(store):
+def test_keyset_paging_returns_every_task_exactly_once(any_db):
     # Runs of equal creation times that straddle page boundaries.
-    records = [make_record(f"t{i:02d}", created_us=100 + i // 3) for i in range(25)]
+    records = [task_record(f"t{i:02d}", created_us=100 + i // 3) for i in range(25)]
     for record in records:
-        store.insert(record)
+        any_db.insert(record)
 
     for page_size in (1, 4, 7, 25, 30):
-        assert all_pages(store, page_size) == newest_first(records)
+        assert all_pages(any_db, page_size) == newest_first(records)
 
 
-def test_paging_is_stable_when_tasks_arrive_between_pages(store):
-    records = [make_record(f"old{i}", created_us=100 + i // 2) for i in range(10)]
+def test_paging_is_stable_when_tasks_arrive_between_pages(any_db):
+    records = [task_record(f"old{i}", created_us=100 + i // 2) for i in range(10)]
     for record in records:
-        store.insert(record)
+        any_db.insert(record)
 
-    first = store.query(TaskQuery(limit=4))
+    first = any_db.query(TaskQuery(limit=4))
     seen = ids(first)
     after = Cursor(first[-1].created_us, first[-1].id)
     late = 0
     while True:
         late += 1
-        store.insert(make_record(f"new{late}", created_us=1_000 + late))
-        page = store.query(TaskQuery(limit=4, after=after))
+        any_db.insert(task_record(f"new{late}", created_us=1_000 + late))
+        page = any_db.query(TaskQuery(limit=4, after=after))
         if not page:
             break
         seen += ids(page)
@@ -191,14 +174,14 @@ def test_paging_is_stable_when_tasks_arrive_between_pages(store):
 # -- filters ----------------------------------------------------------------------------------
 
 
-def test_owner_filter(store):
-    records = [make_record(owner=owner, created_us=i) for i, owner in enumerate("abab c")]
+def test_owner_filter(any_db):
+    records = [task_record(owner=owner, created_us=i) for i, owner in enumerate("abab c")]
     for record in records:
-        store.insert(record)
+        any_db.insert(record)
 
     for owner in ("a", "b", "c", " ", "nobody"):
         expected = newest_first([r for r in records if r.owner == owner])
-        assert ids(store.query(TaskQuery(limit=50, owner=owner))) == expected
+        assert ids(any_db.query(TaskQuery(limit=50, owner=owner))) == expected
 
 
 NAMES = [
@@ -210,49 +193,49 @@ NAMES = [
 @pytest.mark.parametrize(
     "prefix", ["a.", "a*", "a(", "a_", "100%", "$", "^", "x$", "a", ".", "*", "%", "_", "A", ""]
 )
-def test_name_prefix_is_literal(store, prefix):
-    records = [make_record(name=name, created_us=i) for i, name in enumerate(NAMES)]
+def test_name_prefix_is_literal(any_db, prefix):
+    records = [task_record(name=name, created_us=i) for i, name in enumerate(NAMES)]
     for record in records:
-        store.insert(record)
+        any_db.insert(record)
 
     expected = newest_first(
         [r for r in records if prefix == "" or (r.name is not None and r.name.startswith(prefix))]
     )
-    assert ids(store.query(TaskQuery(limit=50, name_prefix=prefix))) == expected
+    assert ids(any_db.query(TaskQuery(limit=50, name_prefix=prefix))) == expected
 
 
-def test_state_filter(store):
+def test_state_filter(any_db):
     phases = [Phase.CREATED, Phase.PREFLIGHT, Phase.RUNNING, Phase.STAGING_OUT, Phase.COMPLETE]
-    records = [make_record(phase=phase, created_us=i) for i, phase in enumerate(phases)]
+    records = [task_record(phase=phase, created_us=i) for i, phase in enumerate(phases)]
     for record in records:
-        store.insert(record)
+        any_db.insert(record)
 
     for state in (TesState.QUEUED, TesState.RUNNING, TesState.COMPLETE, TesState.CANCELED):
         expected = newest_first([r for r in records if r.state == state])
-        assert ids(store.query(TaskQuery(limit=50, state=state))) == expected
+        assert ids(any_db.query(TaskQuery(limit=50, state=state))) == expected
 
 
 
 
 @pytest.mark.parametrize("tag_filter, tags, matches", SPEC_TAG_TABLE)
-def test_tag_filter_follows_the_spec_table(store, tag_filter, tags, matches):
-    task = make_record(tags=tags, created_us=2)
-    store.insert(task)
-    store.insert(make_record(tags=None, created_us=1))
+def test_tag_filter_follows_the_spec_table(any_db, tag_filter, tags, matches):
+    task = task_record(tags=tags, created_us=2)
+    any_db.insert(task)
+    any_db.insert(task_record(tags=None, created_us=1))
 
-    found = ids(store.query(TaskQuery(limit=10, tags=tag_filter)))
+    found = ids(any_db.query(TaskQuery(limit=10, tags=tag_filter)))
 
     assert found == ([task.id] if matches else [])
 
 
-def test_tag_keys_with_dots_and_dollars_are_plain_keys(store):
-    odd = make_record("odd", tags={"a.b": "1", "$c": "2", "d": "x.y"}, created_us=2)
-    plain = make_record("plain", tags={"a": "1", "c": "2", "b": "1"}, created_us=1)
-    store.insert(odd)
-    store.insert(plain)
+def test_tag_keys_with_dots_and_dollars_are_plain_keys(any_db):
+    odd = task_record("odd", tags={"a.b": "1", "$c": "2", "d": "x.y"}, created_us=2)
+    plain = task_record("plain", tags={"a": "1", "c": "2", "b": "1"}, created_us=1)
+    any_db.insert(odd)
+    any_db.insert(plain)
 
     def found(tag_filter):
-        return ids(store.query(TaskQuery(limit=10, tags=tag_filter)))
+        return ids(any_db.query(TaskQuery(limit=10, tags=tag_filter)))
 
     assert found({"a.b": "1"}) == ["odd"]
     assert found({"a.b": ""}) == ["odd"]
@@ -263,11 +246,11 @@ def test_tag_keys_with_dots_and_dollars_are_plain_keys(store):
     assert found({"$exists": ""}) == []
 
 
-def test_combined_filters_with_paging(store):
+def test_combined_filters_with_paging(any_db):
     records = []
     for i in range(40):
         records.append(
-            make_record(
+            task_record(
                 f"t{i:02d}",
                 owner="alice" if i % 2 else "bob",
                 created_us=500 + i // 4,
@@ -277,7 +260,7 @@ def test_combined_filters_with_paging(store):
             )
         )
     for record in records:
-        store.insert(record)
+        any_db.insert(record)
 
     filters = {
         "owner": "alice",
@@ -293,8 +276,8 @@ def test_combined_filters_with_paging(store):
         ]
     )
     assert len(expected) > 6
-    assert all_pages(store, 3, **filters) == expected
-    assert all_pages(store, 3, **{**filters, "name_prefix": "run.1"}) == [
+    assert all_pages(any_db, 3, **filters) == expected
+    assert all_pages(any_db, 3, **{**filters, "name_prefix": "run.1"}) == [
         i for i in expected if next(r for r in records if r.id == i).name == "run.1"
     ]
 
@@ -302,25 +285,25 @@ def test_combined_filters_with_paging(store):
 # -- compare-and-set --------------------------------------------------------------------------
 
 
-def test_compare_and_set_persists_changes_and_increments_the_version(store):
-    record = make_record(name="before", tags={"old": "1"})
-    store.insert(record)
+def test_compare_and_set_persists_changes_and_increments_the_version(any_db):
+    record = task_record(name="before", tags={"old": "1"})
+    any_db.insert(record)
 
     moved = record.with_phase(Phase.PREFLIGHT, "claimed")
     moved.task["tags"] = {"new": "2"}
     moved.task["name"] = "after"
     moved.lease = {"owner": "poller-1", "expires_us": 42}
-    assert store.compare_and_set(moved, expected_version=0)
+    assert any_db.compare_and_set(moved, expected_version=0)
     assert moved.version == 1
 
     moved = moved.with_phase(Phase.SUBMITTED, "backend accepted")
-    assert store.compare_and_set(moved, expected_version=1)
+    assert any_db.compare_and_set(moved, expected_version=1)
     assert moved.version == 2
 
-    assert store.get(record.id) == moved
+    assert any_db.get(record.id) == moved
 
     def found(**filters):
-        return ids(store.query(TaskQuery(limit=10, **filters)))
+        return ids(any_db.query(TaskQuery(limit=10, **filters)))
 
     assert found(tags={"new": "2"}) == [record.id]
     assert found(tags={"old": ""}) == []
@@ -330,27 +313,27 @@ def test_compare_and_set_persists_changes_and_increments_the_version(store):
     assert found(name_prefix="before") == []
 
 
-def test_compare_and_set_with_a_stale_version_changes_nothing(store):
-    record = make_record(tags={"k": "v"})
-    store.insert(record)
+def test_compare_and_set_with_a_stale_version_changes_nothing(any_db):
+    record = task_record(tags={"k": "v"})
+    any_db.insert(record)
     winner = record.with_phase(Phase.PREFLIGHT, "first")
-    assert store.compare_and_set(winner, expected_version=0)
+    assert any_db.compare_and_set(winner, expected_version=0)
 
     loser = record.with_phase(Phase.CANCELED, "too late")
     loser.task["tags"] = {"other": "x"}
-    assert not store.compare_and_set(loser, expected_version=0)
+    assert not any_db.compare_and_set(loser, expected_version=0)
 
     assert loser.version == 0
-    assert store.get(record.id) == winner
-    assert ids(store.query(TaskQuery(limit=10, tags={"other": ""}))) == []
-    assert ids(store.query(TaskQuery(limit=10, tags={"k": "v"}))) == [record.id]
+    assert any_db.get(record.id) == winner
+    assert ids(any_db.query(TaskQuery(limit=10, tags={"other": ""}))) == []
+    assert ids(any_db.query(TaskQuery(limit=10, tags={"k": "v"}))) == [record.id]
 
 
-def test_compare_and_set_on_an_unknown_id_is_false(store):
-    ghost = make_record("ghost")
+def test_compare_and_set_on_an_unknown_id_is_false(any_db):
+    ghost = task_record("ghost")
 
-    assert not store.compare_and_set(ghost, expected_version=0)
-    assert store.get("ghost") is None
+    assert not any_db.compare_and_set(ghost, expected_version=0)
+    assert any_db.get("ghost") is None
     assert ghost.version == 0
 
 
@@ -359,12 +342,12 @@ def test_compare_and_set_on_an_unknown_id_is_false(store):
 
 def test_sqlite_data_survives_closing_and_reopening(tmp_path):
     path = tmp_path / "tasks.sqlite3"
-    store = SqliteTaskDatabase(path)
-    record = make_record(tags={"k": "v"})
-    store.insert(record)
+    database = SqliteTaskDatabase(path)
+    record = task_record(tags={"k": "v"})
+    database.insert(record)
     moved = record.with_phase(Phase.PREFLIGHT, "claimed")
-    assert store.compare_and_set(moved, expected_version=0)
-    store.close()
+    assert database.compare_and_set(moved, expected_version=0)
+    database.close()
 
     reopened = SqliteTaskDatabase(path)
     try:
@@ -395,21 +378,21 @@ def test_sqlite_refuses_a_newer_schema(tmp_path):
 
 
 def _race_compare_and_set(path, task_id, worker, barrier, results):
-    store = SqliteTaskDatabase(path)
-    record = store.get(task_id)
+    database = SqliteTaskDatabase(path)
+    record = database.get(task_id)
     barrier.wait()
     moved = record.with_phase(Phase.PREFLIGHT, f"claimed by {worker}")
-    results.put((worker, store.compare_and_set(moved, expected_version=0)))
-    store.close()
+    results.put((worker, database.compare_and_set(moved, expected_version=0)))
+    database.close()
 
 
 def _insert_many(path, worker, count, barrier, results):
     barrier.wait()  # every process opens the brand-new file at once
-    store = SqliteTaskDatabase(path)
+    database = SqliteTaskDatabase(path)
     for i in range(count):
-        store.insert(make_record(f"w{worker}-{i:03d}", created_us=i))
+        database.insert(task_record(f"w{worker}-{i:03d}", created_us=i))
     results.put((worker, count))
-    store.close()
+    database.close()
 
 
 def _run_processes(target, args_of_worker, workers: int) -> dict:
@@ -432,19 +415,19 @@ def _run_processes(target, args_of_worker, workers: int) -> dict:
 
 def test_sqlite_compare_and_set_race_between_processes_has_one_winner(tmp_path):
     path = tmp_path / "tasks.sqlite3"
-    store = SqliteTaskDatabase(path)
-    record = make_record()
-    store.insert(record)
+    database = SqliteTaskDatabase(path)
+    record = task_record()
+    database.insert(record)
     workers = 6
 
     outcomes = _run_processes(_race_compare_and_set, lambda w: (path, record.id, w), workers)
 
     winners = [worker for worker, won in outcomes.items() if won]
     assert len(outcomes) == workers and len(winners) == 1
-    stored = store.get(record.id)
+    stored = database.get(record.id)
     assert stored.version == 1
     assert stored.history[-1]["reason"] == f"claimed by {winners[0]}"
-    store.close()
+    database.close()
 
 
 def test_sqlite_concurrent_inserts_from_processes_all_land(tmp_path):
@@ -455,48 +438,48 @@ def test_sqlite_concurrent_inserts_from_processes_all_land(tmp_path):
         w: each for w in range(workers)
     }
 
-    store = SqliteTaskDatabase(path)
-    landed = all_pages(store, 64)
+    database = SqliteTaskDatabase(path)
+    landed = all_pages(database, 64)
     assert sorted(landed) == sorted(f"w{w}-{i:03d}" for w in range(workers) for i in range(each))
-    store.close()
+    database.close()
 
 
 def test_sqlite_compare_and_set_race_between_threads_has_one_winner(tmp_path):
-    store = SqliteTaskDatabase(tmp_path / "tasks.sqlite3")
-    record = make_record()
-    store.insert(record)
+    database = SqliteTaskDatabase(tmp_path / "tasks.sqlite3")
+    record = task_record()
+    database.insert(record)
     workers = 8
     barrier = threading.Barrier(workers)
 
     def attempt(worker):
         barrier.wait()
-        return store.compare_and_set(record.with_phase(Phase.PREFLIGHT, f"by {worker}"), 0)
+        return database.compare_and_set(record.with_phase(Phase.PREFLIGHT, f"by {worker}"), 0)
 
     with ThreadPoolExecutor(workers) as pool:
         outcomes = list(pool.map(attempt, range(workers)))
 
     assert outcomes.count(True) == 1
-    assert store.get(record.id).version == 1
-    store.close()
+    assert database.get(record.id).version == 1
+    database.close()
 
 
-# -- opening a store from settings ------------------------------------------------------------
+# -- opening a database from settings ---------------------------------------------------------
 
 
-def test_open_store_defaults_to_sqlite_in_the_work_dir(tmp_path):
+def test_open_database_defaults_to_sqlite_in_the_work_dir(tmp_path):
     settings = load_settings(
         overrides={"database.kind": "sqlite", "database.sqlite_path": "", "work_dir": str(tmp_path / "work")}
     )
 
-    store = open_database(settings)
+    database = open_database(settings)
     try:
-        assert isinstance(store, SqliteTaskDatabase)
+        assert isinstance(database, SqliteTaskDatabase)
         assert (tmp_path / "work" / "tes-cts.sqlite3").exists()
     finally:
-        store.close()
+        database.close()
 
 
-def test_open_store_names_an_unreachable_mongodb_without_its_password(monkeypatch):
+def test_open_database_names_an_unreachable_mongodb_without_its_password(monkeypatch):
     monkeypatch.setattr(mongo, "SERVER_SELECTION_TIMEOUT_MS", 200)
     settings = load_settings(
         overrides={
@@ -519,22 +502,22 @@ def test_mongodb_uris_are_shown_without_passwords():
     assert without_password("mongodb://host:27017") == "mongodb://host:27017"
 
 
-def test_oldest_first_paging_returns_every_task_exactly_once_in_creation_order(store):
-    records = [make_record(f"t{i:02d}", created_us=100 + i // 3) for i in range(25)]
+def test_oldest_first_paging_returns_every_task_exactly_once_in_creation_order(any_db):
+    records = [task_record(f"t{i:02d}", created_us=100 + i // 3) for i in range(25)]
     for record in records:
-        store.insert(record)
+        any_db.insert(record)
 
     oldest_first = newest_first(records)[::-1]
     for page_size in (1, 4, 25, 30):
-        assert all_pages(store, page_size, oldest_first=True) == oldest_first
-    assert ids(store.query(TaskQuery(limit=2, oldest_first=True))) == oldest_first[:2]
+        assert all_pages(any_db, page_size, oldest_first=True) == oldest_first
+    assert ids(any_db.query(TaskQuery(limit=2, oldest_first=True))) == oldest_first[:2]
 
 
-def test_summaries_match_the_full_query(store):
-    records = [make_record(f"s{i:02d}", created_us=100 + i // 2, tags={"k": str(i % 3)}) for i in range(9)]
+def test_summaries_match_the_full_query(any_db):
+    records = [task_record(f"s{i:02d}", created_us=100 + i // 2, tags={"k": str(i % 3)}) for i in range(9)]
     for record in records:
-        store.insert(record)
+        any_db.insert(record)
     for query in (TaskQuery(limit=20), TaskQuery(limit=4, tags={"k": "1"}), TaskQuery(limit=3, oldest_first=True),
                   TaskQuery(limit=5, after=Cursor(103, "s06"))):
-        full = store.query(query)
-        assert store.query_summaries(query) == [TaskSummary(r.id, r.created_us, r.state) for r in full]
+        full = any_db.query(query)
+        assert any_db.query_summaries(query) == [TaskSummary(r.id, r.created_us, r.state) for r in full]
