@@ -2,10 +2,11 @@
 
 It serves the same URLs as tes-cts (`/ga4gh/tes/v1/tasks`, `/tasks/{id}`, `/service-info`) from a
 tiny inline OpenAPI spec that declares the same kinds of parameters (a path id, `view`,
-`page_size`, `page_token`, a JSON request body), and every operation returns a constant small
-JSON document. Served by gunicorn with the same worker class (uvicorn.workers.UvicornWorker),
-worker count and access log as `tes-cts serve`, the time it takes per request is what Connexion,
-Flask, uvicorn and gunicorn cost on their own; benchmarks/api.py divides our figures by these.
+`page_size`, `page_token`, the list filters `name_prefix`, `state`, `tag_key` and `tag_value`, a
+JSON request body), and every operation returns a constant small JSON document. Served by
+gunicorn with the same worker class (uvicorn.workers.UvicornWorker), worker count and access log
+as `tes-cts serve`, the time it takes per request is what Connexion, Flask, uvicorn and gunicorn
+cost on their own; benchmarks/api.py divides our figures by these.
 
 Run: gunicorn --chdir benchmarks -k uvicorn.workers.UvicornWorker floor_app:app
 """
@@ -20,6 +21,9 @@ _VIEW = {
     "in": "query",
     "schema": {"type": "string", "enum": ["MINIMAL", "BASIC", "FULL"], "default": "MINIMAL"},
 }
+_STRINGS = {"type": "array", "items": {"type": "string"}}  # repeated: ?tag_key=a&tag_key=b
+_STATES = ["UNKNOWN", "QUEUED", "INITIALIZING", "RUNNING", "PAUSED", "COMPLETE", "EXECUTOR_ERROR",
+           "SYSTEM_ERROR", "CANCELED", "PREEMPTED", "CANCELING"]
 _OK = {"200": {"description": "ok", "content": {"application/json": {"schema": {"type": "object"}}}}}
 
 SPEC = {
@@ -31,6 +35,10 @@ SPEC = {
             "get": {
                 "operationId": "ListTasks",
                 "parameters": [
+                    {"name": "name_prefix", "in": "query", "schema": {"type": "string"}},
+                    {"name": "state", "in": "query", "schema": {"type": "string", "enum": _STATES}},
+                    {"name": "tag_key", "in": "query", "schema": _STRINGS},
+                    {"name": "tag_value", "in": "query", "schema": _STRINGS},
                     {"name": "page_size", "in": "query", "schema": {"type": "integer", "format": "int32"}},
                     {"name": "page_token", "in": "query", "schema": {"type": "string"}},
                     _VIEW,
@@ -63,7 +71,8 @@ def get_service_info():
     return {"id": "floor", "name": "framework floor"}
 
 
-def list_tasks(page_size=None, page_token=None, view="MINIMAL"):
+def list_tasks(name_prefix=None, state=None, tag_key=None, tag_value=None, page_size=None, page_token=None,
+               view="MINIMAL"):
     return {"tasks": []}
 
 

@@ -20,8 +20,8 @@ from dynaconf import Dynaconf, ValidationError, Validator
 
 from .durations import parse_duration
 from .jobfiles import ContainerSettings
-from .storage.config import S3StoreConfig, StorageConfig
 from .settings_error import InvalidSettings, SettingsError
+from .storage.config import S3StoreConfig, StorageConfig
 
 ENV_PREFIX = "TES_CTS"
 SETTINGS_FILE_VARIABLE = "TES_CTS_SETTINGS_FILE"

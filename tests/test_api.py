@@ -440,8 +440,8 @@ def test_unsupported_backend_parameters_with_strict_are_a_400(client):
 def test_a_locked_database_is_a_503_and_the_service_recovers(make_settings, tmp_path):
     import sqlite3
 
-    from tes_cts.wiring import build_app
     from tes_cts.database.sqlite import SqliteTaskDatabase
+    from tes_cts.wiring import build_app
 
     settings = make_settings()
     path = tmp_path / "work" / "tes-cts.sqlite3"
@@ -466,8 +466,8 @@ def test_a_lost_mongodb_is_a_503(make_settings):
     import mongomock
     from pymongo import MongoClient
 
-    from tes_cts.wiring import build_app
     from tes_cts.database.mongo import MongoTaskDatabase
+    from tes_cts.wiring import build_app
 
     database = MongoTaskDatabase(mongomock.MongoClient(), "lost")
     # The server goes away after start: point the database at a port where nothing listens.

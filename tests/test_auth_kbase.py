@@ -95,8 +95,8 @@ def test_jwts_are_never_sent_to_kbase(server, fake_kbase):
 
 
 def test_an_unreachable_service_is_a_503(make_settings):
-    from tes_cts.wiring import build_app
     from tes_cts.database import open_database
+    from tes_cts.wiring import build_app
 
     from .live_server import free_port
 

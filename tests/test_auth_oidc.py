@@ -140,8 +140,8 @@ def test_py_tes_with_an_access_token(server, fake_issuer):
 
 
 def test_an_unreachable_issuer_is_a_503_never_a_500_nor_allowed(make_settings, fake_issuer):
-    from tes_cts.wiring import build_app
     from tes_cts.database import open_database
+    from tes_cts.wiring import build_app
 
     from .live_server import free_port
 

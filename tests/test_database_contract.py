@@ -1,8 +1,14 @@
 """One contract suite for every TaskDatabase: SQLite, mongomock, and a real MongoDB when
-TES_CTS_TEST_MONGO_URI is set (each test then gets its own database, dropped afterwards)."""
+TES_CTS_TEST_MONGO_URI is set (each test then gets its own database, dropped afterwards).
+
+Filters that SQLite may answer from different indexes run on `each_path_db`, which adds a SQLite
+database that never reads a name prefix as a range of the name index (every prefix counts as
+common), so both ways give the same answers. SQLite's query plans, WAL checkpoints and
+migration are tested in test_database_sqlite.py."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import sqlite3
@@ -15,12 +21,13 @@ import mongomock
 import pymongo
 import pytest
 
-from tes_cts.database import DatabaseUnavailable, DuplicateTaskId, mongo, open_database
+from tes_cts.database import DatabaseUnavailable, DuplicateTaskId, mongo, open_database, sqlite_select
 from tes_cts.database.mongo import MongoTaskDatabase
 from tes_cts.database.sqlite import SCHEMA_VERSION, SqliteTaskDatabase
-from tes_cts.model.query import Cursor, TaskQuery, TaskSummary
+from tes_cts.model.query import Cursor, StoredView, TaskQuery, TaskSummary, ViewRow
 from tes_cts.model.record import TaskRecord, new_task_id
 from tes_cts.model.states import Phase, TesState
+from tes_cts.model.views import View, render_task, view_json
 from tes_cts.settings import load_settings
 from tes_cts.urls import without_password
 
@@ -30,12 +37,16 @@ from .helpers import SPEC_TAG_TABLE
 MONGO_URI = os.environ.get("TES_CTS_TEST_MONGO_URI")
 
 
-@pytest.fixture(params=["sqlite", "mongomock", *(["mongodb"] if MONGO_URI else [])])
-def any_db(request, tmp_path):
-    """Each kind of task database in turn, new and empty."""
-    if request.param == "sqlite":
+KINDS = ["sqlite", "mongomock", *(["mongodb"] if MONGO_URI else [])]
+MONGO_KINDS = [kind for kind in KINDS if kind != "sqlite"]
+
+
+def open_kind(kind: str, request, tmp_path):
+    """A new, empty task database of `kind`, closed (and for a real MongoDB dropped) after the
+    test."""
+    if kind in ("sqlite", "sqlite-walk"):
         opened = SqliteTaskDatabase(tmp_path / "not-yet-created" / "tasks.sqlite3")
-    elif request.param == "mongomock":
+    elif kind == "mongomock":
         opened = MongoTaskDatabase(mongomock.MongoClient(), "tes_cts_test")
     else:
         client = pymongo.MongoClient(MONGO_URI, serverSelectionTimeoutMS=5000)
@@ -43,8 +54,35 @@ def any_db(request, tmp_path):
         request.addfinalizer(client.close)
         request.addfinalizer(lambda: client.drop_database(name))
         opened = MongoTaskDatabase(client, name)
-    yield opened
-    opened.close()
+    request.addfinalizer(opened.close)
+    return opened
+
+
+@pytest.fixture(params=KINDS)
+def any_db(request, tmp_path):
+    """Each kind of task database in turn, new and empty."""
+    return open_kind(request.param, request, tmp_path)
+
+
+@pytest.fixture(params=["sqlite", "sqlite-walk", *MONGO_KINDS])
+def each_path_db(request, tmp_path, monkeypatch):
+    """As any_db, plus SQLite walking tasks in page order for every name prefix."""
+    if request.param == "sqlite-walk":
+        monkeypatch.setattr(sqlite_select, "RARE_BELOW", 0)
+    return open_kind(request.param, request, tmp_path)
+
+
+@pytest.fixture(params=MONGO_KINDS)
+def mongo_database(request):
+    """Each kind of MongoDB in turn (mongomock, a real server when there is one): a client and the
+    name of a database of its own, dropped afterwards."""
+    name = f"tes_cts_test_{uuid.uuid4().hex}"
+    if request.param == "mongomock":
+        return mongomock.MongoClient(), name
+    client = pymongo.MongoClient(MONGO_URI, serverSelectionTimeoutMS=5000)
+    request.addfinalizer(client.close)
+    request.addfinalizer(lambda: client.drop_database(name))
+    return client, name
 
 
 def newest_first(records: list[TaskRecord]) -> list[str]:
@@ -150,25 +188,42 @@ def test_keyset_paging_returns_every_task_exactly_once(any_db):
         assert all_pages(any_db, page_size) == newest_first(records)
 
 
-def test_paging_is_stable_when_tasks_arrive_between_pages(any_db):
-    records = [task_record(f"old{i}", created_us=100 + i // 2) for i in range(10)]
-    for record in records:
-        any_db.insert(record)
+PAGE_FILTERS = {
+    "none": {},
+    "tag": {"tags": {"k": "v"}},
+    "tag key": {"tags": {"k": ""}},
+    "two tags": {"tags": {"k": "v", "j": ""}},
+    "state": {"state": TesState.QUEUED},
+    "owner": {"owner": "o"},
+    "name prefix": {"name_prefix": "n-"},
+    "all": {"tags": {"k": "v"}, "state": TesState.QUEUED, "owner": "o", "name_prefix": "n-"},
+}
 
-    first = any_db.query(TaskQuery(limit=4))
+
+@pytest.mark.parametrize("filters", PAGE_FILTERS.values(), ids=PAGE_FILTERS.keys())
+def test_paging_is_stable_when_tasks_arrive_between_pages(each_path_db, filters):
+    def matching(task_id, created_us):
+        return task_record(task_id, created_us=created_us, owner="o", name=f"n-{task_id}", tags={"k": "v", "j": "1"})
+
+    records = [matching(f"old{i}", 100 + i // 2) for i in range(10)]
+    others = [task_record(f"other{i}", created_us=100 + i, owner="p", name="m", phase=Phase.RUNNING) for i in range(5)]
+    for record in records + others:
+        each_path_db.insert(record)
+
+    first = each_path_db.query(TaskQuery(limit=4, **filters))
     seen = ids(first)
     after = Cursor(first[-1].created_us, first[-1].id)
     late = 0
     while True:
         late += 1
-        any_db.insert(task_record(f"new{late}", created_us=1_000 + late))
-        page = any_db.query(TaskQuery(limit=4, after=after))
+        each_path_db.insert(matching(f"new{late}", 1_000 + late))
+        page = each_path_db.query(TaskQuery(limit=4, after=after, **filters))
         if not page:
             break
         seen += ids(page)
         after = Cursor(page[-1].created_us, page[-1].id)
 
-    assert seen == newest_first(records)
+    assert seen == newest_first(records if filters else records + others)
 
 
 # -- filters ----------------------------------------------------------------------------------
@@ -184,24 +239,30 @@ def test_owner_filter(any_db):
         assert ids(any_db.query(TaskQuery(limit=50, owner=owner))) == expected
 
 
+LAST = chr(0x10FFFF)  # the greatest code point: no prefix range ends just after it
 NAMES = [
-    "a.b", "axb", "a*", "aa", "a(1)", "a", "100%", "100x", "100", "a_b", "aXb",
-    "$x", "x$", "^x", "x", "A.B", "", None,
+    "a.b", "axb", "a*", "aa", "a(1)", "a", "100%", "100x", "100", "a_b", "aXb", "a[1]", "a1]",
+    "$x", "x$", "^x", "x", "A.B", "a\\d", "ad", "", None,
+    "é", "éa", "e", "f", "日本", "日", "\ud7ff", "\ud7ffx", "\ue000", "\uffff", "\U00010000",
+    LAST, LAST + "a", LAST + LAST, "a" + LAST, "a" + LAST + "b", "b",
+]
+PREFIXES = [
+    "a.", "a*", "a(", "a_", "100%", "$", "^", "x$", "a", ".", "*", "%", "_", "A", "",
+    "a[", "[", "a\\", "\\d", "é", "e", "日", "\ud7ff", "\uffff", LAST, LAST + LAST, "a" + LAST,
 ]
 
 
-@pytest.mark.parametrize(
-    "prefix", ["a.", "a*", "a(", "a_", "100%", "$", "^", "x$", "a", ".", "*", "%", "_", "A", ""]
-)
-def test_name_prefix_is_literal(any_db, prefix):
+@pytest.mark.parametrize("prefix", PREFIXES)
+def test_name_prefix_is_literal(each_path_db, prefix):
     records = [task_record(name=name, created_us=i) for i, name in enumerate(NAMES)]
     for record in records:
-        any_db.insert(record)
+        each_path_db.insert(record)
 
     expected = newest_first(
         [r for r in records if prefix == "" or (r.name is not None and r.name.startswith(prefix))]
     )
-    assert ids(any_db.query(TaskQuery(limit=50, name_prefix=prefix))) == expected
+    assert ids(each_path_db.query(TaskQuery(limit=50, name_prefix=prefix))) == expected
+    assert ids(each_path_db.query_views(TaskQuery(limit=50, name_prefix=prefix), View.MINIMAL)) == expected
 
 
 def test_state_filter(any_db):
@@ -246,7 +307,7 @@ def test_tag_keys_with_dots_and_dollars_are_plain_keys(any_db):
     assert found({"$exists": ""}) == []
 
 
-def test_combined_filters_with_paging(any_db):
+def test_combined_filters_with_paging(each_path_db):
     records = []
     for i in range(40):
         records.append(
@@ -260,7 +321,7 @@ def test_combined_filters_with_paging(any_db):
             )
         )
     for record in records:
-        any_db.insert(record)
+        each_path_db.insert(record)
 
     filters = {
         "owner": "alice",
@@ -276,8 +337,8 @@ def test_combined_filters_with_paging(any_db):
         ]
     )
     assert len(expected) > 6
-    assert all_pages(any_db, 3, **filters) == expected
-    assert all_pages(any_db, 3, **{**filters, "name_prefix": "run.1"}) == [
+    assert all_pages(each_path_db, 3, **filters) == expected
+    assert all_pages(each_path_db, 3, **{**filters, "name_prefix": "run.1"}) == [
         i for i in expected if next(r for r in records if r.id == i).name == "run.1"
     ]
 
@@ -335,6 +396,158 @@ def test_compare_and_set_on_an_unknown_id_is_false(any_db):
     assert not any_db.compare_and_set(ghost, expected_version=0)
     assert any_db.get("ghost") is None
     assert ghost.version == 0
+
+
+# -- stored views -----------------------------------------------------------------------------
+
+
+def verbose_record(**fields) -> TaskRecord:
+    """A task with everything BASIC leaves out: an input's content, executor stdout and stderr,
+    system logs."""
+    record = task_record(
+        name="views", tags={"k": "v"},
+        inputs=[{"path": "/data/script.sh", "content": "echo secret-content"},
+                {"url": "s3://bucket/in", "path": "/data/in", "type": "FILE"}],
+        **fields,
+    )
+    record.logs = [{"start_time": "2026-01-01T00:00:00Z", "system_logs": ["secret-system-log"],
+                    "logs": [{"exit_code": 0, "stdout": "secret-stdout", "stderr": "secret-stderr"}],
+                    "outputs": [{"url": "s3://bucket/out", "path": "/data/out", "size_bytes": 3}]}]
+    return record
+
+
+def assert_views_are_fresh_renders(db, record: TaskRecord) -> None:
+    for view in (View.MINIMAL, View.BASIC):
+        assert db.get_view(record.id, view) == StoredView(record.owner, view_json(record, view))
+    basic = db.get_view(record.id, View.BASIC).json
+    assert json.loads(basic) == render_task(record, View.BASIC)
+    for dropped in ("secret-content", "secret-stdout", "secret-stderr", "secret-system-log"):
+        assert dropped not in basic
+    assert "secret-stdout" in json.dumps(render_task(db.get(record.id), View.FULL))
+
+
+def test_stored_views_are_fresh_renders_after_insert_and_compare_and_set(any_db):
+    record = verbose_record(owner="alice")
+    any_db.insert(record)
+    assert_views_are_fresh_renders(any_db, record)
+
+    moved = record.with_phase(Phase.RUNNING, "running")
+    moved.logs[0]["logs"].append({"exit_code": 1, "stdout": "secret-stdout again", "stderr": "secret-stderr"})
+    moved.task["tags"] = {"k": "w"}
+    assert any_db.compare_and_set(moved, expected_version=0)
+    assert_views_are_fresh_renders(any_db, moved)
+    assert json.loads(any_db.get_view(record.id, View.BASIC).json)["state"] == "RUNNING"
+
+    stale = record.with_phase(Phase.CANCELED, "too late")
+    assert not any_db.compare_and_set(stale, expected_version=0)
+    assert_views_are_fresh_renders(any_db, moved)
+
+
+@pytest.mark.parametrize("query", [
+    TaskQuery(limit=20),
+    TaskQuery(limit=3),
+    TaskQuery(limit=0),
+    TaskQuery(limit=4, after=Cursor(104, "v04")),
+    TaskQuery(limit=20, oldest_first=True),
+    TaskQuery(limit=3, oldest_first=True, after=Cursor(102, "v02")),
+    TaskQuery(limit=20, tags={"k": "1"}),
+    TaskQuery(limit=20, tags={"k": "", "j": "x"}),
+    TaskQuery(limit=20, state=TesState.RUNNING, owner="o1"),
+    TaskQuery(limit=20, name_prefix="v0"),
+], ids=repr)
+def test_query_views_list_what_query_lists_as_fresh_renders(each_path_db, query):
+    records = [verbose_record(owner=f"o{i % 2}", created_us=100 + i // 2, phase=Phase.RUNNING if i % 3 else Phase.CREATED)
+               for i in range(12)]
+    for i, record in enumerate(records):
+        record.id = f"v{i:02d}"
+        record.task["name"] = record.id
+        record.task["tags"] = {"k": str(i % 3), "j": "x"}
+        each_path_db.insert(record)
+    listed = each_path_db.query(query)
+
+    for view in (View.MINIMAL, View.BASIC):
+        assert each_path_db.query_views(query, view) == [ViewRow(r.id, r.created_us, view_json(r, view)) for r in listed]
+
+
+def test_a_view_of_an_unknown_task_is_none(any_db):
+    assert any_db.get_view("no-such-task", View.BASIC) is None
+    assert any_db.get_view("no-such-task", View.MINIMAL) is None
+
+
+def test_full_views_are_not_stored(any_db):
+    any_db.insert(record := task_record())
+
+    with pytest.raises(ValueError, match="FULL"):
+        any_db.get_view(record.id, View.FULL)
+    with pytest.raises(ValueError, match="FULL"):
+        any_db.query_views(TaskQuery(limit=5), View.FULL)
+
+
+@pytest.mark.parametrize("task_id", ["plain", 'quote"back\\slash', "tab\tnew\nline\x01", "del\x7f", "é", "\u2028", "😀"])
+def test_minimal_views_are_the_json_python_writes_for_any_id(any_db, task_id):
+    any_db.insert(record := task_record(task_id))
+
+    expected = json.dumps({"id": task_id, "state": "QUEUED"}, separators=(",", ":"))
+    assert any_db.get_view(task_id, View.MINIMAL).json == expected
+    assert any_db.query_views(TaskQuery(limit=5), View.MINIMAL) == [ViewRow(task_id, record.created_us, expected)]
+
+
+# -- MongoDB only -----------------------------------------------------------------------------
+
+
+def index_keys(collection) -> list[list[tuple[str, int]]]:
+    return [[(field, int(direction)) for field, direction in info["key"]]
+            for info in collection.index_information().values()]
+
+
+def test_mongodb_has_an_index_for_every_filter_in_page_order(mongo_database):
+    client, name = mongo_database
+    tasks = client[name][mongo.COLLECTION]
+    tasks.create_index([("tag_pairs.k", 1), ("tag_pairs.v", 1)])  # what version 1 made
+
+    MongoTaskDatabase(client, name).close()
+
+    found = index_keys(tasks)
+    newest_first = [("created_us", -1), ("_id", -1)]
+    for keys in (
+        [("tag_pairs.k", 1), ("tag_pairs.v", 1), *newest_first],
+        [("tag_pairs.k", 1), *newest_first],
+        [("name", 1), ("created_us", 1), ("_id", 1)],
+        [("state", 1), *newest_first],
+        [("owner", 1), *newest_first],
+        newest_first,
+    ):
+        assert keys in found
+    assert [("tag_pairs.k", 1), ("tag_pairs.v", 1)] not in found
+
+
+def test_mongodb_gives_version_1_documents_their_views(mongo_database):
+    client, name = mongo_database
+    records = [verbose_record(owner="alice", created_us=i) for i in range(3)]
+    for record in records:  # as version 1 stored them: no basic_view, no schema document
+        old = {**record.to_document(), "_id": record.id, "name": record.name,
+               "tag_pairs": [{"k": k, "v": v} for k, v in sorted(record.tags.items())]}
+        del old["id"]
+        client[name][mongo.COLLECTION].insert_one(old)
+
+    database = MongoTaskDatabase(client, name)
+    try:
+        assert database.query(TaskQuery(limit=10)) == records[::-1]
+        for record in records:
+            assert_views_are_fresh_renders(database, record)
+        assert database.query_views(TaskQuery(limit=10, tags={"k": "v"}), View.BASIC) == [
+            ViewRow(r.id, r.created_us, view_json(r, View.BASIC)) for r in records[::-1]]
+    finally:
+        database.close()
+    assert client[name][mongo.SCHEMA_COLLECTION].find_one({"_id": mongo.COLLECTION})["version"] == mongo.SCHEMA_VERSION
+
+
+def test_mongodb_refuses_a_newer_schema(mongo_database):
+    client, name = mongo_database
+    client[name][mongo.SCHEMA_COLLECTION].insert_one({"_id": mongo.COLLECTION, "version": mongo.SCHEMA_VERSION + 1})
+
+    with pytest.raises(DatabaseUnavailable, match="newer"):
+        MongoTaskDatabase(client, name)
 
 
 # -- SQLite only ------------------------------------------------------------------------------

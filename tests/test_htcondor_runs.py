@@ -17,10 +17,10 @@ from tes_cts.backends import BACKEND_PARAMETERS
 from tes_cts.backends.htcondor_description import JobTemplate
 from tes_cts.database.sqlite import SqliteTaskDatabase
 from tes_cts.model.states import TERMINAL_STATES, TesState
+from tes_cts.model.views import View, render_task
 from tes_cts.poller import Poller
 from tes_cts.tasks.service import TaskService
 from tes_cts.tasks.validation import ValidationLimits
-from tes_cts.tasks.views import View, render_task
 from tes_cts.wiring import container_settings
 
 from .builders import htcondor_backend, poller_config

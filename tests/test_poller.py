@@ -9,17 +9,29 @@ from __future__ import annotations
 
 import pytest
 
-from tes_cts.backends.base import Backend, BackendUnavailable, JobRef, JobStatus
-from tes_cts.backends.base import Evicted, Finished, Held, Lost, NoNews, Removed, Running, Waiting  # the facts
+from tes_cts.backends.base import (  # the facts
+    Backend,
+    BackendUnavailable,
+    Evicted,
+    Finished,
+    Held,
+    JobRef,
+    JobStatus,
+    Lost,
+    NoNews,
+    Removed,
+    Running,
+    Waiting,
+)
 from tes_cts.clock import now_us
 from tes_cts.jobfiles import Job, Progress, Result
 from tes_cts.model.states import Phase
+from tes_cts.model.views import View, render_task
 from tes_cts.poller import Poller
 from tes_cts.poller.reconcile import RUNTIME_LIMIT_GRACE_S
 from tes_cts.tasks import attempts
 from tes_cts.tasks.attempts import RUNNING_SINCE_KEY, STARTED_US_KEY
 from tes_cts.tasks.lifecycle import move, update
-from tes_cts.tasks.views import View, render_task
 
 from .builders import poller_config, task_record
 

@@ -22,8 +22,8 @@ from tes_cts.jobfiles import Job
 from tes_cts.storage import ChangedSinceSubmission, StorageConfig, StorageError, check_s3_stores, storage_for
 from tes_cts.storage.preflight import preflight_inputs
 from tes_cts.storage.s3 import S3Storage, part_size
-from tes_cts.worker.paths import FileMapper
 from tes_cts.wiring import build_app
+from tes_cts.worker.paths import FileMapper
 from tes_cts.worker.staging import StagingError, stage_inputs, stage_outputs
 
 from .s3_server import (  # noqa: F401

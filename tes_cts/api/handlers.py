@@ -9,8 +9,8 @@ from __future__ import annotations
 import flask
 
 from ..auth.identity import USER, Identity
-from ..tasks.service import ListRequest, TaskService
-from ..tasks.views import DEFAULT_VIEW, View
+from ..model.views import DEFAULT_VIEW, View
+from ..tasks.service import JsonText, ListRequest, TaskService
 from .security import caller
 
 EXTENSION_KEY = "tes_cts"
@@ -38,8 +38,15 @@ def create_task(body, token_info=None):
     return {"id": _service().create(body, owner=who.owner)}
 
 
+def _json(result):
+    """What a handler returns: JSON text the service already encoded goes out as it is."""
+    if isinstance(result, JsonText):
+        return flask.Response(result, status=200, mimetype="application/json")
+    return result
+
+
 def get_task(id, view=DEFAULT_VIEW.value, token_info=None):  # noqa: A002 - the path parameter is named id
-    return _service().get(id, View(view), owner=_caller(token_info).visible_owner)
+    return _json(_service().get(id, View(view), owner=_caller(token_info).visible_owner))
 
 
 def list_tasks(
@@ -55,7 +62,7 @@ def list_tasks(
         page_token=page_token,
         view=View(view),
     )
-    return _service().list(request, owner=_caller(token_info).list_owner(owner))
+    return _json(_service().list(request, owner=_caller(token_info).list_owner(owner)))
 
 
 def cancel_task(id, token_info=None):  # noqa: A002

@@ -1,7 +1,9 @@
 """The `TaskDatabase` contract every task database implements.
 
 Databases hold records and apply compare-and-set on the record version; they know no state rules.
-The query they answer is `model.query.TaskQuery`.
+The query they answer is `model.query.TaskQuery`. Besides records, they answer MINIMAL and BASIC
+views as JSON text (`model.views.view_json`) without decoding a record: BASIC is stored with
+every write, in the same transaction, and MINIMAL is built from the id and state.
 """
 
 from __future__ import annotations
@@ -9,8 +11,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 
-from ..model.query import TaskQuery, TaskSummary
+from ..model.query import StoredView, TaskQuery, TaskSummary, ViewRow
 from ..model.record import TaskRecord
+from ..model.views import View
+
+# The views a database keeps rendered, as JSON text. FULL shows what BASIC drops (input contents,
+# executor output, system logs): it is rendered from the record (`get`, `query`), never stored.
+STORED_VIEWS = frozenset({View.MINIMAL, View.BASIC})
 
 
 class DuplicateTaskId(Exception):
@@ -31,12 +38,26 @@ class TaskDatabase(ABC):
         """The record with this id, or None."""
 
     @abstractmethod
+    def get_view(self, task_id: str, view: View) -> StoredView | None:
+        """The task's MINIMAL or BASIC view as `view_json` renders the stored record, or None.
+
+        Raises ValueError for a view that is not stored (FULL: use `get`).
+        """
+
+    @abstractmethod
     def query(self, query: TaskQuery) -> list[TaskRecord]:
         """Up to `query.limit` records matching every filter, strictly after `query.after`."""
 
     @abstractmethod
     def query_summaries(self, query: TaskQuery) -> list[TaskSummary]:
         """The same tasks as `query(query)`, as summaries."""
+
+    @abstractmethod
+    def query_views(self, query: TaskQuery, view: View) -> list[ViewRow]:
+        """The same tasks as `query(query)`, each as its MINIMAL or BASIC view.
+
+        Raises ValueError for a view that is not stored (FULL: use `query`).
+        """
 
     @abstractmethod
     def compare_and_set(self, record: TaskRecord, expected_version: int) -> bool:
@@ -49,6 +70,12 @@ class TaskDatabase(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release connections."""
+
+
+def check_stored(view: View) -> None:
+    """Raise ValueError unless the database answers `view` as stored text."""
+    if view not in STORED_VIEWS:
+        raise ValueError(f"the {view.value} view is not stored: render it from the record")
 
 
 @contextmanager

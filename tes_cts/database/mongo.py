@@ -1,9 +1,17 @@
 """The shared store for more than one host: one MongoDB collection, one document per task.
 
-A document is `TaskRecord.to_document()` with the id as `_id`, plus two fields kept only for
-queries: `name` and `tag_pairs`. Tags are stored as [{k, v}] because tag keys may contain `.` or
-`$`, which a dotted-path query on the `task.tags` map would misread. Storing such keys inside
-`task` needs MongoDB 5.0 or later.
+A document is `TaskRecord.to_document()` with the id as `_id`, plus fields kept only for queries
+and views, left out when a record is read: `name`, `tag_pairs` and `basic_view` (the BASIC view as
+`view_json` renders it, rewritten with every write). Tags are stored as [{k, v}] because tag keys
+may contain `.` or `$`, which a dotted-path query on the `task.tags` map would misread. Storing
+such keys inside `task` needs MongoDB 5.0 or later.
+
+Every filter has an index. Those on a tag pair, a tag key, the state and the owner go on with the
+creation time and id, so their matches come newest first and a page stops early (the tag indexes
+are multikey on `tag_pairs`; the fields after it are scalars, which an index can sort by). The
+name index serves an anchored regex of the escaped prefix as a range; MongoDB's planner decides
+between it and a walk newest first. Opening the collection creates missing indexes, drops the one
+version 1 made for tags, and gives the documents version 1 wrote their `basic_view`.
 """
 
 from __future__ import annotations
@@ -13,25 +21,33 @@ import re
 from pymongo import ASCENDING, DESCENDING, MongoClient
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from ..model.query import TaskQuery, TaskSummary, tag_pairs
+from ..model.query import StoredView, TaskQuery, TaskSummary, ViewRow, tag_pairs
 from ..model.record import TaskRecord
 from ..model.states import TesState
+from ..model.views import View, view_json
 from ..urls import without_password
-from .base import DatabaseUnavailable, DuplicateTaskId, TaskDatabase, unavailable_on
+from .base import DatabaseUnavailable, DuplicateTaskId, TaskDatabase, check_stored, unavailable_on
 
 COLLECTION = "tasks"
+# One document {_id: COLLECTION, version}: the version of the documents' form. 2 added basic_view.
+SCHEMA_COLLECTION = "schema"
+SCHEMA_VERSION = 2
 # Also the longest any operation waits for a reachable server: fail fast, let clients retry.
 SERVER_SELECTION_TIMEOUT_MS = 5000
 
 _NEWEST_FIRST = [("created_us", DESCENDING), ("_id", DESCENDING)]
 _OLDEST_FIRST = [("created_us", ASCENDING), ("_id", ASCENDING)]
-_INDEXES = [
+INDEXES = [
     [("owner", ASCENDING), *_NEWEST_FIRST],
     [("state", ASCENDING), *_NEWEST_FIRST],
     _NEWEST_FIRST,
-    [("tag_pairs.k", ASCENDING), ("tag_pairs.v", ASCENDING)],
+    [("tag_pairs.k", ASCENDING), ("tag_pairs.v", ASCENDING), *_NEWEST_FIRST],
+    [("tag_pairs.k", ASCENDING), *_NEWEST_FIRST],
+    [("name", ASCENDING), ("created_us", ASCENDING), ("_id", ASCENDING)],
 ]
-_QUERY_ONLY_FIELDS = {"name": 0, "tag_pairs": 0}
+_OBSOLETE_INDEXES = ["tag_pairs.k_1_tag_pairs.v_1"]
+_QUERY_ONLY_FIELDS = {"name": 0, "tag_pairs": 0, "basic_view": 0}
+_VIEW_FIELDS = {View.MINIMAL: {"created_us": 1, "state": 1}, View.BASIC: {"created_us": 1, "basic_view": 1}}
 
 
 class MongoTaskDatabase(TaskDatabase):
@@ -48,9 +64,13 @@ class MongoTaskDatabase(TaskDatabase):
                 else client_or_uri
             )
             self._client.admin.command("ping")
-            self._tasks = self._client[database_name][COLLECTION]
-            for keys in _INDEXES:
-                self._tasks.create_index(keys)
+            database = self._client[database_name]
+            self._tasks = database[COLLECTION]
+            _create_indexes(self._tasks)
+            _upgrade(database[SCHEMA_COLLECTION], self._tasks)
+        except DatabaseUnavailable:
+            self.close()
+            raise
         except PyMongoError as exc:
             self.close()
             # from None: the message already says what failed, and the cause's repr could
@@ -71,12 +91,23 @@ class MongoTaskDatabase(TaskDatabase):
             doc = self._tasks.find_one({"_id": task_id}, _QUERY_ONLY_FIELDS)
             return _record(doc) if doc else None
 
+    def get_view(self, task_id: str, view: View) -> StoredView | None:
+        check_stored(view)
+        with self._unavailable():
+            doc = self._tasks.find_one({"_id": task_id}, {**_VIEW_FIELDS[view], "owner": 1})
+        return StoredView(doc["owner"], _view_text(doc, view)) if doc else None
+
     def query(self, query: TaskQuery) -> list[TaskRecord]:
         return [_record(doc) for doc in self._find(query, _QUERY_ONLY_FIELDS)]
 
     def query_summaries(self, query: TaskQuery) -> list[TaskSummary]:
         return [TaskSummary(doc["_id"], doc["created_us"], TesState(doc["state"]))
                 for doc in self._find(query, {"_id": 1, "created_us": 1, "state": 1})]
+
+    def query_views(self, query: TaskQuery, view: View) -> list[ViewRow]:
+        check_stored(view)
+        return [ViewRow(doc["_id"], doc["created_us"], _view_text(doc, view))
+                for doc in self._find(query, _VIEW_FIELDS[view])]
 
     def _find(self, query: TaskQuery, projection: dict) -> list[dict]:
         with self._unavailable():
@@ -110,7 +141,42 @@ def _document(record: TaskRecord, version: int) -> dict:
     doc["_id"] = doc.pop("id")
     doc["name"] = record.name
     doc["tag_pairs"] = [{"k": key, "v": value} for key, value in tag_pairs(record)]
+    doc["basic_view"] = view_json(record, View.BASIC)
     return doc
+
+
+def _view_text(doc: dict, view: View) -> str:
+    if view is View.BASIC:
+        return doc["basic_view"]
+    return view_json(TaskSummary(doc["_id"], doc["created_us"], TesState(doc["state"])), View.MINIMAL)
+
+
+def _create_indexes(tasks) -> None:
+    for keys in INDEXES:
+        tasks.create_index(keys)
+    found = tasks.index_information()
+    for name in _OBSOLETE_INDEXES:
+        if name in found:
+            tasks.drop_index(name)
+
+
+def _upgrade(schema, tasks) -> None:
+    found = (schema.find_one({"_id": COLLECTION}) or {}).get("version", 1)
+    if found > SCHEMA_VERSION:
+        raise DatabaseUnavailable(f"the MongoDB collection {COLLECTION!r} has schema version {found}, "
+                                  f"newer than this program's {SCHEMA_VERSION}")
+    if found < SCHEMA_VERSION:
+        _add_missing_views(tasks)
+        schema.update_one({"_id": COLLECTION}, {"$set": {"version": SCHEMA_VERSION}}, upsert=True)
+
+
+def _add_missing_views(tasks) -> None:
+    """Give each document version 1 stored its `basic_view`. A write since the read (which stores
+    the view itself) wins: the view is set only on the version it was rendered from."""
+    for doc in tasks.find({"basic_view": {"$exists": False}}, _QUERY_ONLY_FIELDS):
+        record = _record(doc)
+        tasks.update_one({"_id": record.id, "version": record.version, "basic_view": {"$exists": False}},
+                         {"$set": {"basic_view": view_json(record, View.BASIC)}})
 
 
 def _record(doc: dict) -> TaskRecord:

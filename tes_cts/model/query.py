@@ -1,4 +1,5 @@
-"""The query a task database answers: filters, keyset position, and the summary form of a row."""
+"""The query a task database answers: filters, keyset position, and the forms a row comes back in
+(a summary, a view already rendered as JSON text)."""
 
 from __future__ import annotations
 
@@ -49,3 +50,21 @@ class TaskSummary:
     id: str
     created_us: int
     state: TesState
+
+
+@dataclass(frozen=True)
+class StoredView:
+    """One task's view as the database keeps it: compact JSON text, ready to send, and the owner
+    the caller checks before showing it."""
+
+    owner: str
+    json: str
+
+
+@dataclass(frozen=True)
+class ViewRow:
+    """One row of a list page: the task's view as compact JSON text, and its keyset position."""
+
+    id: str
+    created_us: int
+    json: str

@@ -5,19 +5,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..clock import now_us
-from ..database.base import DuplicateTaskId, TaskDatabase
+from ..database.base import STORED_VIEWS, DuplicateTaskId, TaskDatabase
 from ..model.query import Cursor, TaskQuery
 from ..model.record import TaskRecord, new_task_id
 from ..model.states import TERMINAL_PHASES, Phase, TesState
+from ..model.views import View, render_task
 from ..storage.preflight import InputPreflight
 from .lifecycle import move
 from .paging import BadListRequest, decode_token, encode_token, page_size_or_default
 from .validation import Problem, TaskValidationError, ValidationLimits, validate_task
-from .views import View, render_task
 
 # A cancel competes with the poller for the same record; each lost compare-and-set is re-read
 # and decided again. Losing this many times in a row means something is looping on the task.
 _CANCEL_ATTEMPTS = 20
+
+
+class JsonText(str):
+    """A response already encoded as JSON: the API sends it as it is."""
 
 
 class TaskNotFound(Exception):
@@ -73,10 +77,15 @@ class TaskService:
                                        for problem in report.input_problems])
         return report.verified
 
-    def get(self, task_id: str, view: View, owner: str | None = None) -> dict:
+    def get(self, task_id: str, view: View, owner: str | None = None) -> dict | JsonText:
+        if view in STORED_VIEWS:
+            stored = self.database.get_view(task_id, view)
+            if stored is None or (owner is not None and stored.owner != owner):
+                raise TaskNotFound(task_id)
+            return JsonText(stored.json)
         return render_task(self._visible(task_id, owner), view)
 
-    def list(self, request: ListRequest, owner: str | None = None) -> dict:
+    def list(self, request: ListRequest, owner: str | None = None) -> dict | JsonText:
         page_size = page_size_or_default(request.page_size)
         query = TaskQuery(
             limit=page_size + 1,
@@ -86,15 +95,22 @@ class TaskService:
             tags=tag_filter(request.tag_keys, request.tag_values),
             after=decode_token(request.page_token) if request.page_token else None,
         )
-        # MINIMAL shows only id and state, which summaries carry: no task document is decoded.
-        minimal = request.view is View.MINIMAL
-        records = self.database.query_summaries(query) if minimal else self.database.query(query)
+        if request.view in STORED_VIEWS:
+            return self._stored_page(query, request.view, page_size)
+        records = self.database.query(query)
         page = records[:page_size]
         response: dict = {"tasks": [render_task(r, request.view) for r in page]}
         if len(records) > page_size:
-            last = page[-1]
-            response["next_page_token"] = encode_token(Cursor(last.created_us, last.id))
+            response["next_page_token"] = _next_token(page[-1])
         return response
+
+    def _stored_page(self, query: TaskQuery, view: View, page_size: int) -> JsonText:
+        """A page of views the database keeps as JSON text, joined as they are: no task is
+        decoded or encoded again."""
+        rows = self.database.query_views(query, view)
+        page = rows[:page_size]
+        more = f',"next_page_token":"{_next_token(page[-1])}"' if len(rows) > page_size else ""
+        return JsonText('{"tasks":[' + ",".join(row.json for row in page) + "]" + more + "}")
 
     def cancel(self, task_id: str, owner: str | None = None) -> None:
         """Cancel now if no backend can hold the task yet; otherwise ask the poller to."""
@@ -115,6 +131,12 @@ class TaskService:
         if record is None or (owner is not None and record.owner != owner):
             raise TaskNotFound(task_id)
         return record
+
+
+def _next_token(last) -> str:
+    """The page token of the page after `last` (a record or a view row); base64url, so it needs
+    no escaping inside JSON."""
+    return encode_token(Cursor(last.created_us, last.id))
 
 
 def tag_filter(keys: tuple[str, ...], values: tuple[str, ...]) -> dict[str, str]:

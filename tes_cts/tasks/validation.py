@@ -16,7 +16,7 @@ Conventions:
   arguments, the index of every later input).
 - Unknown keys, at the top level and nested, are dropped silently, and so are the server-set
   fields id, state, logs and creation_time.
-- Pass 1 checks every property's JSON type as `tasks/schema.py` declares it per TES object;
+- Pass 1 checks every property's JSON type as `model/schema.py` declares it per TES object;
   pass 2 applies the rules that need more than the type, only to values of the right type, so a
   wrong value is reported once. An array or map with some wrong items keeps its good ones for
   pass 2 (every problem is reported), and its key is marked invalid (`_Props.invalid`).
@@ -32,11 +32,11 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..durations import parse_duration
+from ..model import schema
+from ..model.schema import JsonType, TesObject
 from ..posix_paths import has_wildcard, is_under, normalize, path_problems
 from ..quoting import quoted
 from ..storage import INPUT, OUTPUT, UrlUse, url_problems
-from . import schema
-from .schema import JsonType, TesObject
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 and the JSON type of each.
 
 Validation checks a submitted task against these declarations (`tasks/validation.py`); views show
-a stored one through them (`tasks/views.py`), so a response holds no field the schema lacks.
+a stored one through them (`model/views.py`), so a response holds no field the schema lacks.
 `TASK` holds what a client submits: the server sets id, state, logs and creation_time.
 """
 

@@ -1,17 +1,20 @@
-"""TES views (MINIMAL, BASIC, FULL) built from the schema's field lists (`tasks/schema.py`).
+"""TES views (MINIMAL, BASIC, FULL) built from the schema's field lists (`model/schema.py`).
 
 Responses are assembled field by field from these lists, never by dumping a stored record, so a
 strict client (py-tes, Cromwell) never meets a key it does not know or a null it cannot parse.
+`view_json` is the one text form of a view: the databases keep BASIC in it and answer MINIMAL
+and BASIC in it.
 """
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 
 from ..clock import rfc3339
-from ..model.query import TaskSummary
-from ..model.record import TaskRecord
 from . import schema
+from .query import TaskSummary
+from .record import TaskRecord
 
 
 class View(StrEnum):
@@ -48,6 +51,12 @@ def render_task(record: TaskRecord | TaskSummary, view: View) -> dict:
     _put(rendered, "logs", [_render_task_log(log, basic) for log in record.logs])
     rendered["creation_time"] = rfc3339(record.created_us)
     return rendered
+
+
+def view_json(record: TaskRecord | TaskSummary, view: View) -> str:
+    """`render_task` as compact JSON text: the form a database stores a view in and sends it from,
+    so a stored view is byte for byte what rendering the record now would give."""
+    return json.dumps(render_task(record, view), separators=(",", ":"))
 
 
 def _render_task_log(log: dict, basic: bool) -> dict:

@@ -1,0 +1,173 @@
+"""The SQLite schema (version 2), its migration from version 1, and the rows a record is stored as.
+
+`tasks` holds one row per task: the record as JSON (`doc`), its BASIC view as the JSON text the
+API sends (`basic_view`, `model.views.view_json`), and the columns queries filter on. `task_tags`
+holds one row per tag with the task's creation time, so that a tag filter reads its index in page
+order. Every write goes through `insert_task` or `update_task`, which write all of a task's rows
+in the caller's transaction: the stored view never lags the record.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import contextmanager
+
+from ..model.query import tag_pairs
+from ..model.record import TaskRecord
+from ..model.views import View, view_json
+from .base import DatabaseUnavailable, DuplicateTaskId
+
+SCHEMA_VERSION = 2
+
+_TABLES = (
+    # basic_view stands before doc: reading it then never walks the overflow pages of a long doc.
+    """CREATE TABLE tasks (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        created_us INTEGER NOT NULL,
+        name TEXT,
+        state TEXT NOT NULL,
+        phase TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        basic_view TEXT NOT NULL,  -- view_json(record, View.BASIC)
+        doc TEXT NOT NULL  -- JSON of TaskRecord.to_document(); the columns above are for queries
+    )""",
+    """CREATE TABLE task_tags (
+        task_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        created_us INTEGER NOT NULL,  -- the task's
+        PRIMARY KEY (task_id, key)
+    ) WITHOUT ROWID""",
+)
+INDEXES = {
+    "tasks_by_owner": "tasks (owner, created_us DESC, id DESC)",
+    "tasks_by_state": "tasks (state, created_us DESC, id DESC)",
+    "tasks_by_age": "tasks (created_us DESC, id DESC)",
+    "tasks_by_name": "tasks (name, created_us DESC, id DESC)",
+    "task_tags_by_pair": "task_tags (key, value, created_us DESC, task_id DESC)",
+    "task_tags_by_key": "task_tags (key, created_us DESC, task_id DESC)",
+}
+
+_TASK_COLUMNS = ("id", "owner", "created_us", "name", "state", "phase", "version", "basic_view", "doc")
+_INSERT_TASK = (f"INSERT INTO tasks ({', '.join(_TASK_COLUMNS)}) "
+                f"VALUES ({', '.join(':' + column for column in _TASK_COLUMNS)})")
+_UPDATE_TASK = (f"UPDATE tasks SET {', '.join(f'{column} = :{column}' for column in _TASK_COLUMNS[1:])} "
+                "WHERE id = :id AND version = :expected")
+_INSERT_TAG = "INSERT INTO task_tags (task_id, key, value, created_us) VALUES (?, ?, ?, ?)"
+
+
+def create_schema(conn: sqlite3.Connection) -> None:
+    """Bring the file to SCHEMA_VERSION: create it, or migrate a version 1 file, in one transaction
+    (processes opening it together wait for the first one's)."""
+    if user_version(conn) == SCHEMA_VERSION:
+        return
+    with write_transaction(conn):
+        found = user_version(conn)
+        if found == SCHEMA_VERSION:
+            return
+        if found > SCHEMA_VERSION:
+            raise DatabaseUnavailable(
+                f"the SQLite store has schema version {found}, newer than this program's {SCHEMA_VERSION}"
+            )
+        if found == 1:
+            _migrate_from_v1(conn)
+        else:
+            _create_tables(conn)
+        _create_indexes(conn)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _create_tables(conn: sqlite3.Connection) -> None:
+    for statement in _TABLES:
+        conn.execute(statement)
+
+
+def _create_indexes(conn: sqlite3.Connection) -> None:
+    for name, columns in INDEXES.items():
+        conn.execute(f"CREATE INDEX {name} ON {columns}")
+
+
+def _migrate_from_v1(conn: sqlite3.Connection) -> None:
+    """Copy every version 1 task into version 2 tables through the row mapping of `insert_task`
+    (which adds the BASIC view and the tags' creation times), then drop the old tables. A copy
+    rather than ALTER TABLE ADD COLUMN, which could only put basic_view after doc."""
+    conn.execute("ALTER TABLE tasks RENAME TO tasks_v1")
+    conn.execute("ALTER TABLE task_tags RENAME TO task_tags_v1")
+    _create_tables(conn)
+    old = conn.execute("SELECT id, doc FROM tasks_v1")
+    while batch := old.fetchmany(1000):
+        for task_id, doc in batch:
+            insert_task(conn, _v1_record(task_id, doc))
+    # Dropping the tables drops their indexes, whose names version 2 reuses.
+    conn.execute("DROP TABLE task_tags_v1")
+    conn.execute("DROP TABLE tasks_v1")
+
+
+def _v1_record(task_id: str, doc: str) -> TaskRecord:
+    try:
+        return record_of(doc)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DatabaseUnavailable(f"cannot migrate the SQLite store to schema version {SCHEMA_VERSION}: "
+                                  f"task {task_id!r} has an unreadable record ({exc!r}); the file is unchanged") from exc
+
+
+def user_version(conn: sqlite3.Connection) -> int:
+    return conn.execute("PRAGMA user_version").fetchone()[0]
+
+
+@contextmanager
+def write_transaction(conn: sqlite3.Connection):
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        if conn.in_transaction:  # some errors have already rolled back
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def insert_task(conn: sqlite3.Connection, record: TaskRecord) -> None:
+    """Write a new task's rows, at its own version. Raises DuplicateTaskId if the id exists."""
+    try:
+        conn.execute(_INSERT_TASK, _task_row(record, record.version))
+    except sqlite3.IntegrityError as exc:
+        if exc.sqlite_errorname == "SQLITE_CONSTRAINT_PRIMARYKEY":
+            raise DuplicateTaskId(record.id) from None
+        raise
+    _insert_tags(conn, record)
+
+
+def update_task(conn: sqlite3.Connection, record: TaskRecord, expected_version: int) -> bool:
+    """Rewrite the task's rows at expected_version + 1 if it is stored at `expected_version`."""
+    updated = conn.execute(_UPDATE_TASK, {**_task_row(record, expected_version + 1),
+                                          "expected": expected_version}).rowcount
+    if updated != 1:
+        return False
+    conn.execute("DELETE FROM task_tags WHERE task_id = ?", (record.id,))
+    _insert_tags(conn, record)
+    return True
+
+
+def record_of(doc: str) -> TaskRecord:
+    return TaskRecord.from_document(json.loads(doc))
+
+
+def _task_row(record: TaskRecord, version: int) -> dict:
+    return {
+        "id": record.id,
+        "owner": record.owner,
+        "created_us": record.created_us,
+        "name": record.name,
+        "state": record.state.value,
+        "phase": record.phase.value,
+        "version": version,
+        "basic_view": view_json(record, View.BASIC),
+        "doc": json.dumps({**record.to_document(), "version": version}, separators=(",", ":")),
+    }
+
+
+def _insert_tags(conn: sqlite3.Connection, record: TaskRecord) -> None:
+    conn.executemany(_INSERT_TAG, [(record.id, key, value, record.created_us) for key, value in tag_pairs(record)])

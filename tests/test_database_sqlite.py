@@ -1,0 +1,357 @@
+"""SQLite's own machinery, below the contract (test_database_contract.py): the indexes its queries
+are driven from (EXPLAIN QUERY PLAN of the very SQL it runs), WAL checkpoints off the request
+path and durability across kill -9, the migration from schema version 1, and insert_many."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from contextlib import closing
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from tes_cts.database import DuplicateTaskId, sqlite, sqlite_checkpoint, sqlite_select
+from tes_cts.database.base import DatabaseUnavailable
+from tes_cts.database.sqlite import SCHEMA_VERSION, SqliteTaskDatabase
+from tes_cts.database.sqlite_schema import INDEXES
+from tes_cts.model.query import Cursor, TaskQuery, ViewRow
+from tes_cts.model.record import TaskRecord
+from tes_cts.model.states import Phase, TesState
+from tes_cts.model.views import View, view_json
+
+from .builders import task_record
+
+ROOT = Path(__file__).resolve().parent.parent
+SORTS = "USE TEMP B-TREE FOR ORDER BY"
+
+
+@pytest.fixture
+def database(tmp_path):
+    opened = SqliteTaskDatabase(tmp_path / "tasks.sqlite3")
+    yield opened
+    opened.close()
+
+
+# -- query plans ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def filled(database):
+    """40 QUEUED tasks of owner "o" named "n-…" tagged common=1, of which 3 are also tagged
+    rare=1; 3 RUNNING tasks of owner "p" tagged common=1."""
+    for i in range(40):
+        database.insert(task_record(f"t{i:02d}", owner="o", created_us=i, name=f"n-{i}",
+                                    tags={"common": "1", **({"rare": "1"} if i % 15 == 0 else {})}))
+    for i in range(3):
+        database.insert(task_record(f"r{i}", owner="p", created_us=100 + i, name=f"m-{i}", phase=Phase.RUNNING,
+                                    tags={"common": "1"}))
+    return database
+
+
+def plan(database, **filters) -> list[str]:
+    return database.query_plan(TaskQuery(limit=10, **filters))
+
+
+@pytest.mark.parametrize("filters", [
+    {"tags": {"rare": "1"}},
+    {"tags": {"rare": "1"}, "after": Cursor(30, "t30")},
+    {"tags": {"rare": "1"}, "oldest_first": True, "after": Cursor(0, "t00")},
+    {"tags": {"rare": "1", "common": "1"}},
+    {"tags": {"common": "1", "rare": "1"}, "state": TesState.QUEUED, "owner": "o", "name_prefix": "n-"},
+], ids=repr)
+def test_a_tag_filter_reads_the_tag_pair_index_in_page_order(filled, filters):
+    steps = plan(filled, **filters)
+
+    assert steps[0].startswith("SEARCH tagged USING COVERING INDEX task_tags_by_pair (key=? AND value=?")
+    assert steps[1] == "SEARCH tasks USING INDEX sqlite_autoindex_tasks_1 (id=?)"
+    assert SORTS not in steps
+    sql, params = filled.select_sql(TaskQuery(limit=10, **filters))
+    assert params[:2] == ["rare", "1"]  # the rarer tag drives
+
+
+def test_a_tag_key_filter_reads_the_tag_key_index_in_page_order(filled):
+    steps = plan(filled, tags={"rare": ""}, after=Cursor(30, "t30"))
+
+    assert steps[0] == "SEARCH tagged USING COVERING INDEX task_tags_by_key (key=? AND (created_us,task_id)<(?,?))"
+    assert SORTS not in steps
+
+
+def test_the_rarest_filter_drives(filled):
+    assert plan(filled, tags={"common": "1"}, state=TesState.RUNNING)[0] == \
+        "SEARCH tasks USING INDEX tasks_by_state (state=?)"
+    assert plan(filled, tags={"common": "1"}, owner="p")[0] == "SEARCH tasks USING INDEX tasks_by_owner (owner=?)"
+    assert plan(filled, tags={"common": "1"}, name_prefix="m-")[2] == \
+        "SEARCH tasks USING COVERING INDEX tasks_by_name (name>? AND name<?)"
+
+
+@pytest.mark.parametrize("filters, first_step", [
+    ({"state": TesState.QUEUED}, "SEARCH tasks USING INDEX tasks_by_state (state=?)"),
+    ({"state": TesState.QUEUED, "after": Cursor(5, "t05")}, "SEARCH tasks USING INDEX tasks_by_state (state=? AND (created_us,id)<(?,?))"),
+    ({"owner": "o"}, "SEARCH tasks USING INDEX tasks_by_owner (owner=?)"),
+    ({}, "SCAN tasks USING INDEX tasks_by_age"),
+    ({"after": Cursor(5, "t05")}, "SEARCH tasks USING INDEX tasks_by_age ((created_us,id)<(?,?))"),
+], ids=repr)
+def test_state_owner_and_no_filter_read_their_index_in_page_order(filled, filters, first_step):
+    steps = plan(filled, **filters)
+
+    assert steps[0] == first_step
+    assert SORTS not in steps
+
+
+def test_a_rare_name_prefix_reads_the_name_index_and_sorts_only_keys(filled):
+    steps = plan(filled, name_prefix="m-")
+
+    assert steps[:3] == ["SEARCH tasks USING INDEX sqlite_autoindex_tasks_1 (id=?)", "LIST SUBQUERY 1",
+                         "SEARCH tasks USING COVERING INDEX tasks_by_name (name>? AND name<?)"]
+
+
+def test_a_common_name_prefix_is_checked_along_the_creation_order(filled, monkeypatch):
+    monkeypatch.setattr(sqlite_select, "RARE_BELOW", 40)
+
+    assert plan(filled, name_prefix="n-") == ["SCAN tasks USING INDEX tasks_by_age"]
+    assert plan(filled, name_prefix="m-")[2] == "SEARCH tasks USING COVERING INDEX tasks_by_name (name>? AND name<?)"
+    assert len(filled.query(TaskQuery(limit=50, name_prefix="n-"))) == 40
+
+
+MIXED_QUERIES = [
+    TaskQuery(limit=3, tags={"k": "1", "j": ""}, state=TesState.QUEUED, owner="o1", name_prefix="n-1"),
+    TaskQuery(limit=3, tags={"j": ""}, owner="o0", name_prefix="n-", oldest_first=True),
+    TaskQuery(limit=5, tags={"k": "2"}, state=TesState.RUNNING, name_prefix="n-0"),
+]
+
+
+@pytest.mark.parametrize("query", MIXED_QUERIES, ids=repr)
+def test_every_index_that_could_drive_a_query_gives_the_same_pages(database, monkeypatch, query):
+    for i in range(60):
+        database.insert(task_record(f"t{i:02d}", owner=f"o{i % 2}", created_us=i // 3, name=f"n-{i % 2}{i}",
+                                    phase=Phase.RUNNING if i % 3 else Phase.CREATED,
+                                    tags={"k": str(i % 4), **({"j": "x"} if i % 7 else {})}))
+
+    def pages(driver) -> list[str]:
+        monkeypatch.setattr(sqlite, "choose_driver", lambda conn, query: driver)
+        seen, after = [], None
+        while page := database.query(replace(query, after=after)):
+            seen += [r.id for r in page]
+            after = Cursor(page[-1].created_us, page[-1].id)
+        return seen
+
+    expected = pages(sqlite_select.ANY_INDEX)
+    assert len(expected) > query.limit
+    for driver in sqlite_select.candidate_drivers(query):
+        assert pages(driver) == expected, driver.source
+
+
+# -- WAL checkpoints and durability -----------------------------------------------------------
+
+
+def tasks_in_the_database_file(path: Path) -> int:
+    """Tasks the main database file holds, the WAL ignored: what checkpoints have copied."""
+    with closing(sqlite3.connect(f"file:{path}?immutable=1", uri=True)) as conn:
+        if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'tasks'").fetchone():
+            return 0
+        return conn.execute("SELECT count(*) FROM tasks").fetchone()[0]
+
+
+def checkpoint_threads(path: Path) -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name == f"wal-checkpoint {path}"]
+
+
+def test_no_commit_checkpoints_the_wal(database, monkeypatch):
+    monkeypatch.setattr(sqlite_checkpoint, "CHECKPOINT_INTERVAL_S", 3600)
+
+    for i in range(300):  # well past the 1000 pages of SQLite's automatic checkpoint
+        database.insert(task_record(tags={"k": str(i)}, name=f"task {i}"))
+
+    assert (database.path.parent / "tasks.sqlite3-wal").stat().st_size > 1000 * 4096
+    assert tasks_in_the_database_file(database.path) == 0
+
+
+def test_a_thread_checkpoints_soon_after_a_write_and_stops_with_close(database, monkeypatch):
+    monkeypatch.setattr(sqlite_checkpoint, "CHECKPOINT_INTERVAL_S", 0.2)
+    assert checkpoint_threads(database.path) == []
+
+    database.insert(task_record())
+    deadline = time.monotonic() + 10
+    while tasks_in_the_database_file(database.path) == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+    assert tasks_in_the_database_file(database.path) == 1
+    [thread] = checkpoint_threads(database.path)
+    assert thread.daemon
+    database.close()
+    assert not thread.is_alive()
+
+
+def test_a_large_wal_is_checkpointed_before_the_interval(database, monkeypatch):
+    monkeypatch.setattr(sqlite_checkpoint, "CHECKPOINT_INTERVAL_S", 3600)
+    monkeypatch.setattr(sqlite_checkpoint, "CHECKPOINT_WAL_BYTES", 256 * 1024)
+
+    database.insert_many(task_record(name=f"task {i}") for i in range(200))
+    deadline = time.monotonic() + 10
+    while tasks_in_the_database_file(database.path) == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+    assert tasks_in_the_database_file(database.path) == 200
+
+
+_INSERT_THEN_WAIT = """
+import sys, time
+from tes_cts.database import sqlite_checkpoint
+from tes_cts.database.sqlite import SqliteTaskDatabase
+from tests.builders import task_record
+sqlite_checkpoint.CHECKPOINT_INTERVAL_S = 3600  # the task is only in the WAL when the kill comes
+database = SqliteTaskDatabase(sys.argv[1])
+record = task_record(tags={"k": "v"})
+database.insert(record)
+print(record.id, flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_committed_task_survives_kill_9_of_its_process(tmp_path):
+    path = tmp_path / "tasks.sqlite3"
+    child = subprocess.Popen([sys.executable, "-c", _INSERT_THEN_WAIT, str(path)], cwd=ROOT,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        task_id = child.stdout.readline().strip()
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=30)
+        child.stdout.close()
+
+    assert child.returncode == -signal.SIGKILL
+    assert task_id and tasks_in_the_database_file(path) == 0
+    reopened = SqliteTaskDatabase(path)
+    try:
+        assert reopened.get(task_id).id == task_id
+        assert [row.id for row in reopened.query_views(TaskQuery(limit=5, tags={"k": "v"}), View.BASIC)] == [task_id]
+    finally:
+        reopened.close()
+
+
+# -- migration from schema version 1 ----------------------------------------------------------
+
+# The schema version 1 made (its statements, each on one line).
+V1_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS tasks (id TEXT PRIMARY KEY, owner TEXT NOT NULL, created_us INTEGER NOT NULL, "
+    "name TEXT, state TEXT NOT NULL, phase TEXT NOT NULL, version INTEGER NOT NULL, doc TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS task_tags (task_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, "
+    "PRIMARY KEY (task_id, key)) WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS tasks_by_owner ON tasks (owner, created_us DESC, id DESC)",
+    "CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (state, created_us DESC, id DESC)",
+    "CREATE INDEX IF NOT EXISTS tasks_by_age ON tasks (created_us DESC, id DESC)",
+    "CREATE INDEX IF NOT EXISTS task_tags_by_pair ON task_tags (key, value, task_id)",
+    "PRAGMA user_version = 1",
+)
+
+
+def write_v1_file(path: Path, records: list[TaskRecord], broken_doc_of: str | None = None) -> None:
+    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        conn.execute("PRAGMA journal_mode = WAL")
+        for statement in V1_SCHEMA:
+            conn.execute(statement)
+        for record in records:
+            doc = json.dumps({**record.to_document(), "version": record.version}, separators=(",", ":"))
+            conn.execute("INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                         (record.id, record.owner, record.created_us, record.name, record.state.value,
+                          record.phase.value, record.version, "{broken" if record.id == broken_doc_of else doc))
+            conn.executemany("INSERT INTO task_tags VALUES (?, ?, ?)",
+                             [(record.id, key, value) for key, value in record.tags.items()])
+
+
+def v1_records() -> list[TaskRecord]:
+    records = []
+    for i in range(30):
+        record = task_record(f"v1-{i:02d}", owner=f"o{i % 2}", created_us=1_000 + i, name=f"job {i % 4}",
+                             tags={"batch": str(i % 3), "all": ""},
+                             inputs=[{"path": "/in", "content": "inline input"}])
+        if i % 4 == 0:
+            record = record.with_phase(Phase.RUNNING, "running", at_us=2_000 + i)
+            record.logs = [{"logs": [{"exit_code": 0, "stdout": "out"}], "outputs": [], "system_logs": ["log"]}]
+            record.version = 2
+        records.append(record)
+    return records
+
+
+def test_a_version_1_file_is_migrated_on_open_with_every_task_listable(tmp_path):
+    path = tmp_path / "tasks.sqlite3"
+    records = v1_records()
+    write_v1_file(path, records)
+
+    database = SqliteTaskDatabase(path)
+    try:
+        newest_first = sorted(records, key=lambda r: (r.created_us, r.id), reverse=True)
+        assert database.query(TaskQuery(limit=100)) == newest_first
+        for view in (View.MINIMAL, View.BASIC):
+            assert database.query_views(TaskQuery(limit=100), view) == [
+                ViewRow(r.id, r.created_us, view_json(r, view)) for r in newest_first]
+        assert [r.id for r in database.query(TaskQuery(limit=100, tags={"batch": "1"}))] == [
+            r.id for r in newest_first if r.tags["batch"] == "1"]
+        assert [r.id for r in database.query(TaskQuery(limit=100, tags={"all": ""}, oldest_first=True))] == [
+            r.id for r in reversed(newest_first)]
+        assert [r.id for r in database.query(TaskQuery(limit=100, name_prefix="job 2", owner="o0"))] == [
+            r.id for r in newest_first if r.name == "job 2" and r.owner == "o0"]
+        assert database.compare_and_set(records[1].with_phase(Phase.PREFLIGHT, "claimed"), expected_version=0)
+    finally:
+        database.close()
+    with closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert [row[1] for row in conn.execute("PRAGMA table_info(tasks)")][-2:] == ["basic_view", "doc"]
+        found = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE sql IS NOT NULL")}
+        assert found == {"tasks", "task_tags", *INDEXES}
+
+
+def test_a_version_1_file_that_cannot_be_migrated_is_left_as_it_was(tmp_path):
+    path = tmp_path / "tasks.sqlite3"
+    records = v1_records()
+    write_v1_file(path, records, broken_doc_of=records[17].id)
+
+    with pytest.raises(DatabaseUnavailable, match="v1-17"):
+        SqliteTaskDatabase(path)
+
+    with closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("SELECT count(*) FROM tasks").fetchone()[0] == 30
+        assert [row[1] for row in conn.execute("PRAGMA table_info(tasks)")][-1] == "doc"
+
+
+# -- insert_many ------------------------------------------------------------------------------
+
+
+def stored_rows(database: SqliteTaskDatabase) -> list[list[tuple]]:
+    with closing(sqlite3.connect(database.path)) as conn:
+        return [conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall() for table in ("tasks", "task_tags")]
+
+
+def test_insert_many_stores_the_rows_insert_stores(tmp_path):
+    records = [task_record(f"m{i}", created_us=i, tags={"k": str(i), "j": ""}) for i in range(5)]
+    one_by_one = SqliteTaskDatabase(tmp_path / "one.sqlite3")
+    together = SqliteTaskDatabase(tmp_path / "many.sqlite3")
+    try:
+        for record in records:
+            one_by_one.insert(record)
+        together.insert_many(iter(records))
+
+        assert stored_rows(together) == stored_rows(one_by_one)
+        assert len(stored_rows(together)[1]) == 10
+    finally:
+        one_by_one.close()
+        together.close()
+
+
+def test_insert_many_is_one_transaction(database):
+    database.insert(task_record("taken"))
+    batch = [task_record("new-1"), task_record("taken"), task_record("new-2")]
+
+    with pytest.raises(DuplicateTaskId, match="taken"):
+        database.insert_many(batch)
+
+    assert [r.id for r in database.query(TaskQuery(limit=10))] == ["taken"]
