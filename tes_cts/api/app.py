@@ -22,6 +22,7 @@ from ..auth.config import build_providers
 from ..auth.identity import Identity, RoleMissing
 from ..auth.none import LOCAL_USER
 from ..database.base import DatabaseUnavailable
+from ..model.views import JSON_SEPARATORS
 from ..tasks.paging import BadListRequest
 from ..tasks.service import TaskNotFound, TaskService
 from ..tasks.validation import TaskValidationError
@@ -86,7 +87,7 @@ def _connexion_app() -> connexion.FlaskApp:
         resolver=Resolver(function_resolver=lambda operation_id: handlers.OPERATIONS[operation_id]),
         validator_map=validators,
         swagger_ui_options=SwaggerUIOptions(swagger_ui=True),
-        jsonifier=Jsonifier(json, separators=(",", ":")),  # compact: Connexion indents by default
+        jsonifier=Jsonifier(json, separators=JSON_SEPARATORS),  # Connexion indents by default
     )
 
 

@@ -53,10 +53,15 @@ def render_task(record: TaskRecord | TaskSummary, view: View) -> dict:
     return rendered
 
 
+# How every response body is encoded (the API's jsonifier uses it too): compact, so that a view
+# stored as text is byte for byte what the API would send for the rendered dict.
+JSON_SEPARATORS = (",", ":")
+
+
 def view_json(record: TaskRecord | TaskSummary, view: View) -> str:
     """`render_task` as compact JSON text: the form a database stores a view in and sends it from,
     so a stored view is byte for byte what rendering the record now would give."""
-    return json.dumps(render_task(record, view), separators=(",", ":"))
+    return json.dumps(render_task(record, view), separators=JSON_SEPARATORS)
 
 
 def _render_task_log(log: dict, basic: bool) -> dict:

@@ -178,9 +178,9 @@ def _set_verified_inputs(record: TaskRecord, *, verified: dict) -> None:
 
 
 def _record_submission(record: TaskRecord, *, attempt: int, job_id: str) -> None:
-    entry = record.logs[attempt - 1]
-    entry["start_time"] = rfc3339(now_us())
-    entry[STARTED_US_KEY] = now_us()
+    entry, started_us = record.logs[attempt - 1], now_us()
+    entry["start_time"] = rfc3339(started_us)
+    entry[STARTED_US_KEY] = started_us
     entry["metadata"].update({BACKEND_JOB_ID_KEY: job_id})
     record.lease = None
 

@@ -48,9 +48,9 @@ class Reconciler:
             ref = job_ref(record, self.backend)
             if ref is not None and polled.get(record.id) != ref:
                 continue  # dispatched or retried since the poll: the next cycle decides
-            status = statuses.get(ref.backend_job_id, Lost(NO_RECORD)) if ref else Lost(NO_RECORD)
+            status = statuses.get(ref.backend_job_id) if ref else None
             try:
-                self._decide(record, ref, status)
+                self._decide(record, ref, status or Lost(NO_RECORD))
             except BackendUnavailable as exc:
                 log.warning("task %s: backend unavailable, will retry: %s", record.id, exc)
 
@@ -126,15 +126,16 @@ class Reconciler:
         return None
 
     def _attempt_failed(self, record: TaskRecord, ref: JobRef | None, reason: str) -> None:
-        if ref is not None:
-            self.backend.cancel(ref)  # whatever the attempt left running goes
-        failed = moves.attempt_failed(current_attempt(record), self.config.max_attempts, reason)
-        moves.apply(self.database, record, failed)
+        self._stop_job_then(record, ref, moves.attempt_failed(current_attempt(record), self.config.max_attempts, reason))
 
     def _system_error(self, record: TaskRecord, ref: JobRef | None, reason: str, note: str | None = None) -> None:
+        self._stop_job_then(record, ref, moves.system_error(reason, note))
+
+    def _stop_job_then(self, record: TaskRecord, ref: JobRef | None, move: moves.Move) -> None:
+        """Whatever the attempt left running goes before the task leaves it."""
         if ref is not None:
             self.backend.cancel(ref)
-        moves.apply(self.database, record, moves.system_error(reason, note))
+        moves.apply(self.database, record, move)
 
     def _waiting(self, record: TaskRecord, ref: JobRef, waiting: Waiting) -> None:
         limit = self.config.unmatched_wait_s
