@@ -51,7 +51,7 @@ import tempfile
 import threading
 import time
 from array import array
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -435,23 +435,28 @@ class Picks:
 COMMON_PROJECT = PROJECTS[0]
 
 
+# The owner `serve` lists for when authentication is off: the local user's tasks (every
+# pre-filled task is theirs), so the in-process queries are the ones the HTTP rows make.
+SERVE_OWNER = ""
+
+
 def filters(filled: Prefill, picks: Picks, with_first_page: bool = False) -> list[Filter]:
     limit = PAGE + 1
     tag, prefix_index = sample_name(picks.tag_sample), picks.prefix_sample
     prefix = f"{project_of(prefix_index)}.{sample_name(prefix_index)}."
     errors = filled.states.get(TesState.SYSTEM_ERROR.value, 0)
     chosen = [
-        Filter(f"tag sample={tag}", TaskQuery(limit=limit, tags={"sample": tag}),
+        Filter(f"tag sample={tag}", TaskQuery(limit=limit, owner=SERVE_OWNER, tags={"sample": tag}),
                (("tag_key", "sample"), ("tag_value", tag)), filled.samples.count(picks.tag_sample), "rare"),
-        Filter(f"tag project={COMMON_PROJECT}", TaskQuery(limit=limit, tags={"project": COMMON_PROJECT}),
+        Filter(f"tag project={COMMON_PROJECT}", TaskQuery(limit=limit, owner=SERVE_OWNER, tags={"project": COMMON_PROJECT}),
                (("tag_key", "project"), ("tag_value", COMMON_PROJECT)), filled.projects.get(COMMON_PROJECT, 0), "common"),
-        Filter(f"name_prefix={prefix}", TaskQuery(limit=limit, name_prefix=prefix),
+        Filter(f"name_prefix={prefix}", TaskQuery(limit=limit, owner=SERVE_OWNER, name_prefix=prefix),
                (("name_prefix", prefix),), filled.samples.count(prefix_index), "rare"),
-        Filter("state=SYSTEM_ERROR", TaskQuery(limit=limit, state=TesState.SYSTEM_ERROR),
+        Filter("state=SYSTEM_ERROR", TaskQuery(limit=limit, owner=SERVE_OWNER, state=TesState.SYSTEM_ERROR),
                (("state", "SYSTEM_ERROR"),), errors, f"{errors * 100 / max(filled.count, 1):.0f}%"),
     ]
     if with_first_page:
-        chosen.insert(0, Filter("no filter", TaskQuery(limit=limit), None, filled.count, "control: the first page"))
+        chosen.insert(0, Filter("no filter", TaskQuery(limit=limit, owner=SERVE_OWNER), None, filled.count, "control: the first page"))
     return chosen
 
 
@@ -684,27 +689,31 @@ def timed_ms(function, repeat: int, budget_s: float | None = None) -> float:
     return timed(function, repeat, budget_s)[0]
 
 
+def view_call(store: SqliteTaskDatabase, view: View) -> tuple[str, object] | None:
+    """The database's call for a page of stored views, as (name, call(query of PAGE + 1) -> the
+    tasks found): `view_page` (which reads one more than its limit itself), or `query_views` in
+    code from before it; None in code from before stored views."""
+    if hasattr(store, "view_page"):
+        def page(query: TaskQuery) -> list:
+            return json.loads(f"[{store.view_page(replace(query, limit=query.limit - 1), view).joined}]")
+        return f"store.view_page({view.value})", page
+    if hasattr(store, "query_views"):
+        return f"store.query_views({view.value})", lambda query: store.query_views(query, view)
+    return None
+
+
 def query_methods(store: SqliteTaskDatabase) -> list[tuple[str, object]]:
     """The database calls behind a list page: records (FULL), the MINIMAL page the HTTP filter
-    rows ask for, and BASIC. `query_views` only where the database has it."""
-    methods = [("store.query", store.query)]
-    if hasattr(store, "query_views"):
-        methods.append(("store.query_views(MINIMAL)", lambda q: store.query_views(q, View.MINIMAL)))
-        methods.append(("store.query_views(BASIC)", lambda q: store.query_views(q, View.BASIC)))
-    else:
-        methods.append(("store.query_summaries (MINIMAL)", store.query_summaries))
-    return methods
+    rows ask for, and BASIC."""
+    views = [view_call(store, view) for view in (View.MINIMAL, View.BASIC)]
+    if views[0] is None:
+        return [("store.query", store.query), ("store.query_summaries (MINIMAL)", store.query_summaries)]
+    return [("store.query", store.query), *views]
 
 
-def growth_method() -> str:
+def growth_method(store: SqliteTaskDatabase) -> tuple[str, object]:
     """What --growth times: the BASIC page where the database stores it, else the records."""
-    return "store.query_views(view=BASIC)" if hasattr(SqliteTaskDatabase, "query_views") else "store.query"
-
-
-def growth_call(store: SqliteTaskDatabase):
-    if hasattr(store, "query_views"):
-        return lambda query: store.query_views(query, View.BASIC)
-    return store.query
+    return view_call(store, View.BASIC) or ("store.query", store.query)
 
 
 def sql_plan(store: SqliteTaskDatabase, query: TaskQuery, call) -> tuple[str, str]:
@@ -775,8 +784,8 @@ def diagnostics(db: Path, keys: list[tuple[int, str]], deep_cursor: Cursor, chos
         record = store.get(ids[0])
         line("render_task(view=BASIC) of one task", timed_ms(lambda: render_task(record, View.BASIC), 200))
 
-        first = TaskQuery(limit=PAGE + 1)
-        deep = TaskQuery(limit=PAGE + 1, after=deep_cursor)
+        first = TaskQuery(limit=PAGE + 1, owner=SERVE_OWNER)
+        deep = TaskQuery(limit=PAGE + 1, owner=SERVE_OWNER, after=deep_cursor)
         line(f"store.query(limit={PAGE + 1}) first page", timed_ms(lambda: store.query(first), 30))
         line(f"store.query(limit={PAGE + 1}) deep page (after cursor)", timed_ms(lambda: store.query(deep), 30))
         conn = store._connection()
@@ -832,7 +841,7 @@ def measure_filters(db: Path, chosen: list[Filter], repeat: int, budget_s: float
     """(p50 ms, found, runs) of each filter, on a fresh connection as a server worker would have."""
     store = SqliteTaskDatabase(db)
     try:
-        call = growth_call(store)
+        _, call = growth_method(store)
         results = []
         for f in chosen:
             found = len(call(f.query))  # also warms the page cache for this query
@@ -931,7 +940,7 @@ def main(argv: list[str] | None = None) -> int:
         picks = None
         grown: list[list[Filter]] = []
         measured: list[list[tuple[float, int, int]]] = []
-        method = growth_method()
+        method = growth_method(SqliteTaskDatabase)[0]  # its name only
         for size in sizes:
             print(f"\npre-filling {size - filled.count:,} tasks{f' (to {size:,})' if filled.count else ''} ...", flush=True)
             stage = filled.fill_to(size)

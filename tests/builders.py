@@ -8,8 +8,10 @@ from dataclasses import replace
 
 from tes_cts.backends.htcondor import HTCondorBackend
 from tes_cts.clock import now_us
+from tes_cts.model.query import Cursor, ViewPage
 from tes_cts.model.record import TaskRecord, new_task_id
 from tes_cts.model.states import Phase
+from tes_cts.model.views import View, view_json
 from tes_cts.poller import PollerConfig
 from tes_cts.wiring import poller_config as poller_config_from
 
@@ -42,3 +44,12 @@ def task_record(task_id: str | None = None, *, owner: str = "", created_us: int 
         record = record.with_phase(Phase.CREATED, "task accepted", at_us=created_us)
     record.phase = phase
     return record
+
+
+def view_page_of(listed: list[TaskRecord], limit: int, view: View) -> ViewPage:
+    """The page of `view`s a database answers for a query of `limit` tasks, from `listed`, the
+    records its `query` lists with room for one more: fresh renders, and the last one's position
+    if more follow."""
+    page = listed[:max(limit, 0)]
+    more = len(listed) > len(page) and page
+    return ViewPage(",".join(view_json(r, view) for r in page), Cursor(page[-1].created_us, page[-1].id) if more else None)

@@ -16,6 +16,7 @@ import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
+from dataclasses import replace
 
 import mongomock
 import pymongo
@@ -24,14 +25,14 @@ import pytest
 from tes_cts.database import DatabaseUnavailable, DuplicateTaskId, mongo, open_database, sqlite_select
 from tes_cts.database.mongo import MongoTaskDatabase
 from tes_cts.database.sqlite import SCHEMA_VERSION, SqliteTaskDatabase
-from tes_cts.model.query import Cursor, StoredView, TaskQuery, TaskSummary, ViewRow
+from tes_cts.model.query import Cursor, StoredView, TaskQuery, TaskSummary, ViewPage
 from tes_cts.model.record import TaskRecord, new_task_id
 from tes_cts.model.states import Phase, TesState
 from tes_cts.model.views import View, render_task, view_json
 from tes_cts.settings import load_settings
 from tes_cts.urls import without_password
 
-from .builders import task_record
+from .builders import task_record, view_page_of
 from .helpers import SPEC_TAG_TABLE
 
 MONGO_URI = os.environ.get("TES_CTS_TEST_MONGO_URI")
@@ -93,6 +94,10 @@ def ids(records: list[TaskRecord]) -> list[str]:
     return [r.id for r in records]
 
 
+def page_ids(page: ViewPage) -> list[str]:
+    return [task["id"] for task in json.loads(f"[{page.joined}]")]
+
+
 def all_pages(db, page_size: int, **filters) -> list[str]:
     seen: list[str] = []
     after = None
@@ -102,6 +107,18 @@ def all_pages(db, page_size: int, **filters) -> list[str]:
         if len(page) < page_size:
             return seen
         after = Cursor(page[-1].created_us, page[-1].id)
+
+
+def all_view_pages(db, page_size: int, view: View, **filters) -> list[str]:
+    """all_pages through view_page: the ids of every page, following each next_after."""
+    seen: list[str] = []
+    after = None
+    while True:
+        page = db.view_page(TaskQuery(limit=page_size, after=after, **filters), view)
+        seen += page_ids(page)
+        if page.next_after is None:
+            return seen
+        after = page.next_after
 
 
 # -- insert and get ---------------------------------------------------------------------------
@@ -186,6 +203,8 @@ def test_keyset_paging_returns_every_task_exactly_once(any_db):
 
     for page_size in (1, 4, 7, 25, 30):
         assert all_pages(any_db, page_size) == newest_first(records)
+        for view in (View.MINIMAL, View.BASIC):
+            assert all_view_pages(any_db, page_size, view) == newest_first(records)
 
 
 PAGE_FILTERS = {
@@ -262,7 +281,7 @@ def test_name_prefix_is_literal(each_path_db, prefix):
         [r for r in records if prefix == "" or (r.name is not None and r.name.startswith(prefix))]
     )
     assert ids(each_path_db.query(TaskQuery(limit=50, name_prefix=prefix))) == expected
-    assert ids(each_path_db.query_views(TaskQuery(limit=50, name_prefix=prefix), View.MINIMAL)) == expected
+    assert page_ids(each_path_db.view_page(TaskQuery(limit=50, name_prefix=prefix), View.MINIMAL)) == expected
 
 
 def test_state_filter(any_db):
@@ -338,6 +357,7 @@ def test_combined_filters_with_paging(each_path_db):
     )
     assert len(expected) > 6
     assert all_pages(each_path_db, 3, **filters) == expected
+    assert all_view_pages(each_path_db, 3, View.MINIMAL, **filters) == expected
     assert all_pages(each_path_db, 3, **{**filters, "name_prefix": "run.1"}) == [
         i for i in expected if next(r for r in records if r.id == i).name == "run.1"
     ]
@@ -455,7 +475,7 @@ def test_stored_views_are_fresh_renders_after_insert_and_compare_and_set(any_db)
     TaskQuery(limit=20, state=TesState.RUNNING, owner="o1"),
     TaskQuery(limit=20, name_prefix="v0"),
 ], ids=repr)
-def test_query_views_list_what_query_lists_as_fresh_renders(each_path_db, query):
+def test_view_pages_list_what_query_lists_as_fresh_renders(each_path_db, query):
     records = [verbose_record(owner=f"o{i % 2}", created_us=100 + i // 2, phase=Phase.RUNNING if i % 3 else Phase.CREATED)
                for i in range(12)]
     for i, record in enumerate(records):
@@ -463,10 +483,10 @@ def test_query_views_list_what_query_lists_as_fresh_renders(each_path_db, query)
         record.task["name"] = record.id
         record.task["tags"] = {"k": str(i % 3), "j": "x"}
         each_path_db.insert(record)
-    listed = each_path_db.query(query)
+    listed = each_path_db.query(replace(query, limit=query.limit + 1))
 
     for view in (View.MINIMAL, View.BASIC):
-        assert each_path_db.query_views(query, view) == [ViewRow(r.id, r.created_us, view_json(r, view)) for r in listed]
+        assert each_path_db.view_page(query, view) == view_page_of(listed, query.limit, view)
 
 
 def test_a_view_of_an_unknown_task_is_none(any_db):
@@ -480,7 +500,7 @@ def test_full_views_are_not_stored(any_db):
     with pytest.raises(ValueError, match="FULL"):
         any_db.get_view(record.id, View.FULL)
     with pytest.raises(ValueError, match="FULL"):
-        any_db.query_views(TaskQuery(limit=5), View.FULL)
+        any_db.view_page(TaskQuery(limit=5), View.FULL)
 
 
 @pytest.mark.parametrize("task_id", ["plain", 'quote"back\\slash', "tab\tnew\nline\x01", "del\x7f", "é", "\u2028", "😀"])
@@ -489,7 +509,7 @@ def test_minimal_views_are_the_json_python_writes_for_any_id(any_db, task_id):
 
     expected = json.dumps({"id": task_id, "state": "QUEUED"}, separators=(",", ":"))
     assert any_db.get_view(task_id, View.MINIMAL).json == expected
-    assert any_db.query_views(TaskQuery(limit=5), View.MINIMAL) == [ViewRow(task_id, record.created_us, expected)]
+    assert any_db.view_page(TaskQuery(limit=5), View.MINIMAL) == ViewPage(expected, None)
 
 
 # -- MongoDB only -----------------------------------------------------------------------------
@@ -535,8 +555,8 @@ def test_mongodb_gives_version_1_documents_their_views(mongo_database):
         assert database.query(TaskQuery(limit=10)) == records[::-1]
         for record in records:
             assert_views_are_fresh_renders(database, record)
-        assert database.query_views(TaskQuery(limit=10, tags={"k": "v"}), View.BASIC) == [
-            ViewRow(r.id, r.created_us, view_json(r, View.BASIC)) for r in records[::-1]]
+        assert database.view_page(TaskQuery(limit=10, tags={"k": "v"}), View.BASIC) == view_page_of(
+            records[::-1], 10, View.BASIC)
     finally:
         database.close()
     assert client[name][mongo.SCHEMA_COLLECTION].find_one({"_id": mongo.COLLECTION})["version"] == mongo.SCHEMA_VERSION

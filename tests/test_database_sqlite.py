@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
@@ -22,12 +23,12 @@ from tes_cts.database import DuplicateTaskId, sqlite, sqlite_checkpoint, sqlite_
 from tes_cts.database.base import DatabaseUnavailable
 from tes_cts.database.sqlite import SCHEMA_VERSION, SqliteTaskDatabase
 from tes_cts.database.sqlite_schema import INDEXES
-from tes_cts.model.query import Cursor, TaskQuery, ViewRow
+from tes_cts.model.query import Cursor, TaskQuery
 from tes_cts.model.record import TaskRecord
 from tes_cts.model.states import Phase, TesState
 from tes_cts.model.views import View, view_json
 
-from .builders import task_record
+from .builders import task_record, view_page_of
 
 ROOT = Path(__file__).resolve().parent.parent
 SORTS = "USE TEMP B-TREE FOR ORDER BY"
@@ -92,6 +93,23 @@ def test_the_rarest_filter_drives(filled):
         "SEARCH tasks USING COVERING INDEX tasks_by_name (name>? AND name<?)"
 
 
+def test_the_owner_is_counted_last_and_no_further_than_the_fewest_matches_found(filled, monkeypatch):
+    counts = []
+    count = sqlite_select._count
+
+    def counting(conn, driver, limit):
+        found = count(conn, driver, limit)
+        counts.append((driver.answers or driver.source, limit, found))
+        return found
+
+    monkeypatch.setattr(sqlite_select, "_count", counting)
+    # Owner "o" has 40 tasks, 11 of them named "n-1…".
+    steps = plan(filled, owner="o", name_prefix="n-1")
+
+    assert steps[2] == "SEARCH tasks USING INDEX tasks_by_name (name>? AND name<?)"
+    assert counts == [("tasks INDEXED BY tasks_by_name", sqlite_select.RARE_BELOW, 11), ("owner", 11, 11)]
+
+
 @pytest.mark.parametrize("filters, first_step", [
     ({"state": TesState.QUEUED}, "SEARCH tasks USING INDEX tasks_by_state (state=?)"),
     ({"state": TesState.QUEUED, "after": Cursor(5, "t05")}, "SEARCH tasks USING INDEX tasks_by_state (state=? AND (created_us,id)<(?,?))"),
@@ -147,6 +165,27 @@ def test_every_index_that_could_drive_a_query_gives_the_same_pages(database, mon
     assert len(expected) > query.limit
     for driver in sqlite_select.candidate_drivers(query):
         assert pages(driver) == expected, driver.source
+
+
+# -- writers ----------------------------------------------------------------------------------
+
+
+def test_the_threads_of_a_process_take_turns_to_write_without_the_busy_timeout(tmp_path):
+    # With no busy timeout, a writer meeting SQLite's lock fails at once: every write succeeding
+    # shows that the threads waited for each other before BEGIN.
+    database = SqliteTaskDatabase(tmp_path / "tasks.sqlite3", busy_timeout_s=0)
+    try:
+        def write(thread: int) -> None:
+            for i in range(40):
+                record = task_record(f"w{thread}-{i}")
+                database.insert(record)
+                assert database.compare_and_set(record.with_phase(Phase.RUNNING, "moved"), expected_version=record.version)
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(write, range(8)))
+        assert len(database.query(TaskQuery(limit=1000, state=TesState.RUNNING))) == 320
+    finally:
+        database.close()
 
 
 # -- WAL checkpoints and durability -----------------------------------------------------------
@@ -232,7 +271,7 @@ def test_a_committed_task_survives_kill_9_of_its_process(tmp_path):
     reopened = SqliteTaskDatabase(path)
     try:
         assert reopened.get(task_id).id == task_id
-        assert [row.id for row in reopened.query_views(TaskQuery(limit=5, tags={"k": "v"}), View.BASIC)] == [task_id]
+        assert json.loads(f"[{reopened.view_page(TaskQuery(limit=5, tags={'k': 'v'}), View.BASIC).joined}]")[0]["id"] == task_id
     finally:
         reopened.close()
 
@@ -291,8 +330,7 @@ def test_a_version_1_file_is_migrated_on_open_with_every_task_listable(tmp_path)
         newest_first = sorted(records, key=lambda r: (r.created_us, r.id), reverse=True)
         assert database.query(TaskQuery(limit=100)) == newest_first
         for view in (View.MINIMAL, View.BASIC):
-            assert database.query_views(TaskQuery(limit=100), view) == [
-                ViewRow(r.id, r.created_us, view_json(r, view)) for r in newest_first]
+            assert database.view_page(TaskQuery(limit=100), view) == view_page_of(newest_first, 100, view)
         assert [r.id for r in database.query(TaskQuery(limit=100, tags={"batch": "1"}))] == [
             r.id for r in newest_first if r.tags["batch"] == "1"]
         assert [r.id for r in database.query(TaskQuery(limit=100, tags={"all": ""}, oldest_first=True))] == [

@@ -11,7 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 
-from ..model.query import StoredView, TaskQuery, TaskSummary, ViewRow
+from ..model.query import StoredView, TaskQuery, TaskSummary, ViewPage
 from ..model.record import TaskRecord
 from ..model.views import View
 
@@ -53,8 +53,9 @@ class TaskDatabase(ABC):
         """The same tasks as `query(query)`, as summaries."""
 
     @abstractmethod
-    def query_views(self, query: TaskQuery, view: View) -> list[ViewRow]:
-        """The same tasks as `query(query)`, each as its MINIMAL or BASIC view.
+    def view_page(self, query: TaskQuery, view: View) -> ViewPage:
+        """The tasks `query(query)` lists, as their MINIMAL or BASIC views, and where the next
+        page starts if more tasks than `query.limit` match.
 
         Raises ValueError for a view that is not stored (FULL: use `query`).
         """

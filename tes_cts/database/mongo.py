@@ -17,14 +17,15 @@ version 1 made for tags, and gives the documents version 1 wrote their `basic_vi
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from pymongo import ASCENDING, DESCENDING, MongoClient
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from ..model.query import StoredView, TaskQuery, TaskSummary, ViewRow, tag_pairs
+from ..model.query import Cursor, StoredView, TaskQuery, TaskSummary, ViewPage, tag_pairs
 from ..model.record import TaskRecord
 from ..model.states import TesState
-from ..model.views import View, view_json
+from ..model.views import View, minimal_json, view_json
 from ..urls import without_password
 from .base import DatabaseUnavailable, DuplicateTaskId, TaskDatabase, check_stored, unavailable_on
 
@@ -104,10 +105,13 @@ class MongoTaskDatabase(TaskDatabase):
         return [TaskSummary(doc["_id"], doc["created_us"], TesState(doc["state"]))
                 for doc in self._find(query, {"_id": 1, "created_us": 1, "state": 1})]
 
-    def query_views(self, query: TaskQuery, view: View) -> list[ViewRow]:
+    def view_page(self, query: TaskQuery, view: View) -> ViewPage:
         check_stored(view)
-        return [ViewRow(doc["_id"], doc["created_us"], _view_text(doc, view))
-                for doc in self._find(query, _VIEW_FIELDS[view])]
+        docs = self._find(replace(query, limit=query.limit + 1), _VIEW_FIELDS[view])
+        page = docs[:max(query.limit, 0)]
+        more = len(docs) > len(page) and page
+        return ViewPage(",".join(_view_text(doc, view) for doc in page),
+                        Cursor(page[-1]["created_us"], page[-1]["_id"]) if more else None)
 
     def _find(self, query: TaskQuery, projection: dict) -> list[dict]:
         with self._unavailable():
@@ -148,7 +152,7 @@ def _document(record: TaskRecord, version: int) -> dict:
 def _view_text(doc: dict, view: View) -> str:
     if view is View.BASIC:
         return doc["basic_view"]
-    return view_json(TaskSummary(doc["_id"], doc["created_us"], TesState(doc["state"])), View.MINIMAL)
+    return minimal_json(doc["_id"], doc["state"])
 
 
 def _create_indexes(tasks) -> None:

@@ -11,22 +11,24 @@ The schema and the rows of a task are in `sqlite_schema.py`, the SELECT a query 
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
 import time
 import weakref
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable
 
-from ..model.query import StoredView, TaskQuery, TaskSummary, ViewRow
+from ..model.query import Cursor, StoredView, TaskQuery, TaskSummary, ViewPage
 from ..model.record import TaskRecord
 from ..model.states import TesState
-from ..model.views import View, view_json
+from ..model.views import View, minimal_json
 from .base import DatabaseUnavailable, TaskDatabase, check_stored, unavailable_on
 from .sqlite_checkpoint import WalCheckpointer, leave_checkpoints_to_the_thread
 from .sqlite_schema import SCHEMA_VERSION, create_schema, insert_task, record_of, update_task, write_transaction
-from .sqlite_select import RECORD_COLUMNS, SUMMARY_COLUMNS, choose_driver, select_sql, view_columns
+from .sqlite_select import RECORD_COLUMNS, SUMMARY_COLUMNS, choose_driver, page_sql, select_sql, view_columns
 
 __all__ = ["SCHEMA_VERSION", "SqliteTaskDatabase"]
 
@@ -44,6 +46,7 @@ class SqliteTaskDatabase(TaskDatabase):
         self._lock = threading.Lock()
         self._connections: weakref.WeakSet[_Connection] = weakref.WeakSet()
         self._checkpointer: WalCheckpointer | None = None
+        self._writers, self._writers_pid = threading.Lock(), os.getpid()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             create_schema(self._connection())
@@ -56,11 +59,9 @@ class SqliteTaskDatabase(TaskDatabase):
     def insert_many(self, records: Iterable[TaskRecord]) -> None:
         """Store new records in one transaction: all of them, or none if an id exists already
         (DuplicateTaskId names it). `insert` is this for one record, as the API stores a task."""
-        with self._unavailable():
-            conn = self._connection()
-            with write_transaction(conn):
-                for record in records:
-                    insert_task(conn, record)
+        with self._unavailable(), self._writing() as conn:
+            for record in records:
+                insert_task(conn, record)
         self._wrote()
 
     def get(self, task_id: str) -> TaskRecord | None:
@@ -74,7 +75,10 @@ class SqliteTaskDatabase(TaskDatabase):
             row = self._connection().execute(
                 f"SELECT tasks.owner, {view_columns(view)} FROM tasks WHERE id = ?", (task_id,)
             ).fetchone()
-        return StoredView(row[0], _view_text(*row[1:])) if row else None
+        if row is None:
+            return None
+        owner, task_id, _, text = row
+        return StoredView(owner, minimal_json(task_id, text) if view is View.MINIMAL else text)
 
     def query(self, query: TaskQuery) -> list[TaskRecord]:
         return [record_of(doc) for (doc,) in self._select(RECORD_COLUMNS, query)]
@@ -83,10 +87,17 @@ class SqliteTaskDatabase(TaskDatabase):
         return [TaskSummary(task_id, created_us, TesState(state))
                 for task_id, created_us, state in self._select(SUMMARY_COLUMNS, query)]
 
-    def query_views(self, query: TaskQuery, view: View) -> list[ViewRow]:
+    def view_page(self, query: TaskQuery, view: View) -> ViewPage:
         check_stored(view)
-        return [ViewRow(task_id, created_us, _view_text(task_id, created_us, state, text))
-                for task_id, created_us, state, text in self._select(view_columns(view), query)]
+        if query.limit < 1:
+            return ViewPage("", None)
+        with self._unavailable():
+            conn = self._connection()
+            sql, params = page_sql(query, view, choose_driver(conn, query))
+            views, last_created_us, last_id, read = conn.execute(sql, params).fetchone()
+        if view is View.MINIMAL:
+            views = ",".join([minimal_json(task_id, state) for task_id, state in json.loads(views)])
+        return ViewPage(views or "", Cursor(last_created_us, last_id) if read > query.limit else None)
 
     def select_sql(self, query: TaskQuery, columns: str = RECORD_COLUMNS) -> tuple[str, list]:
         """The SELECT this database runs for `query` now, reading `columns` (expressions on the
@@ -108,10 +119,8 @@ class SqliteTaskDatabase(TaskDatabase):
             return self._connection().execute(sql, params).fetchall()
 
     def compare_and_set(self, record: TaskRecord, expected_version: int) -> bool:
-        with self._unavailable():
-            conn = self._connection()
-            with write_transaction(conn):
-                updated = update_task(conn, record, expected_version)
+        with self._unavailable(), self._writing() as conn:
+            updated = update_task(conn, record, expected_version)
         if not updated:
             return False
         self._wrote()
@@ -121,6 +130,23 @@ class SqliteTaskDatabase(TaskDatabase):
     def _unavailable(self):
         # IntegrityError (a duplicate id) is not an OperationalError and passes through.
         return unavailable_on((sqlite3.OperationalError,), f"the SQLite store {self.path}")
+
+    @contextmanager
+    def _writing(self):
+        """A write transaction on this thread's connection. The threads of a process queue for it
+        on a lock: waiting on SQLite's lock would mean its busy handler's sleeps (1, 2, 5, 10 ms
+        and more), the tail of the latency of concurrent creates. Other processes still meet
+        SQLite's lock and the busy timeout."""
+        conn = self._connection()
+        with self._writer_lock(), write_transaction(conn):
+            yield conn
+
+    def _writer_lock(self) -> threading.Lock:
+        if self._writers_pid != os.getpid():  # a fork's child starts with a lock of its own
+            with self._lock:
+                if self._writers_pid != os.getpid():
+                    self._writers, self._writers_pid = threading.Lock(), os.getpid()
+        return self._writers
 
     def _wrote(self) -> None:
         """Tell this process's checkpointer that the WAL grew, starting it with the first write."""
@@ -152,13 +178,6 @@ class SqliteTaskDatabase(TaskDatabase):
             with self._lock:
                 self._connections.add(conn)
         return conn
-
-
-def _view_text(task_id: str, created_us: int, state: str, text: str | None) -> str:
-    """A view's text as read, or, where SQL could not build it (see sqlite_select), as rendered."""
-    if text is not None:
-        return text
-    return view_json(TaskSummary(task_id, created_us, TesState(state)), View.MINIMAL)
 
 
 class _Connection(sqlite3.Connection):

@@ -9,19 +9,21 @@ nothing is sorted. A name prefix has the range of `tasks_by_name`, whose matches
 order: they are sorted (keys only, then the page's rows are read), which is cheap only when they
 are few.
 
-With a single filter of the first kind, it drives. Otherwise each candidate's matches are counted,
-each count stopped at RARE_BELOW, and the one with the fewest drives; the name range only when it
-is rare, since a prefix that matches many tasks is better checked along a walk in page order
-(`tasks_by_age` when nothing else drives), which soon meets enough of them. A bounded count
-rather than ANALYZE statistics: it is exact at the time of the query, needs no upkeep while the
-table grows, and reads no more than RARE_BELOW entries of an index.
+With a single filter of the first kind, it drives. Otherwise the candidates' matches are counted
+in turn, each count stopped at RARE_BELOW or at the fewest found so far, and the one with the
+fewest drives; the name range only when it is rare, since a prefix that matches many tasks is
+better checked along a walk in page order (`tasks_by_age` when nothing else drives), which soon
+meets enough of them. The owner is counted last: it matches every task of its user (of everyone,
+without authentication), and once another filter has proved rare its count stops after as many.
+A bounded count rather than ANALYZE statistics: it is exact at the time of the query, needs no
+upkeep while the table grows, and reads no more than RARE_BELOW entries of an index.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..model.query import TaskQuery
 from ..model.views import View
@@ -35,19 +37,39 @@ RARE_BELOW = 20_000
 RECORD_COLUMNS = "tasks.doc"
 SUMMARY_COLUMNS = "tasks.id, tasks.created_us, tasks.state"
 
-# SQLite's json_object writes characters outside printable ASCII as they are, where Python's
-# json.dumps escapes them, so it builds the MINIMAL text only for ids of printable ASCII (every id
-# new_task_id makes); for any other id the column is NULL and the caller renders it.
-_VIEW_TEXT = {
-    View.MINIMAL: "CASE WHEN tasks.id GLOB '*[^ -~]*' THEN NULL "
-                  "ELSE json_object('id', tasks.id, 'state', tasks.state) END",
-    View.BASIC: "tasks.basic_view",
+# A task's view is read as id, created_us and `view`: the state MINIMAL is written from (by
+# views.minimal_json: SQLite's JSON escapes some characters otherwise than Python's), or BASIC's
+# stored text.
+_VIEW_COLUMNS = {
+    View.MINIMAL: "tasks.id AS id, tasks.created_us AS created_us, tasks.state AS view",
+    View.BASIC: "tasks.id AS id, tasks.created_us AS created_us, tasks.basic_view AS view",
+}
+# A page's views in one value: MINIMAL's ids and states as a JSON array of pairs, BASIC's texts
+# joined.
+_PAGE_VIEWS = {
+    View.MINIMAL: "json_group_array(json_array(id, view))",
+    View.BASIC: "group_concat(view, ',')",
 }
 
 
 def view_columns(view: View) -> str:
-    """The columns a view row is read from: id, created_us, state, and the view's JSON text."""
-    return f"{SUMMARY_COLUMNS}, {_VIEW_TEXT[view]}"
+    """The columns one task's view is read from: id, created_us, view (see _VIEW_COLUMNS)."""
+    return _VIEW_COLUMNS[view]
+
+
+def page_sql(query: TaskQuery, view: View, driver: Driver) -> tuple[str, list]:
+    """A page of `query.limit` views as one row, and its parameters: the page's views (see
+    _PAGE_VIEWS), the created_us and id of its last task, and how many tasks were read, one more
+    than the page when more follow.
+
+    One row, because reading it is then one sqlite3 step: Python's sqlite3 lets go of the GIL at
+    every step, and with concurrent requests taking it back row after row (each time up to
+    sys.getswitchinterval()) costs many times what the query costs."""
+    rows, params = select_sql(replace(query, limit=query.limit + 1), _VIEW_COLUMNS[view], driver)
+    last = "FILTER (WHERE n = ?)"
+    sql = (f"SELECT {_PAGE_VIEWS[view]} FILTER (WHERE n <= ?), max(created_us) {last}, max(id) {last}, count(*) "
+           f"FROM (SELECT *, row_number() OVER () AS n FROM ({rows}))")
+    return sql, [query.limit] * 3 + params
 
 
 @dataclass(frozen=True)
@@ -75,10 +97,17 @@ def choose_driver(conn: sqlite3.Connection, query: TaskQuery) -> Driver:
     candidates = candidate_drivers(query)
     if len(candidates) == 1 and candidates[0].in_page_order:
         return candidates[0]
-    counted = [(_count(conn, driver), position, driver) for position, driver in enumerate(candidates)]
-    usable = [entry for entry in counted if entry[2].in_page_order or entry[0] < RARE_BELOW]
-    # The fewest matches; on a tie, the earlier candidate (tags, state, owner, name).
-    return min(usable)[2] if usable else ANY_INDEX
+    chosen, fewest = None, RARE_BELOW
+    for driver in candidates:  # on a tie, the earlier one
+        if fewest == 0:
+            break
+        found = _count(conn, driver, fewest)
+        if found < fewest:
+            chosen, fewest = driver, found
+    if chosen is not None:
+        return chosen
+    # Nothing is rare: the first that yields page order.
+    return next((driver for driver in candidates if driver.in_page_order), ANY_INDEX)
 
 
 def select_sql(query: TaskQuery, columns: str, driver: Driver) -> tuple[str, list]:
@@ -98,15 +127,16 @@ def select_sql(query: TaskQuery, columns: str, driver: Driver) -> tuple[str, lis
 
 
 def candidate_drivers(query: TaskQuery) -> list[Driver]:
-    """Every index that could drive `query`: one per tag, then the state, the owner, the name."""
+    """Every index that could drive `query`, in the order they are counted: one per tag, then
+    the state, the name, the owner."""
     candidates = [_tag_driver(key, value) for key, value in query.tags.items()]
     if query.state is not None:
         candidates.append(_column_driver("state", query.state.value))
-    if query.owner is not None:
-        candidates.append(_column_driver("owner", query.owner))
     if query.name_prefix:
         name_range, params = _name_range(query.name_prefix)
         candidates.append(Driver("tasks INDEXED BY tasks_by_name", (name_range,), tuple(params), in_page_order=False))
+    if query.owner is not None:
+        candidates.append(_column_driver("owner", query.owner))
     return candidates
 
 
@@ -125,11 +155,11 @@ def _column_driver(column: str, value: str) -> Driver:
     return Driver(f"tasks INDEXED BY tasks_by_{column}", (f"tasks.{column} = ?",), (value,), answers=column)
 
 
-def _count(conn: sqlite3.Connection, driver: Driver) -> int:
-    """How many rows `driver` yields, counted up to RARE_BELOW."""
+def _count(conn: sqlite3.Connection, driver: Driver, limit: int) -> int:
+    """How many rows `driver` yields, counted up to `limit`."""
     where = " AND ".join(driver.conditions)
     (found,) = conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM {driver.source} WHERE {where} LIMIT ?)",
-                            [*driver.params, RARE_BELOW]).fetchone()
+                            [*driver.params, limit]).fetchone()
     return found
 
 

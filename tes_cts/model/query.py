@@ -62,9 +62,10 @@ class StoredView:
 
 
 @dataclass(frozen=True)
-class ViewRow:
-    """One row of a list page: the task's view as compact JSON text, and its keyset position."""
+class ViewPage:
+    """A page of tasks' views: their compact JSON texts joined by commas (the inside of a JSON
+    array), and, when more tasks follow, the position of the page's last task, after which the
+    next page starts."""
 
-    id: str
-    created_us: int
-    json: str
+    joined: str
+    next_after: Cursor | None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..clock import now_us
 from ..database.base import STORED_VIEWS, DuplicateTaskId, TaskDatabase
@@ -96,7 +96,7 @@ class TaskService:
             after=decode_token(request.page_token) if request.page_token else None,
         )
         if request.view in STORED_VIEWS:
-            return self._stored_page(query, request.view, page_size)
+            return self._stored_page(replace(query, limit=page_size), request.view)
         records = self.database.query(query)
         page = records[:page_size]
         response: dict = {"tasks": [render_task(r, request.view) for r in page]}
@@ -104,13 +104,13 @@ class TaskService:
             response["next_page_token"] = _next_token(page[-1])
         return response
 
-    def _stored_page(self, query: TaskQuery, view: View, page_size: int) -> JsonText:
-        """A page of views the database keeps as JSON text, joined as they are: no task is
-        decoded or encoded again."""
-        rows = self.database.query_views(query, view)
-        page = rows[:page_size]
-        more = f',"next_page_token":"{_next_token(page[-1])}"' if len(rows) > page_size else ""
-        return JsonText('{"tasks":[' + ",".join(row.json for row in page) + "]" + more + "}")
+    def _stored_page(self, query: TaskQuery, view: View) -> JsonText:
+        """A page of views the database keeps as JSON text (or writes from two columns), joined
+        as they are: no task is decoded or encoded again."""
+        page = self.database.view_page(query, view)
+        # base64url: the token needs no escaping inside JSON.
+        more = f',"next_page_token":"{encode_token(page.next_after)}"' if page.next_after else ""
+        return JsonText('{"tasks":[' + page.joined + "]" + more + "}")
 
     def cancel(self, task_id: str, owner: str | None = None) -> None:
         """Cancel now if no backend can hold the task yet; otherwise ask the poller to."""
@@ -133,9 +133,8 @@ class TaskService:
         return record
 
 
-def _next_token(last) -> str:
-    """The page token of the page after `last` (a record or a view row); base64url, so it needs
-    no escaping inside JSON."""
+def _next_token(last: TaskRecord) -> str:
+    """The page token of the page after `last`."""
     return encode_token(Cursor(last.created_us, last.id))
 
 
