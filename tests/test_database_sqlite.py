@@ -22,7 +22,7 @@ import pytest
 from tes_cts.database import DuplicateTaskId, sqlite, sqlite_checkpoint, sqlite_select
 from tes_cts.database.base import DatabaseUnavailable
 from tes_cts.database.sqlite import SCHEMA_VERSION, SqliteTaskDatabase
-from tes_cts.database.sqlite_schema import INDEXES
+from tes_cts.database.sqlite_schema import INDEXES, TRIGGERS
 from tes_cts.model.query import Cursor, TaskQuery
 from tes_cts.model.record import TaskRecord
 from tes_cts.model.states import Phase, TesState
@@ -193,10 +193,17 @@ def test_the_threads_of_a_process_take_turns_to_write_without_the_busy_timeout(t
 
 def tasks_in_the_database_file(path: Path) -> int:
     """Tasks the main database file holds, the WAL ignored: what checkpoints have copied."""
-    with closing(sqlite3.connect(f"file:{path}?immutable=1", uri=True)) as conn:
-        if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'tasks'").fetchone():
-            return 0
-        return conn.execute("SELECT count(*) FROM tasks").fetchone()[0]
+    for _ in range(100):
+        # immutable=1 reads the file without locks, so a checkpoint writing it meanwhile makes
+        # it look malformed for a moment.
+        try:
+            with closing(sqlite3.connect(f"file:{path}?immutable=1", uri=True)) as conn:
+                if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'tasks'").fetchone():
+                    return 0
+                return conn.execute("SELECT count(*) FROM tasks").fetchone()[0]
+        except sqlite3.DatabaseError:
+            time.sleep(0.02)
+    raise AssertionError(f"{path} stayed unreadable for 2 s")
 
 
 def checkpoint_threads(path: Path) -> list[threading.Thread]:
@@ -341,10 +348,37 @@ def test_a_version_1_file_is_migrated_on_open_with_every_task_listable(tmp_path)
     finally:
         database.close()
     with closing(sqlite3.connect(path)) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
         assert [row[1] for row in conn.execute("PRAGMA table_info(tasks)")][-2:] == ["basic_view", "doc"]
         found = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE sql IS NOT NULL")}
-        assert found == {"tasks", "task_tags", *INDEXES}
+        assert found == {"tasks", "task_tags", *INDEXES, *TRIGGERS}
+
+
+def test_a_version_2_file_gets_the_tag_triggers_and_keeps_its_rows(tmp_path):
+    path = tmp_path / "tasks.sqlite3"
+    database = SqliteTaskDatabase(path)
+    old = [task_record(f"v2-{i}", created_us=i, tags={"batch": str(i % 2)}) for i in range(4)]
+    database.insert_many(old)
+    database.close()
+    with closing(sqlite3.connect(path, isolation_level=None)) as conn:  # as version 2 left it
+        for name in TRIGGERS:
+            conn.execute(f"DROP TRIGGER {name}")
+        conn.execute("PRAGMA user_version = 2")
+        before = stored_rows_of(conn)
+
+    database = SqliteTaskDatabase(path)
+    try:
+        with closing(sqlite3.connect(path)) as conn:
+            assert stored_rows_of(conn) == before
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+        database.insert(new := task_record("v2-new", created_us=10, tags={"batch": "1"}))
+        moved = old[0].with_phase(Phase.PREFLIGHT, "claimed")
+        moved.task["tags"] = {"batch": "1"}
+        assert database.compare_and_set(moved, expected_version=old[0].version)
+        assert [r.id for r in database.query(TaskQuery(limit=10, tags={"batch": "1"}))] == [
+            new.id, old[3].id, old[1].id, old[0].id]
+    finally:
+        database.close()
 
 
 def test_a_version_1_file_that_cannot_be_migrated_is_left_as_it_was(tmp_path):
@@ -366,7 +400,11 @@ def test_a_version_1_file_that_cannot_be_migrated_is_left_as_it_was(tmp_path):
 
 def stored_rows(database: SqliteTaskDatabase) -> list[list[tuple]]:
     with closing(sqlite3.connect(database.path)) as conn:
-        return [conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall() for table in ("tasks", "task_tags")]
+        return stored_rows_of(conn)
+
+
+def stored_rows_of(conn: sqlite3.Connection) -> list[list[tuple]]:
+    return [conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall() for table in ("tasks", "task_tags")]
 
 
 def test_insert_many_stores_the_rows_insert_stores(tmp_path):

@@ -1,9 +1,10 @@
 """The embedded default store: one SQLite file shared by API workers and pollers on one host.
 
 Several processes write to the same file, so the database runs in WAL mode (readers never block
-the writer), every write takes the write lock up front with BEGIN IMMEDIATE (no deadlock when a
-read transaction would have to upgrade), and a busy timeout makes a writer wait its turn instead
-of failing. WAL needs a local filesystem: do not put the file on NFS.
+the writer), every write takes the write lock up front (a write is one statement, or a
+transaction begun with BEGIN IMMEDIATE: no deadlock when a read transaction would have to
+upgrade), and a busy timeout makes a writer wait its turn instead of failing. WAL needs a local
+filesystem: do not put the file on NFS.
 
 The schema and the rows of a task are in `sqlite_schema.py`, the SELECT a query runs in
 `sqlite_select.py`, the WAL checkpoints in `sqlite_checkpoint.py`.
@@ -54,12 +55,14 @@ class SqliteTaskDatabase(TaskDatabase):
             raise DatabaseUnavailable(f"cannot open the SQLite store {self.path}: {exc}") from exc
 
     def insert(self, record: TaskRecord) -> None:
-        self.insert_many([record])
+        with self._unavailable(), self._writing() as conn:  # one statement: its own transaction
+            insert_task(conn, record)
+        self._wrote()
 
     def insert_many(self, records: Iterable[TaskRecord]) -> None:
         """Store new records in one transaction: all of them, or none if an id exists already
-        (DuplicateTaskId names it). `insert` is this for one record, as the API stores a task."""
-        with self._unavailable(), self._writing() as conn:
+        (DuplicateTaskId names it)."""
+        with self._unavailable(), self._writing() as conn, write_transaction(conn):
             for record in records:
                 insert_task(conn, record)
         self._wrote()
@@ -119,7 +122,7 @@ class SqliteTaskDatabase(TaskDatabase):
             return self._connection().execute(sql, params).fetchall()
 
     def compare_and_set(self, record: TaskRecord, expected_version: int) -> bool:
-        with self._unavailable(), self._writing() as conn:
+        with self._unavailable(), self._writing() as conn:  # one statement: its own transaction
             updated = update_task(conn, record, expected_version)
         if not updated:
             return False
@@ -133,13 +136,12 @@ class SqliteTaskDatabase(TaskDatabase):
 
     @contextmanager
     def _writing(self):
-        """A write transaction on this thread's connection. The threads of a process queue for it
-        on a lock: waiting on SQLite's lock would mean its busy handler's sleeps (1, 2, 5, 10 ms
-        and more), the tail of the latency of concurrent creates. Other processes still meet
-        SQLite's lock and the busy timeout."""
-        conn = self._connection()
-        with self._writer_lock(), write_transaction(conn):
-            yield conn
+        """This thread's connection, to write on, once the other threads of the process are done
+        writing: they queue on a lock, because waiting on SQLite's lock would mean its busy
+        handler's sleeps (1, 2, 5, 10 ms and more), the tail of the latency of concurrent creates.
+        Other processes still meet SQLite's lock and the busy timeout."""
+        with self._writer_lock():
+            yield self._connection()
 
     def _writer_lock(self) -> threading.Lock:
         if self._writers_pid != os.getpid():  # a fork's child starts with a lock of its own

@@ -1,10 +1,13 @@
-"""The SQLite schema (version 2), its migration from version 1, and the rows a record is stored as.
+"""The SQLite schema (version 3), its migrations from versions 1 and 2, and the rows a record is
+stored as.
 
 `tasks` holds one row per task: the record as JSON (`doc`), its BASIC view as the JSON text the
-API sends (`basic_view`, `model.views.view_json`), and the columns queries filter on. `task_tags`
-holds one row per tag with the task's creation time, so that a tag filter reads its index in page
-order. Every write goes through `insert_task` or `update_task`, which write all of a task's rows
-in the caller's transaction: the stored view never lags the record.
+API sends (`basic_view`, `model.views.view_json`), and the columns queries filter on. Every write
+goes through `insert_task` or `update_task`, one statement that writes the whole row: the stored
+view never lags the record. `task_tags` holds one row per tag with the task's creation time, so
+that a tag filter reads its index in page order; triggers keep it from the tags in `doc`, in the
+same statement. One statement per write, because Python's sqlite3 lets go of the GIL at every
+statement, and taking it back costs a request more than the statement does when others are busy.
 """
 
 from __future__ import annotations
@@ -13,12 +16,11 @@ import json
 import sqlite3
 from contextlib import contextmanager
 
-from ..model.query import tag_pairs
 from ..model.record import TaskRecord
 from ..model.views import View, view_json
 from .base import DatabaseUnavailable, DuplicateTaskId
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _TABLES = (
     # basic_view stands before doc: reading it then never walks the overflow pages of a long doc.
@@ -50,12 +52,23 @@ INDEXES = {
     "task_tags_by_key": "task_tags (key, created_us DESC, task_id DESC)",
 }
 
+# A task's tags, from its doc: json_each yields one row per member of the tags object (and one
+# row with a NULL key where the tags are null rather than absent).
+_TAGS_OF_NEW = ("INSERT INTO task_tags (task_id, key, value, created_us) "
+                "SELECT NEW.id, key, value, NEW.created_us FROM json_each(NEW.doc, '$.task.tags') WHERE key IS NOT NULL")
+TRIGGERS = {
+    "task_tags_at_insert": f"AFTER INSERT ON tasks BEGIN {_TAGS_OF_NEW}; END",
+    # Tags are fixed at creation in TES, so an update (every state change) compares and leaves them.
+    "task_tags_at_update": "AFTER UPDATE OF doc ON tasks "
+                           "WHEN json_extract(OLD.doc, '$.task.tags') IS NOT json_extract(NEW.doc, '$.task.tags') "
+                           f"BEGIN DELETE FROM task_tags WHERE task_id = NEW.id; {_TAGS_OF_NEW}; END",
+}
+
 _TASK_COLUMNS = ("id", "owner", "created_us", "name", "state", "phase", "version", "basic_view", "doc")
 _INSERT_TASK = (f"INSERT INTO tasks ({', '.join(_TASK_COLUMNS)}) "
                 f"VALUES ({', '.join(':' + column for column in _TASK_COLUMNS)})")
 _UPDATE_TASK = (f"UPDATE tasks SET {', '.join(f'{column} = :{column}' for column in _TASK_COLUMNS[1:])} "
                 "WHERE id = :id AND version = :expected")
-_INSERT_TAG = "INSERT INTO task_tags (task_id, key, value, created_us) VALUES (?, ?, ?, ?)"
 
 
 def create_schema(conn: sqlite3.Connection) -> None:
@@ -73,9 +86,12 @@ def create_schema(conn: sqlite3.Connection) -> None:
             )
         if found == 1:
             _migrate_from_v1(conn)
-        else:
+        elif found == 0:
             _create_tables(conn)
-        _create_indexes(conn)
+            _create_triggers(conn)
+            _create_indexes(conn)
+        else:  # version 2: the same tables and indexes, with the tags written by the program
+            _create_triggers(conn)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
@@ -84,25 +100,32 @@ def _create_tables(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+def _create_triggers(conn: sqlite3.Connection) -> None:
+    for name, body in TRIGGERS.items():
+        conn.execute(f"CREATE TRIGGER {name} {body}")
+
+
 def _create_indexes(conn: sqlite3.Connection) -> None:
     for name, columns in INDEXES.items():
         conn.execute(f"CREATE INDEX {name} ON {columns}")
 
 
 def _migrate_from_v1(conn: sqlite3.Connection) -> None:
-    """Copy every version 1 task into version 2 tables through the row mapping of `insert_task`
-    (which adds the BASIC view and the tags' creation times), then drop the old tables. A copy
+    """Copy every version 1 task into new tables through `insert_task` (which adds the BASIC view,
+    and whose trigger adds the tags with their creation times), then drop the old tables. A copy
     rather than ALTER TABLE ADD COLUMN, which could only put basic_view after doc."""
     conn.execute("ALTER TABLE tasks RENAME TO tasks_v1")
     conn.execute("ALTER TABLE task_tags RENAME TO task_tags_v1")
     _create_tables(conn)
+    _create_triggers(conn)
     old = conn.execute("SELECT id, doc FROM tasks_v1")
     while batch := old.fetchmany(1000):
         for task_id, doc in batch:
             insert_task(conn, _v1_record(task_id, doc))
-    # Dropping the tables drops their indexes, whose names version 2 reuses.
+    # Dropping the tables drops their indexes, whose names the new ones reuse.
     conn.execute("DROP TABLE task_tags_v1")
     conn.execute("DROP TABLE tasks_v1")
+    _create_indexes(conn)
 
 
 def _v1_record(task_id: str, doc: str) -> TaskRecord:
@@ -137,18 +160,13 @@ def insert_task(conn: sqlite3.Connection, record: TaskRecord) -> None:
         if exc.sqlite_errorname == "SQLITE_CONSTRAINT_PRIMARYKEY":
             raise DuplicateTaskId(record.id) from None
         raise
-    _insert_tags(conn, record)
 
 
 def update_task(conn: sqlite3.Connection, record: TaskRecord, expected_version: int) -> bool:
     """Rewrite the task's rows at expected_version + 1 if it is stored at `expected_version`."""
     updated = conn.execute(_UPDATE_TASK, {**_task_row(record, expected_version + 1),
                                           "expected": expected_version}).rowcount
-    if updated != 1:
-        return False
-    conn.execute("DELETE FROM task_tags WHERE task_id = ?", (record.id,))
-    _insert_tags(conn, record)
-    return True
+    return updated == 1
 
 
 def record_of(doc: str) -> TaskRecord:
@@ -167,7 +185,3 @@ def _task_row(record: TaskRecord, version: int) -> dict:
         "basic_view": view_json(record, View.BASIC),
         "doc": json.dumps({**record.to_document(), "version": version}, separators=(",", ":")),
     }
-
-
-def _insert_tags(conn: sqlite3.Connection, record: TaskRecord) -> None:
-    conn.executemany(_INSERT_TAG, [(record.id, key, value, record.created_us) for key, value in tag_pairs(record)])

@@ -50,14 +50,7 @@ class TaskRecord:
     def with_phase(self, phase: Phase, reason: str, at_us: int | None = None) -> TaskRecord:
         """A deep copy moved to `phase` with the move appended to the history."""
         moved = replace(self, phase=phase, **_deep_copies(self))
-        moved.history.append(
-            {
-                "state": STATE_OF_PHASE[phase].value,
-                "phase": phase.value,
-                "time": rfc3339(at_us if at_us is not None else now_us()),
-                "reason": reason,
-            }
-        )
+        moved.history.append(history_entry(phase, reason, at_us))
         return moved
 
     def copy(self) -> TaskRecord:
@@ -93,6 +86,16 @@ class TaskRecord:
             verified_inputs=doc.get("verified_inputs") or {},
             version=doc["version"],
         )
+
+
+def history_entry(phase: Phase, reason: str, at_us: int | None = None) -> dict:
+    """The history's entry for a move to `phase` (at `at_us`, else now) and why."""
+    return {
+        "state": STATE_OF_PHASE[phase].value,
+        "phase": phase.value,
+        "time": rfc3339(at_us if at_us is not None else now_us()),
+        "reason": reason,
+    }
 
 
 def _deep_copies(record: TaskRecord) -> dict:

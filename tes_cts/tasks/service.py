@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from ..clock import now_us
 from ..database.base import STORED_VIEWS, DuplicateTaskId, TaskDatabase
 from ..model.query import Cursor, TaskQuery
-from ..model.record import TaskRecord, new_task_id
+from ..model.record import TaskRecord, history_entry, new_task_id
 from ..model.states import TERMINAL_PHASES, Phase, TesState
 from ..model.views import View, render_task
 from ..storage.preflight import InputPreflight
@@ -58,10 +58,12 @@ class TaskService:
         # say (dropped backend_parameters); the first attempt fills it in.
         logs = [{"logs": [], "outputs": [], "system_logs": accepted.warnings}] if accepted.warnings else []
         while True:
+            # Built as it is stored: the accepted task is this request's own, nothing to copy.
             record = TaskRecord(
                 id=new_task_id(), owner=owner, created_us=created_us, phase=Phase.CREATED,
                 task=accepted.task, logs=logs, verified_inputs=verified,
-            ).with_phase(Phase.CREATED, "task accepted", at_us=created_us)
+                history=[history_entry(Phase.CREATED, "task accepted", at_us=created_us)],
+            )
             try:
                 self.database.insert(record)
                 return record.id

@@ -26,6 +26,7 @@ Conventions:
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass, field
@@ -96,6 +97,7 @@ class _Check:
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
 
 
+@functools.lru_cache(maxsize=4096)  # every property checked asks; the same paths come back
 def _at(parent: str, key: object) -> str:
     """JSON path of `key` inside the object at `parent`."""
     if isinstance(key, str) and _PLAIN_KEY.match(key):
