@@ -188,6 +188,75 @@ def test_the_threads_of_a_process_take_turns_to_write_without_the_busy_timeout(t
         database.close()
 
 
+def traced_statements(monkeypatch) -> list[str]:
+    """The writes (BEGIN, INSERT INTO tasks, COMMIT, ROLLBACK) of every connection opened from now."""
+    statements: list[str] = []
+    connect = sqlite._connect
+
+    def traced(*args):
+        conn = connect(*args)
+        conn.set_trace_callback(statements.append)
+        return conn
+
+    monkeypatch.setattr(sqlite, "_connect", traced)
+    return statements
+
+
+def writes(statements: list[str]) -> list[str]:
+    # A statement whose trigger runs is traced again as the trigger starts: counted once.
+    once = [s for i, s in enumerate(statements) if i == 0 or s != statements[i - 1]]
+    return [s.split()[0] for s in once if s.split()[0] in ("BEGIN", "COMMIT", "ROLLBACK") or s.startswith("INSERT INTO tasks")]
+
+
+def wait_for_waiting(database, count: int) -> None:
+    deadline = time.monotonic() + 10
+    while len(database._waiting) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(database._waiting) == count
+
+
+def test_inserts_waiting_for_the_writer_are_committed_together_and_a_duplicate_fails_alone(database, monkeypatch):
+    database.insert(existing := task_record("taken"))
+    fresh = [task_record(f"new-{i}") for i in range(3)]
+    outcomes: dict[str, str] = {}
+    statements = traced_statements(monkeypatch)
+
+    def insert(record) -> None:
+        try:
+            database.insert(record)
+            outcomes[record.id] = "stored"
+        except DuplicateTaskId:
+            outcomes[record.id] = "duplicate"
+
+    with database._writer_lock():  # another thread writing: the next four inserts wait
+        threads = [threading.Thread(target=insert, args=(record,)) for record in [*fresh, existing]]
+        for thread in threads:
+            thread.start()
+        wait_for_waiting(database, 4)
+    for thread in threads:
+        thread.join(10)
+
+    assert outcomes == {**{r.id: "stored" for r in fresh}, "taken": "duplicate"}
+    assert {r.id for r in database.query(TaskQuery(limit=10))} == {"taken", *(r.id for r in fresh)}
+    # One transaction tried all four and met the duplicate; then each got a statement of its own.
+    assert writes(statements) == ["BEGIN", "INSERT", "INSERT", "INSERT", "INSERT", "ROLLBACK", *["INSERT"] * 4]
+
+
+def test_inserts_waiting_for_the_writer_share_one_commit(database, monkeypatch):
+    statements = traced_statements(monkeypatch)
+    records = [task_record(f"t-{i}") for i in range(5)]
+    with database._writer_lock():
+        threads = [threading.Thread(target=database.insert, args=(record,)) for record in records]
+        for thread in threads:
+            thread.start()
+        wait_for_waiting(database, 5)
+    for thread in threads:
+        thread.join(10)
+
+    assert writes(statements) == ["BEGIN", *["INSERT"] * 5, "COMMIT"]
+    assert {r.id for r in database.query(TaskQuery(limit=10))} == {r.id for r in records}
+
+
 # -- WAL checkpoints and durability -----------------------------------------------------------
 
 

@@ -19,6 +19,7 @@ import threading
 import time
 import weakref
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
@@ -48,6 +49,7 @@ class SqliteTaskDatabase(TaskDatabase):
         self._connections: weakref.WeakSet[_Connection] = weakref.WeakSet()
         self._checkpointer: WalCheckpointer | None = None
         self._writers, self._writers_pid = threading.Lock(), os.getpid()
+        self._waiting: list[_WaitingInsert] = []  # inserts this process's writer has yet to make
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             create_schema(self._connection())
@@ -55,9 +57,51 @@ class SqliteTaskDatabase(TaskDatabase):
             raise DatabaseUnavailable(f"cannot open the SQLite store {self.path}: {exc}") from exc
 
     def insert(self, record: TaskRecord) -> None:
-        with self._unavailable(), self._writing() as conn:  # one statement: its own transaction
-            insert_task(conn, record)
+        """Store a new record (DuplicateTaskId if its id exists), committed when this returns.
+
+        The inserts that threads of this process ask for while another is writing are committed
+        together, by whichever of them writes next (group commit): a transaction of four tasks
+        costs SQLite about a third of four transactions of one, which is what concurrent creates
+        are limited by."""
+        entry = _WaitingInsert(record)
+        writers = self._writer_lock()
+        with self._lock:
+            self._waiting.append(entry)
+        with writers:
+            if not entry.done:
+                self._insert_waiting(self._connection())
+        if entry.error is not None:
+            raise entry.error
         self._wrote()
+
+    def _insert_waiting(self, conn: _Connection) -> None:
+        """Insert every waiting record: together in one transaction; if the store is unavailable,
+        each thread raises that; if anything else fails (a duplicate id), each record in a
+        statement of its own, so that the failure is its own record's."""
+        with self._lock:
+            waiting, self._waiting = self._waiting, []
+        if len(waiting) > 1:
+            try:
+                with self._unavailable(), write_transaction(conn):
+                    for entry in waiting:
+                        insert_task(conn, entry.record)
+            except DatabaseUnavailable as exc:
+                for entry in waiting:
+                    entry.error, entry.done = DatabaseUnavailable(str(exc)), True
+                return
+            except Exception:  # noqa: BLE001 - found again below, record by record
+                pass
+            else:
+                for entry in waiting:
+                    entry.done = True
+                return
+        for entry in waiting:
+            try:
+                with self._unavailable():
+                    insert_task(conn, entry.record)
+            except Exception as exc:  # noqa: BLE001 - raised by the thread that asked
+                entry.error = exc
+            entry.done = True
 
     def insert_many(self, records: Iterable[TaskRecord]) -> None:
         """Store new records in one transaction: all of them, or none if an id exists already
@@ -148,6 +192,7 @@ class SqliteTaskDatabase(TaskDatabase):
             with self._lock:
                 if self._writers_pid != os.getpid():
                     self._writers, self._writers_pid = threading.Lock(), os.getpid()
+                    self._waiting = []
         return self._writers
 
     def _wrote(self) -> None:
@@ -187,6 +232,13 @@ class _Connection(sqlite3.Connection):
     weakly referenced)."""
 
     pid: int
+
+
+@dataclass
+class _WaitingInsert:
+    record: TaskRecord
+    done: bool = False
+    error: Exception | None = None
 
 
 def _connect(path: Path, busy_timeout_s: float) -> _Connection:
