@@ -432,6 +432,9 @@ def test_a_version_2_file_gets_the_tag_triggers_and_keeps_its_rows(tmp_path):
     with closing(sqlite3.connect(path, isolation_level=None)) as conn:  # as version 2 left it
         for name in TRIGGERS:
             conn.execute(f"DROP TRIGGER {name}")
+        for name, columns in (("tasks_by_owner", "owner, created_us DESC, id DESC"), ("tasks_by_age", "created_us DESC, id DESC")):
+            conn.execute(f"DROP INDEX {name}")
+            conn.execute(f"CREATE INDEX {name} ON tasks ({columns})")
         conn.execute("PRAGMA user_version = 2")
         before = stored_rows_of(conn)
 
@@ -440,6 +443,10 @@ def test_a_version_2_file_gets_the_tag_triggers_and_keeps_its_rows(tmp_path):
         with closing(sqlite3.connect(path)) as conn:
             assert stored_rows_of(conn) == before
             assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+            indexes = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"))
+            assert indexes == {name: f"CREATE INDEX {name} ON {columns}" for name, columns in INDEXES.items()}
+        assert database.query_plan(TaskQuery(limit=5), "tasks.id, tasks.state") == [
+            "SCAN tasks USING COVERING INDEX tasks_by_age"]
         database.insert(new := task_record("v2-new", created_us=10, tags={"batch": "1"}))
         moved = old[0].with_phase(Phase.PREFLIGHT, "claimed")
         moved.task["tags"] = {"batch": "1"}

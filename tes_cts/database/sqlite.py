@@ -141,10 +141,15 @@ class SqliteTaskDatabase(TaskDatabase):
         with self._unavailable():
             conn = self._connection()
             sql, params = page_sql(query, view, choose_driver(conn, query))
-            views, last_created_us, last_id, read = conn.execute(sql, params).fetchone()
+            joined, read = conn.execute(sql, params).fetchone()
+        tasks = json.loads(read)  # [id, created_us, state or length of the text], the page and one more
+        page = tasks[:query.limit]
         if view is View.MINIMAL:
-            views = ",".join([minimal_json(task_id, state) for task_id, state in json.loads(views)])
-        return ViewPage(views or "", Cursor(last_created_us, last_id) if read > query.limit else None)
+            joined = ",".join([minimal_json(task_id, state) for task_id, _, state in page])
+        elif len(tasks) > len(page):  # cut off the text of the task after the page, and its comma
+            joined = joined[:sum(length for _, _, length in page) + len(page) - 1]
+        more = len(tasks) > len(page)
+        return ViewPage(joined or "", Cursor(page[-1][1], page[-1][0]) if more else None)
 
     def select_sql(self, query: TaskQuery, columns: str = RECORD_COLUMNS) -> tuple[str, list]:
         """The SELECT this database runs for `query` now, reading `columns` (expressions on the
@@ -201,7 +206,8 @@ class SqliteTaskDatabase(TaskDatabase):
         if checkpointer is None or checkpointer.pid != os.getpid():
             with self._lock:
                 if self._checkpointer is None or self._checkpointer.pid != os.getpid():
-                    self._checkpointer = WalCheckpointer(self.path, lambda: _connect(self.path, self.busy_timeout_s))
+                    self._checkpointer = WalCheckpointer(self.path, lambda: _connect(self.path, self.busy_timeout_s),
+                                                         self._writer_lock)
                 checkpointer = self._checkpointer
         checkpointer.wrote()
 

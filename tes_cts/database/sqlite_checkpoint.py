@@ -2,16 +2,18 @@
 
 SQLite's automatic checkpoint runs inside whichever commit takes the WAL past 1000 pages, so that
 one request waits for it. Every connection turns it off (`PRAGMA wal_autocheckpoint = 0`), and
-the process that writes runs a PASSIVE checkpoint (it waits for no reader or writer) from this
-thread: about once a second after a write, or sooner once the WAL has grown by
-CHECKPOINT_WAL_BYTES since the last one. `journal_size_limit` cuts the WAL back to that size when
-it restarts.
+the process that writes checkpoints from this thread: about once a second after a write, or
+sooner once the WAL has grown by CHECKPOINT_WAL_BYTES since the last one.
 
-Under a steady stream of writes a PASSIVE checkpoint never catches up with the last frames, so
-the WAL never restarts and keeps growing. Once it is past WAL_TRUNCATE_BYTES the thread runs a
-TRUNCATE checkpoint after the passive one: it waits (at most TRUNCATE_BUSY_MS, else it tries
-again later) for a moment without a writer, copies the few frames written since, and empties
-the file.
+A checkpoint is two steps. A PASSIVE one copies the frames written so far into the database file
+and waits for no reader or writer. Under a steady stream of writes that never catches up with
+the last frames, so the WAL would never start again from its beginning: it would grow without
+end, each commit extending the file (the filesystem allocating as it goes) and, past a while,
+costing more than the insert. So a RESTART follows, with this process's writers held back for it
+(`hold_writers`; other processes' writers and the readers it waits for at most RESTART_BUSY_MS):
+it copies the few frames written meanwhile and leaves the WAL to start again from its beginning
+at the next write, overwriting the same file. `journal_size_limit` cuts the file back to
+CHECKPOINT_WAL_BYTES when that happens.
 
 Checkpoints do not change durability: a commit is in the WAL when it returns, and stays there
 until a checkpoint has copied it into the database file.
@@ -24,6 +26,7 @@ import os
 import sqlite3
 import threading
 import time
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Callable
 
@@ -31,10 +34,9 @@ log = logging.getLogger("tes_cts.database")
 
 CHECKPOINT_INTERVAL_S = 1.0
 CHECKPOINT_WAL_BYTES = 64 * 1024 * 1024
-# A TRUNCATE holds writers back while it syncs the database file (a few hundred ms here), so it
-# is kept for a WAL that sustained writes have let grow this far (in normal use it restarts).
-WAL_TRUNCATE_BYTES = 16 * CHECKPOINT_WAL_BYTES
-TRUNCATE_BUSY_MS = 200
+# How long the RESTART may wait for another process's writer or for readers, this process's
+# writers waiting meanwhile; when that is not enough it is tried again after the next write.
+RESTART_BUSY_MS = 50
 _WAL_SIZE_POLL_S = 0.1
 
 
@@ -46,10 +48,13 @@ def leave_checkpoints_to_the_thread(conn: sqlite3.Connection) -> None:
 
 class WalCheckpointer:
     """Checkpoints the WAL of `path` on a connection of its own (from `connect`) after the writes
-    `wrote` announces. Belongs to the process that made it; `stop` ends the thread."""
+    `wrote` announces, holding this process's writers back with `hold_writers()` for the RESTART.
+    Belongs to the process that made it; `stop` ends the thread."""
 
-    def __init__(self, path: Path, connect: Callable[[], sqlite3.Connection]):
+    def __init__(self, path: Path, connect: Callable[[], sqlite3.Connection],
+                 hold_writers: Callable[[], AbstractContextManager]):
         self.pid = os.getpid()
+        self._hold_writers = hold_writers
         self.checkpoints = 0
         self._wal_bytes_after_checkpoint = 0
         self._wal = path.with_name(path.name + "-wal")
@@ -97,15 +102,13 @@ class WalCheckpointer:
         return self._wal_bytes() - self._wal_bytes_after_checkpoint > CHECKPOINT_WAL_BYTES
 
     def _checkpoint(self, conn: sqlite3.Connection) -> None:
-        # The passive pass copies nearly everything without blocking anyone, so that a TRUNCATE
-        # right after it holds writers back only for the frames written meanwhile.
-        modes = ("PASSIVE", "TRUNCATE") if self._wal_bytes() > WAL_TRUNCATE_BYTES else ("PASSIVE",)
         try:
-            conn.execute(f"PRAGMA busy_timeout = {TRUNCATE_BUSY_MS}")
-            for mode in modes:
-                busy = conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()[0]
+            conn.execute(f"PRAGMA busy_timeout = {RESTART_BUSY_MS}")
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            with self._hold_writers():
+                busy = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()[0]
             self.checkpoints += 1
-            if busy:  # TRUNCATE met a writer or reader for too long: the next write asks again
+            if busy:  # another process or a reader held on for too long: the next write asks again
                 self._wrote.set()
         except sqlite3.Error as exc:  # the next write asks again
             log.warning("WAL checkpoint of %s failed: %s", self._wal, exc)

@@ -44,9 +44,11 @@ _TABLES = (
     ) WITHOUT ROWID""",
 )
 INDEXES = {
-    "tasks_by_owner": "tasks (owner, created_us DESC, id DESC)",
+    # With the state in them, a MINIMAL page (id and state) of all tasks or of an owner's is read
+    # from the index alone.
+    "tasks_by_owner": "tasks (owner, created_us DESC, id DESC, state)",
     "tasks_by_state": "tasks (state, created_us DESC, id DESC)",
-    "tasks_by_age": "tasks (created_us DESC, id DESC)",
+    "tasks_by_age": "tasks (created_us DESC, id DESC, state)",
     "tasks_by_name": "tasks (name, created_us DESC, id DESC)",
     "task_tags_by_pair": "task_tags (key, value, created_us DESC, task_id DESC)",
     "task_tags_by_key": "task_tags (key, created_us DESC, task_id DESC)",
@@ -63,6 +65,8 @@ TRIGGERS = {
                            "WHEN json_extract(OLD.doc, '$.task.tags') IS NOT json_extract(NEW.doc, '$.task.tags') "
                            f"BEGIN DELETE FROM task_tags WHERE task_id = NEW.id; {_TAGS_OF_NEW}; END",
 }
+
+_COVERING_SINCE_V3 = ("tasks_by_owner", "tasks_by_age")  # version 2 had them without the state
 
 _TASK_COLUMNS = ("id", "owner", "created_us", "name", "state", "phase", "version", "basic_view", "doc")
 _INSERT_TASK = (f"INSERT INTO tasks ({', '.join(_TASK_COLUMNS)}) "
@@ -90,8 +94,11 @@ def create_schema(conn: sqlite3.Connection) -> None:
             _create_tables(conn)
             _create_triggers(conn)
             _create_indexes(conn)
-        else:  # version 2: the same tables and indexes, with the tags written by the program
+        else:  # version 2: the same tables, with the tags written by the program
             _create_triggers(conn)
+            for name in _COVERING_SINCE_V3:
+                conn.execute(f"DROP INDEX {name}")
+                conn.execute(f"CREATE INDEX {name} ON {INDEXES[name]}")
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 

@@ -44,11 +44,12 @@ _VIEW_COLUMNS = {
     View.MINIMAL: "tasks.id AS id, tasks.created_us AS created_us, tasks.state AS view",
     View.BASIC: "tasks.id AS id, tasks.created_us AS created_us, tasks.basic_view AS view",
 }
-# A page's views in one value: MINIMAL's ids and states as a JSON array of pairs, BASIC's texts
-# joined.
+# A page read as one row: the ids, creation times and `view` of its tasks (the state for
+# MINIMAL; for BASIC the stored text's length) as a JSON array of triples, and for BASIC the
+# texts joined.
 _PAGE_VIEWS = {
-    View.MINIMAL: "json_group_array(json_array(id, view))",
-    View.BASIC: "group_concat(view, ',')",
+    View.MINIMAL: "NULL, json_group_array(json_array(id, created_us, view))",
+    View.BASIC: "group_concat(view, ','), json_group_array(json_array(id, created_us, length(view)))",
 }
 
 
@@ -58,18 +59,14 @@ def view_columns(view: View) -> str:
 
 
 def page_sql(query: TaskQuery, view: View, driver: Driver) -> tuple[str, list]:
-    """A page of `query.limit` views as one row, and its parameters: the page's views (see
-    _PAGE_VIEWS), the created_us and id of its last task, and how many tasks were read, one more
-    than the page when more follow.
+    """The tasks of a page of `query.limit` views and the one after it (whether more follow),
+    read as one row (see _PAGE_VIEWS), and its parameters.
 
     One row, because reading it is then one sqlite3 step: Python's sqlite3 lets go of the GIL at
     every step, and with concurrent requests taking it back row after row (each time up to
     sys.getswitchinterval()) costs many times what the query costs."""
     rows, params = select_sql(replace(query, limit=query.limit + 1), _VIEW_COLUMNS[view], driver)
-    last = "FILTER (WHERE n = ?)"
-    sql = (f"SELECT {_PAGE_VIEWS[view]} FILTER (WHERE n <= ?), max(created_us) {last}, max(id) {last}, count(*) "
-           f"FROM (SELECT *, row_number() OVER () AS n FROM ({rows}))")
-    return sql, [query.limit] * 3 + params
+    return f"SELECT {_PAGE_VIEWS[view]} FROM ({rows})", params
 
 
 @dataclass(frozen=True)
