@@ -317,6 +317,36 @@ def test_a_large_wal_is_checkpointed_before_the_interval(database, monkeypatch):
     assert tasks_in_the_database_file(database.path) == 200
 
 
+def wal_salts(path: Path) -> bytes:
+    """The salts in the WAL header, which SQLite changes each time the WAL starts again."""
+    with open(path.with_name(path.name + "-wal"), "rb") as wal:
+        return wal.read(24)[16:24]
+
+
+def test_under_writes_that_never_pause_the_wal_still_starts_again(database, monkeypatch):
+    monkeypatch.setattr(sqlite_checkpoint, "CHECKPOINT_INTERVAL_S", 0.2)
+    writing = threading.Event()
+    writing.set()
+
+    def write() -> None:
+        while writing.is_set():
+            database.insert(task_record(tags={"k": "v"}))
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    salts = set()
+    try:
+        deadline = time.monotonic() + 20
+        while len(salts) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+            salts.add(wal_salts(database.path))
+    finally:
+        writing.clear()
+        writer.join(10)
+
+    assert len(salts) >= 3  # two restarts while the writer never stopped
+
+
 _INSERT_THEN_WAIT = """
 import sys, time
 from tes_cts.database import sqlite_checkpoint
