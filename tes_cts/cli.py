@@ -1,5 +1,7 @@
+# PYTHON_ARGCOMPLETE_OK
 """`tes-cts` command line: `serve` runs the API (and one poller), `poller` the reconciler alone,
-`worker` runs one job, `hash-password` makes the secrets of auth.basic.users and auth.bearer.tokens."""
+`worker` runs one job, `hash-password` makes the secrets of auth.basic.users and auth.bearer.tokens;
+`task`, `run` and `storage` are the client's verbs, for people (`tes_cts.client`)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import subprocess
 import sys
 import threading
 
+from .client import run_cmd, storage_cmd, task_cmd
 from .database import open_database
 from .database.base import DatabaseUnavailable
 from .settings_error import SettingsError
@@ -30,7 +33,15 @@ def main(argv: list[str] | None = None) -> int:
     hashing = commands.add_parser("hash-password", help="read a password from stdin and print its hash for "
                                   "auth.basic.users (with --token: a token's digest for auth.bearer.tokens)")
     hashing.add_argument("--token", action="store_true", help="digest a static bearer token instead")
+    for verbs in (task_cmd, run_cmd, storage_cmd):
+        verbs.register(commands)
+    if "_ARGCOMPLETE" in os.environ:  # shell completion: `eval "$(register-python-argcomplete tes-cts)"`
+        import argcomplete
+
+        argcomplete.autocomplete(parser)
     args = parser.parse_args(argv)
+    if getattr(args, "handler", None) is not None:
+        return args.handler(args)
 
     if args.command == "serve":
         return _serve(args)

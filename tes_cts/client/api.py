@@ -1,0 +1,222 @@
+"""A TES server as the command line sees it: where its API is, the caller's credentials, and
+errors as one readable line."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+import requests
+
+DEFAULT_SERVER = "http://127.0.0.1:8000"
+# Where a TES server serves the API: the GA4GH path first, then the one older clients use.
+API_PATHS = ("/ga4gh/tes/v1", "/v1")
+TIMEOUT_S = 30
+TERMINAL_STATES = frozenset({"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED", "PREEMPTED"})
+
+
+# Exit codes of `task wait` and `run --wait`: how the tasks ended (the worst of them, in this order
+# from best), and why the command could not say.
+EXIT_COMPLETE = 0
+EXIT_ERROR = 1          # the server could not be reached, refused the request, or bad input
+EXIT_USAGE = 2          # argparse's own
+EXIT_CANCELED = 3       # CANCELED or PREEMPTED
+EXIT_EXECUTOR_ERROR = 4
+EXIT_SYSTEM_ERROR = 5
+EXIT_TIMEOUT = 6        # --timeout passed with a task not yet terminal
+EXIT_OF_STATE = {"COMPLETE": EXIT_COMPLETE, "CANCELED": EXIT_CANCELED, "PREEMPTED": EXIT_CANCELED,
+                 "EXECUTOR_ERROR": EXIT_EXECUTOR_ERROR, "SYSTEM_ERROR": EXIT_SYSTEM_ERROR}
+
+
+class WaitTimeout(Exception):
+    """--timeout passed; `tasks` holds what was last seen of each task."""
+
+    def __init__(self, tasks: dict[str, dict]):
+        super().__init__("timed out")
+        self.tasks = tasks
+
+
+class ApiError(Exception):
+    """What went wrong talking to the server, as one line (the server's `detail` and each
+    `field: reason` of its error body, or why it could not be reached)."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    user: str | None = None
+    password: str | None = None
+    token: str | None = None
+
+
+class TesApi:
+    """The TES API of `server` (a base URL; the API path is found on first use)."""
+
+    def __init__(self, server: str = DEFAULT_SERVER, credentials: Credentials = Credentials()):
+        self.server = server.rstrip("/")
+        self._session = requests.Session()
+        if credentials.token:
+            self._session.headers["Authorization"] = f"Bearer {credentials.token}"
+        elif credentials.user is not None:
+            self._session.auth = (credentials.user, credentials.password or "")
+        self._base: str | None = None
+
+    @property
+    def base(self) -> str:
+        """The API's URL: the server itself if it already names an API path, else the first of
+        API_PATHS whose service-info answers."""
+        if self._base is None:
+            if self.server.endswith(API_PATHS):
+                self._base = self.server
+            else:
+                for path in API_PATHS:
+                    response = self._send("GET", self.server + path + "/service-info")
+                    if response.status_code == 200:
+                        self._base = self.server + path
+                        break
+                else:
+                    raise ApiError(f"{self.server} serves no TES API (no service-info under {' or '.join(API_PATHS)})")
+        return self._base
+
+    def call(self, method: str, path: str, **kwargs) -> dict:
+        """`method` on the API's `path` (as "/tasks"); the decoded JSON answer, or ApiError."""
+        response = self._send(method, self.base + path, **kwargs)
+        if response.status_code >= 400:
+            raise ApiError(error_line(response))
+        try:
+            return response.json()
+        except ValueError:
+            raise ApiError(f"{method} {path}: the server answered {response.status_code} with no JSON") from None
+
+    def _send(self, method: str, url: str, **kwargs) -> requests.Response:
+        try:
+            return self._session.request(method, url, timeout=TIMEOUT_S, **kwargs)
+        except requests.RequestException as exc:
+            raise ApiError(f"cannot reach {self.server}: {_reason(exc)}") from None
+
+    # -- the TES operations ----------------------------------------------------------------
+
+    def service_info(self) -> dict:
+        return self.call("GET", "/service-info")
+
+    def create(self, task: dict) -> str:
+        return self.call("POST", "/tasks", json=task)["id"]
+
+    def get(self, task_id: str, view: str = "FULL") -> dict:
+        return self.call("GET", f"/tasks/{task_id}", params={"view": view})
+
+    def cancel(self, task_id: str) -> None:
+        self.call("POST", f"/tasks/{task_id}:cancel")
+
+    def wait(self, task_ids: list[str], timeout_s: float | None = None, view: str = "BASIC",
+             on_change=None, poll_s: float = 0.2, max_poll_s: float = 2.0) -> dict[str, dict]:
+        """Poll until every task is terminal; each task as last seen (`view`). `on_change(task,
+        previous_state)` is called at the first sight of a task and at each state change (and,
+        with view FULL, which has the system logs, when the reason of a wait changes). Raises
+        WaitTimeout."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        seen: dict[str, dict] = {}
+        while True:
+            for task_id in task_ids:
+                if task_id in seen and seen[task_id].get("state") in TERMINAL_STATES:
+                    continue
+                task = self.get(task_id, view)
+                before = seen.get(task_id)
+                if on_change is not None and (before is None or _news(before) != _news(task)):
+                    on_change(task, before.get("state") if before else None)
+                seen[task_id] = task
+            if all(seen[task_id].get("state") in TERMINAL_STATES for task_id in task_ids):
+                return seen
+            if deadline is not None and time.monotonic() >= deadline:
+                raise WaitTimeout(seen)
+            pause = poll_s if deadline is None else min(poll_s, max(deadline - time.monotonic(), 0))
+            time.sleep(pause)
+            poll_s = min(poll_s * 1.5, max_poll_s)
+
+    def list(self, view: str = "MINIMAL", page_size: int | None = None, every_page: bool = True,
+             **filters) -> Iterator[dict]:
+        """Tasks newest first, following next_page_token while `every_page`. `filters`: state,
+        name_prefix, and tags as a dict (a key with an empty value: any value)."""
+        params: dict = {"view": view}
+        if page_size:
+            params["page_size"] = page_size
+        for name in ("state", "name_prefix"):
+            if filters.get(name):
+                params[name] = filters[name]
+        tags = filters.get("tags") or {}
+        if tags:
+            params["tag_key"] = list(tags)
+            params["tag_value"] = list(tags.values())
+        while True:
+            page = self.call("GET", "/tasks", params=params)
+            yield from page.get("tasks", [])
+            token = page.get("next_page_token")
+            if not token or not every_page:
+                return
+            params["page_token"] = token
+
+
+def worst_exit(tasks) -> int:
+    """The exit code of tasks that all ended: that of the worst state among them."""
+    return max((EXIT_OF_STATE.get(task.get("state"), EXIT_SYSTEM_ERROR) for task in tasks), default=EXIT_COMPLETE)
+
+
+def wait_reason(task: dict) -> str | None:
+    """The last line of the task's last system log (tes-cts writes "waiting: ..." there while a
+    task waits, and why it failed when it fails), if any."""
+    logs = task.get("logs") or []
+    lines = (logs[-1].get("system_logs") or []) if logs else []
+    return lines[-1] if lines else None
+
+
+def _news(task: dict) -> tuple:
+    return task.get("state"), wait_reason(task)
+
+
+def error_line(response: requests.Response) -> str:
+    """The server's error answer as one line: its detail (or title) and each field's reason."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        text = " ".join(response.text.split())[:200]
+        return f"HTTP {response.status_code}: {text or response.reason}"
+    parts = [str(body.get("detail") or body.get("title") or body.get("message") or response.reason)]
+    for error in body.get("errors") or []:
+        if isinstance(error, dict) and error.get("field") and error.get("reason"):
+            part = f"{error['field']}: {error['reason']}"
+            if part not in parts[0]:
+                parts.append(part)
+    return f"HTTP {response.status_code}: " + "; ".join(parts)
+
+
+def _reason(exc: requests.RequestException) -> str:
+    text = str(exc.__context__ or exc) if isinstance(exc, requests.ConnectionError) else str(exc)
+    for marker in ("Connection refused", "Name or service not known", "timed out", "No route to host"):
+        if marker in text:
+            return marker.lower()
+    return text.split(":")[-1].strip() or type(exc).__name__
+
+
+def add_connection_arguments(parser) -> None:
+    """--server, --user, --token (and their environment variables) on a verb's parser."""
+    group = parser.add_argument_group("connection")
+    group.add_argument("--server", default=os.environ.get("TES_SERVER", DEFAULT_SERVER),
+                       help=f"the TES server's URL (TES_SERVER; default {DEFAULT_SERVER})")
+    group.add_argument("--user", default=os.environ.get("TES_USER"),
+                       help="user name for Basic authentication (TES_USER); the password from TES_PASSWORD or a prompt")
+    group.add_argument("--token", default=os.environ.get("TES_TOKEN"), help="bearer token (TES_TOKEN)")
+
+
+def api_from(args) -> TesApi:
+    """The server and credentials a verb's arguments name."""
+    password = None
+    if args.user and not args.token:
+        password = os.environ.get("TES_PASSWORD")
+        if password is None:
+            from getpass import getpass
+
+            password = getpass(f"password for {args.user} at {args.server}: ")
+    return TesApi(args.server, Credentials(user=args.user, password=password, token=args.token))
