@@ -6,9 +6,10 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
-import requests
+if TYPE_CHECKING:
+    import requests
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 # Where a TES server serves the API: the GA4GH path first, then the one older clients use.
@@ -54,6 +55,8 @@ class TesApi:
     """The TES API of `server` (a base URL; the API path is found on first use)."""
 
     def __init__(self, server: str = DEFAULT_SERVER, credentials: Credentials = Credentials()):
+        import requests  # here, not above: every `tes-cts` command line loads this module
+
         self.server = server.rstrip("/")
         self._session = requests.Session()
         if credentials.token:
@@ -90,6 +93,8 @@ class TesApi:
             raise ApiError(f"{method} {path}: the server answered {response.status_code} with no JSON") from None
 
     def _send(self, method: str, url: str, **kwargs) -> requests.Response:
+        import requests
+
         try:
             return self._session.request(method, url, timeout=TIMEOUT_S, **kwargs)
         except requests.RequestException as exc:
@@ -193,7 +198,7 @@ def error_line(response: requests.Response) -> str:
 
 
 def _reason(exc: requests.RequestException) -> str:
-    text = str(exc.__context__ or exc) if isinstance(exc, requests.ConnectionError) else str(exc)
+    text = str(exc.__context__ or exc)
     for marker in ("Connection refused", "Name or service not known", "timed out", "No route to host"):
         if marker in text:
             return marker.lower()
