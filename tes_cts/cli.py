@@ -14,10 +14,6 @@ import sys
 import threading
 
 from .client import run_cmd, storage_cmd, task_cmd
-from .database import open_database
-from .database.base import DatabaseUnavailable
-from .settings_error import SettingsError
-from .storage.base import StorageError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,7 +73,7 @@ def _serve(args) -> int:
         overrides["server.bind"] = args.bind
     if args.workers is not None:
         overrides["server.workers"] = args.workers
-    from .wiring import check_storage, load_checked_settings
+    from .wiring import STARTUP_ERRORS, check_storage, load_checked_settings, open_database
 
     try:
         settings = load_checked_settings(overrides)
@@ -85,7 +81,7 @@ def _serve(args) -> int:
         # once, with its message, and the schema exists before several workers race to create it.
         open_database(settings).close()
         check_storage(settings)  # a wrong S3 endpoint or credential stops here, said once
-    except (SettingsError, DatabaseUnavailable, StorageError) as exc:
+    except STARTUP_ERRORS as exc:
         print(f"tes-cts: {exc}", file=sys.stderr)
         return 2
     from .server import BindError, GunicornServer, check_bind
@@ -137,14 +133,14 @@ class EmbeddedPoller:
 
 def _poller(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    from .wiring import build_poller, check_storage, load_checked_settings
+    from .wiring import STARTUP_ERRORS, build_poller, check_storage, load_checked_settings, open_database
 
     try:
         settings = load_checked_settings()
         check_storage(settings)  # the same start-up checks as serve: bad settings stop it here
         database = open_database(settings)
         poller = build_poller(settings, database)
-    except (SettingsError, DatabaseUnavailable, StorageError) as exc:
+    except STARTUP_ERRORS as exc:
         print(f"tes-cts: {exc}", file=sys.stderr)
         return 2
 

@@ -15,12 +15,13 @@ from .backends import supported_backend_parameters
 from .backends.base import Backend
 from .clock import now_us, rfc3339
 from .database import open_database
-from .database.base import TaskDatabase
+from .database.base import DatabaseUnavailable, TaskDatabase
 from .durations import parse_duration
 from .jobfiles import ContainerSettings
 from .poller import Poller, PollerConfig
 from .settings import S3_STORE_KEYS, load_settings, named_s3_stores
-from .settings_error import InvalidSettings
+from .settings_error import InvalidSettings, SettingsError
+from .storage.base import StorageError
 from .storage.config import S3StoreConfig, StorageConfig, public_stores, secret_environment
 from .storage.preflight import InputPreflight, preflight_for
 from .tasks.service import TaskService
@@ -28,6 +29,10 @@ from .tasks.validation import ValidationLimits
 
 if TYPE_CHECKING:
     import connexion
+
+
+# What the start-up of `serve` and `poller` reports as one line and exit code 2.
+STARTUP_ERRORS = (SettingsError, DatabaseUnavailable, StorageError)
 
 
 def load_checked_settings(overrides: dict | None = None, settings_file=None):

@@ -200,3 +200,16 @@ def test_the_model_and_the_job_files_import_only_the_model_and_the_clock():
     for module in [m for m in imports if node_of(m) == "tes_cts.model"] + ["tes_cts.jobfiles"]:
         outside = sorted(name for name in imports[module] if node_of(name) not in allowed)
         assert not outside, f"{module} imports {outside}"
+
+
+def test_the_client_speaks_to_servers_only_through_their_api():
+    imports = module_imports()
+    allowed = {"tes_cts", "tes_cts.client", "tes_cts.storage", "tes_cts.durations"}
+    for module in [m for m in imports if node_of(m) == "tes_cts.client"]:
+        outside = sorted(name for name in imports[module] if node_of(name) not in allowed)
+        assert not outside, f"{module} imports {outside}"
+
+
+def test_the_client_verbs_load_no_http_or_s3_library_until_one_runs():
+    loaded = modules_loaded_by("import tes_cts.client.task_cmd, tes_cts.client.run_cmd, tes_cts.client.storage_cmd")
+    assert not {"requests", "boto3", "botocore", "tes_cts.storage"} & loaded

@@ -1,7 +1,335 @@
-"""`tes-cts task create|get|list|cancel|wait|logs`: tasks on any TES server."""
+"""`tes-cts task create|get|list|cancel|wait|logs`: tasks on any TES server.
+
+Every verb fails with one line on stderr (`tes-cts: ...`) and exit code 1 when the server cannot
+be reached or refuses, or a local file cannot be used; `wait` says how the tasks ended by its exit
+code (EXIT_* in api.py)."""
 
 from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from .api import (
+    EXIT_COMPLETE,
+    EXIT_ERROR,
+    EXIT_TIMEOUT,
+    TERMINAL_STATES,
+    ApiError,
+    WaitTimeout,
+    add_connection_arguments,
+    api_from,
+    worst_exit,
+)
+
+VIEWS = ("MINIMAL", "BASIC", "FULL")
+FOLLOW_POLL_S = 1.0
+EXIT_INTERRUPTED = 130  # what a shell reports for Ctrl-C
+
+
+class InputError(Exception):
+    """Something local the command cannot use (a file, an index), as one line."""
 
 
 def register(commands) -> None:
     """Add this module's verbs to the `tes-cts` subparsers `commands`."""
+    task = commands.add_parser("task", help="create, show, list, cancel, wait for and read the logs of TES tasks",
+                               description="Tasks on any TES server.")
+    verbs = task.add_subparsers(dest="verb", required=True, metavar="VERB")
+    for declare in (_declare_create, _declare_get, _declare_list, _declare_cancel, _declare_wait, _declare_logs):
+        declare(verbs)
+
+
+# -- the verbs' arguments ----------------------------------------------------------------------
+
+
+def _verb(verbs, name: str, help_text: str, handler) -> argparse.ArgumentParser:
+    parser = verbs.add_parser(name, help=help_text, description=help_text)
+    add_connection_arguments(parser)
+    parser.set_defaults(handler=_one_line_errors(handler))
+    return parser
+
+
+def _declare_create(verbs) -> None:
+    parser = _verb(verbs, "create", "submit a task (tesTask JSON) and print its id", _create)
+    parser.add_argument("file", metavar="FILE", help="the task's JSON, or - for stdin")
+
+
+def _declare_get(verbs) -> None:
+    parser = _verb(verbs, "get", "show a task: a readable summary, or its JSON", _get)
+    parser.add_argument("task_id", metavar="ID")
+    parser.add_argument("--view", type=str.upper, choices=VIEWS, default="FULL",
+                        help="how much of the task (default FULL)")
+    parser.add_argument("--json", action="store_true", help="print the task's JSON as the server sends it")
+
+
+def _declare_list(verbs) -> None:
+    parser = _verb(verbs, "list", "list tasks, newest first: a table, or JSON lines", _list)
+    parser.add_argument("--state", type=str.upper, help="only tasks in this state (QUEUED, RUNNING, COMPLETE, ...)")
+    parser.add_argument("--name-prefix", metavar="PREFIX", help="only tasks whose name starts with PREFIX")
+    parser.add_argument("--tag", type=_tag, action="append", default=[], metavar="KEY[=VALUE]",
+                        help="only tasks with this tag (KEY or KEY=: any value); repeat for all of several")
+    parser.add_argument("--view", type=str.upper, choices=VIEWS, default="BASIC",
+                        help="how much of each task (default BASIC, which has the name and creation time)")
+    parser.add_argument("--all", action="store_true", help="every page (default: the first page only)")
+    parser.add_argument("--page-size", type=_positive_int, metavar="N", help="tasks per page (default: the server's)")
+    parser.add_argument("--json", action="store_true", help="one JSON task per line")
+
+
+def _declare_cancel(verbs) -> None:
+    parser = _verb(verbs, "cancel", "cancel tasks; print the id of each one canceled", _cancel)
+    parser.add_argument("task_ids", metavar="ID", nargs="+")
+
+
+def _declare_wait(verbs) -> None:
+    parser = _verb(verbs, "wait", "wait until tasks end; print `ID STATE` as each ends; exit with the worst "
+                   "outcome (0 complete, 3 canceled, 4 executor error, 5 system error, 6 timed out)", _wait)
+    parser.add_argument("task_ids", metavar="ID", nargs="+")
+    parser.add_argument("--timeout", type=_duration, metavar="DURATION",
+                        help="give up after this long: seconds (600) or ISO 8601 (PT10M)")
+
+
+def _declare_logs(verbs) -> None:
+    parser = _verb(verbs, "logs", "print an executor's stdout (or stderr) as the FULL view holds it (its tail)", _logs)
+    parser.add_argument("task_id", metavar="ID")
+    parser.add_argument("--attempt", type=_index, metavar="N", help="the attempt, from 0 (default: the last)")
+    parser.add_argument("--executor", type=_index, metavar="N",
+                        help="the executor, from 0 (default: the last one that ran; with --follow, each in turn)")
+    parser.add_argument("--stderr", action="store_true", help="stderr instead of stdout")
+    parser.add_argument("--follow", action="store_true", help="keep printing what is new until the task ends")
+
+
+def _tag(text: str) -> tuple[str, str]:
+    key, _, value = text.partition("=")
+    if not key:
+        raise argparse.ArgumentTypeError(f"{text!r}: a tag filter is KEY, KEY= or KEY=VALUE")
+    return key, value
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number above 0")
+    return int(text)
+
+
+def _index(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not an index (0, 1, ...)")
+    return int(text)
+
+
+def _duration(text: str) -> float:
+    from ..durations import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _one_line_errors(handler):
+    """The handler, with every expected failure as one line on stderr and exit code 1."""
+
+    @functools.wraps(handler)
+    def run(args) -> int:
+        try:
+            return handler(args)
+        except (ApiError, InputError) as exc:
+            _say(str(exc))
+            return EXIT_ERROR
+        except KeyboardInterrupt:
+            return EXIT_INTERRUPTED
+        except BrokenPipeError:
+            # The reader (head, less) is gone; point stdout at /dev/null so that the flush at
+            # exit does not fail again.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return EXIT_ERROR
+
+    return run
+
+
+def _say(message: str) -> None:
+    print(f"tes-cts: {message}", file=sys.stderr)
+
+
+# -- the verbs ---------------------------------------------------------------------------------
+
+
+def _create(args) -> int:
+    print(api_from(args).create(_read_task(args.file)))
+    return EXIT_COMPLETE
+
+
+def _read_task(name: str) -> dict:
+    where = "stdin" if name == "-" else name
+    try:
+        text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read {where}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{where} is not UTF-8 text") from None
+    try:
+        task = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{where} is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    if not isinstance(task, dict):
+        raise InputError(f"{where}: a task is a JSON object ({{\"executors\": [...], ...}})")
+    return task
+
+
+def _get(args) -> int:
+    task = api_from(args).get(args.task_id, args.view)
+    if args.json:
+        print(json.dumps(task, indent=2))
+    else:
+        from .summary import task_summary
+
+        print(task_summary(task))
+    return EXIT_COMPLETE
+
+
+def _list(args) -> int:
+    tasks = api_from(args).list(view=args.view, page_size=args.page_size, every_page=args.all,
+                                state=args.state, name_prefix=args.name_prefix, tags=dict(args.tag))
+    if args.json:
+        for task in tasks:
+            print(json.dumps(task), flush=True)
+    else:
+        from .summary import task_table
+
+        print(task_table(tasks))
+    return EXIT_COMPLETE
+
+
+def _cancel(args) -> int:
+    api = api_from(args)
+    failed = False
+    for task_id in args.task_ids:
+        try:
+            api.cancel(task_id)
+        except ApiError as exc:
+            _say(f"cancel {task_id}: {exc}")
+            failed = True
+        else:
+            print(task_id, flush=True)
+    return EXIT_ERROR if failed else EXIT_COMPLETE
+
+
+def _wait(args) -> int:
+    task_ids = list(dict.fromkeys(args.task_ids))
+
+    def print_end(task: dict, _previous_state) -> None:
+        if task.get("state") in TERMINAL_STATES:
+            print(f"{task.get('id')} {task['state']}", flush=True)
+
+    try:
+        ended = api_from(args).wait(task_ids, timeout_s=args.timeout, view="MINIMAL", on_change=print_end)
+    except WaitTimeout as timeout:
+        from ..durations import describe_duration
+
+        pending = [f"{task_id} ({timeout.tasks.get(task_id, {}).get('state', 'UNKNOWN')})" for task_id in task_ids
+                   if timeout.tasks.get(task_id, {}).get("state") not in TERMINAL_STATES]
+        _say(f"timed out after {describe_duration(args.timeout)}; not done: {', '.join(pending)}")
+        return EXIT_TIMEOUT
+    return worst_exit(ended.values())
+
+
+def _logs(args) -> int:
+    api = api_from(args)
+    printer = LogPrinter("stderr" if args.stderr else "stdout", args.attempt, args.executor, args.follow)
+    task = api.get(args.task_id, "FULL")
+    printer.show(task)
+    while args.follow and task.get("state") not in TERMINAL_STATES:
+        time.sleep(FOLLOW_POLL_S)
+        task = api.get(args.task_id, "FULL")
+        printer.show(task)
+    _check_log_exists(task, args.attempt, args.executor)
+    return EXIT_COMPLETE
+
+
+class LogPrinter:
+    """Prints one stream of a task's executor logs, each part once however often it is shown the
+    task. The position (attempt, executor) is fixed where the arguments give it; otherwise it
+    starts at the last attempt and its last executor (with `follow`, its first) and moves on to
+    the next executor and the next attempt as they appear."""
+
+    def __init__(self, stream: str, attempt: int | None, executor: int | None, follow: bool):
+        self.stream = stream
+        self.fixed_attempt, self.fixed_executor = attempt is not None, executor is not None
+        self.attempt = attempt
+        self.executor = 0 if follow and executor is None else executor
+        self.printed = ""  # the text of the current position as last shown
+
+    def show(self, task: dict) -> None:
+        attempts = task.get("logs") or []
+        if self.attempt is None:
+            if not attempts:
+                return
+            self.attempt = len(attempts) - 1
+        while True:
+            executor_logs = (attempts[self.attempt].get("logs") or []) if self.attempt < len(attempts) else []
+            if self.executor is None:
+                self.executor = max(len(executor_logs) - 1, 0)
+            if self.executor < len(executor_logs):
+                self._print_new(executor_logs[self.executor].get(self.stream) or "")
+            if not self._move_on(len(attempts), len(executor_logs)):
+                return
+
+    def _move_on(self, attempt_count: int, executor_count: int) -> bool:
+        if not self.fixed_executor and self.executor + 1 < executor_count:
+            self.executor += 1
+        elif not self.fixed_attempt and self.attempt + 1 < attempt_count:
+            self.attempt += 1
+            if not self.fixed_executor:
+                self.executor = 0
+        else:
+            return False
+        self.printed = ""
+        return True
+
+    def _print_new(self, text: str) -> None:
+        sys.stdout.write(text[overlap(self.printed, text):])
+        sys.stdout.flush()
+        self.printed = text
+
+
+def overlap(old: str, new: str) -> int:
+    """How much of `new` was already in `old`: the length of the longest suffix of `old` that is a
+    prefix of `new`. The server keeps only a log's tail, so a grown log may have lost its start.
+    Knuth-Morris-Pratt: linear in the tail's size, which is polled every second."""
+    if new.startswith(old):
+        return len(old)
+    if not new:
+        return 0
+    failure = [0] * len(new)  # failure[i]: the longest proper prefix of new[:i+1] that is also its suffix
+    matched = 0
+    for i in range(1, len(new)):
+        while matched and new[i] != new[matched]:
+            matched = failure[matched - 1]
+        if new[i] == new[matched]:
+            matched += 1
+        failure[i] = matched
+    matched = 0
+    for char in old:
+        while matched and (matched == len(new) or char != new[matched]):
+            matched = failure[matched - 1]
+        if char == new[matched]:
+            matched += 1
+    return matched
+
+
+def _check_log_exists(task: dict, attempt: int | None, executor: int | None) -> None:
+    """An attempt or executor the arguments name that the task does not have is an error."""
+    attempts = task.get("logs") or []
+    if attempt is not None and attempt >= len(attempts):
+        raise InputError(f"task {task.get('id')} has {len(attempts)} attempt(s): no attempt {attempt}")
+    if executor is not None:
+        chosen = len(attempts) - 1 if attempt is None else attempt
+        count = len(attempts[chosen].get("logs") or []) if attempts else 0
+        if executor >= count:
+            raise InputError(f"attempt {max(chosen, 0)} of task {task.get('id')} has the logs of {count} "
+                             f"executor(s): no executor {executor}")
