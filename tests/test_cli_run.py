@@ -139,3 +139,36 @@ def test_a_task_the_server_rejects_is_one_line_with_the_field(server):
     assert done.returncode == EXIT_ERROR
     [line] = done.stderr.strip().splitlines()
     assert "HTTP 400" in line and "executors[0].image" in line
+
+
+@pytest.mark.parametrize("line, expected", [("tes-cts ta", "task"), ("tes-cts task w", "wait"), ("tes-cts run --dow", "--download")])
+def test_the_shell_completes_verbs_and_options(tmp_path, line, expected):
+    out = tmp_path / "completions"
+    env = {**os.environ, "_ARGCOMPLETE": "1", "COMP_LINE": line, "COMP_POINT": str(len(line)),
+           "_ARGCOMPLETE_STDOUT_FILENAME": str(out)}
+    done = subprocess.run([sys.executable, "-m", "tes_cts.cli"], env=env, capture_output=True, text=True, timeout=60)
+
+    assert done.returncode == 0, done.stderr
+    assert expected in out.read_text().split()
+
+
+def test_a_download_that_is_not_what_the_task_log_reports_is_refused_and_leaves_no_file(
+        s3_endpoint, s3_client, s3_bucket, tmp_path, monkeypatch):  # noqa: F811
+    from tes_cts.client import run_cmd
+    from tes_cts.storage.base import StorageError
+
+    from .s3_server import put_verified
+
+    for name, value in (("AWS_ENDPOINT_URL", s3_endpoint), ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID),
+                        ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY), ("AWS_REGION", REGION)):
+        monkeypatch.setenv(name, value)
+    url = f"s3://{s3_bucket}/runs/out/count.txt"
+    put_verified(s3_client, s3_bucket, "runs/out/count.txt", b"changed after the task wrote it\n")
+    # What the task's log says it wrote: another file's CRC64NVME.
+    task = {"state": "COMPLETE", "logs": [{"outputs": [{"url": url, "path": "/outputs/count.txt", "size_bytes": "5"}],
+                                           "metadata": {f"crc64nvme:{url}": crc_of(b"1000\n")}}]}
+
+    with pytest.raises(StorageError, match="CRC64NVME"):
+        run_cmd._download_outputs(task, tmp_path / "results", quiet=True)
+    assert not (tmp_path / "results/outputs/count.txt").exists()
+    assert list((tmp_path / "results").rglob("*")) in ([], [tmp_path / "results/outputs"])

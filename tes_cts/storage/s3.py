@@ -11,6 +11,7 @@
   multipart threshold, else a multipart upload (CRC64NVME, FULL_OBJECT) with a checksum on each
   part; the upload is aborted on any failure. The checksum the store then reports (HEAD) must be
   the local one: some stores accept a mismatch without a word.
+- put and get take an optional `progress` callback (the command line's progress bar).
 
 Path-style addressing always (most S3-compatible stores need it); requests are retried by
 botocore's "standard" mode (exponential backoff) up to the store's `max_attempts`. The secret key
@@ -26,7 +27,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import boto3
 from botocore import UNSIGNED
@@ -65,6 +66,12 @@ _BROKEN_READ = (ReadTimeoutError, ResponseStreamingError, IncompleteReadError, C
 # A store rejecting who we are (as opposed to what we may do).
 _CREDENTIAL_CODES = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken",
                                "TokenRefreshRequired", "InvalidSecurity", "InvalidClientTokenId"})
+# The reason of the StorageError of `stat` when the bucket exists but the object does not.
+NO_SUCH_OBJECT = "no such object"
+
+# Told the count of bytes sent or received since its last call (negative when a request body is
+# rewound for a retry); called from several threads at once during a multipart upload.
+Progress = Callable[[int], None]
 
 
 class S3Storage(Storage):
@@ -125,18 +132,20 @@ class S3Storage(Storage):
 
     # --- get ------------------------------------------------------------------------------------
 
-    def get(self, url: str, dest: Path, is_dir: bool, expected: list[dict] | None = None) -> int:
+    def get(self, url: str, dest: Path, is_dir: bool, expected: list[dict] | None = None,
+            progress: Progress | None = None) -> int:
+        """See `Storage.get`; `progress`, if given, is told of the bytes as they arrive."""
         dest = Path(dest)
         try:
             if not is_dir:
                 entry = expected[0] if expected else self._entry(url)
                 with atomic_file(dest, durable=False) as handle:
-                    return self._download(entry, handle)
-            return self._get_directory(url, dest, expected)
+                    return self._download(entry, handle, progress=progress)
+            return self._get_directory(url, dest, expected, progress)
         except OSError as exc:
             raise StorageError(url, f"cannot write {exc.filename or dest}: {exc.strerror or exc}") from None
 
-    def _get_directory(self, url: str, dest: Path, expected: list[dict] | None) -> int:
+    def _get_directory(self, url: str, dest: Path, expected: list[dict] | None, progress: Progress | None) -> int:
         bucket, prefix = self._locate(url, prefix=True)
         objects = self._objects(url)
         if expected is None:
@@ -156,7 +165,7 @@ class S3Storage(Storage):
                 target = temporary / relative
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with atomic_file(target, durable=False) as handle:
-                    total += self._download(entry, handle, within=url)
+                    total += self._download(entry, handle, within=url, progress=progress)
         return total
 
     def _entry(self, url: str) -> dict:
@@ -167,14 +176,14 @@ class S3Storage(Storage):
             raise StorageError(url, missing_crc64nvme(url, info))
         return {"url": url, "size": info.size, "etag": info.etag, "crc64nvme": info.checksum}
 
-    def _download(self, entry: dict, handle, within: str | None = None) -> int:
+    def _download(self, entry: dict, handle, within: str | None = None, progress: Progress | None = None) -> int:
         """Write the object of `entry` to `handle`; its bytes must be the recorded ones."""
-        received = self._receive(entry, handle, within)
+        received = self._receive(entry, handle, within, progress)
         if received.size != entry.get("size") or received.encoded() != entry.get("crc64nvme"):
             raise ChangedSinceSubmission.of(entry, received.encoded(), received.size, within=within)
         return received.size
 
-    def _receive(self, entry: dict, handle, within: str | None) -> Crc64Nvme:
+    def _receive(self, entry: dict, handle, within: str | None, progress: Progress | None = None) -> Crc64Nvme:
         """Copy the object's body to `handle`; a read that breaks off resumes where it stopped, up
         to the store's `max_attempts` times. The size and CRC64NVME of what arrived."""
         running = Crc64Nvme()
@@ -183,7 +192,7 @@ class S3Storage(Storage):
         while True:
             response = self._get_from(entry, etag, running.size, within)
             etag = etag or response.get("ETag")  # a resumed read must get the same object
-            broken = _copy_body(response["Body"], handle, running)
+            broken = _copy_body(response["Body"], handle, running, progress)
             if broken is None or running.size >= entry.get("size", -1):  # all there: the CRC64NVME decides
                 return running
             failures += 1
@@ -234,7 +243,8 @@ class S3Storage(Storage):
 
     # --- put ------------------------------------------------------------------------------------
 
-    def put(self, src: Path, url: str) -> ObjectInfo:
+    def put(self, src: Path, url: str, progress: Progress | None = None) -> ObjectInfo:
+        """See `Storage.put`; `progress`, if given, is told of the bytes as they are sent."""
         bucket, key = self._locate(url)
         try:
             with open(src, "rb", buffering=0) as handle:
@@ -242,17 +252,19 @@ class S3Storage(Storage):
                 threshold = max(1, min(self.store.multipart_threshold_bytes, MAX_PART_BYTES))
                 if size < threshold or size == 0:
                     local = _checksums(handle, url, size, size or 1)
-                    self._call(url, "put_object", Bucket=bucket, Key=key, Body=_FileSlice(handle.fileno(), 0, size),
+                    body = _FileSlice(handle.fileno(), 0, size, progress)
+                    self._call(url, "put_object", Bucket=bucket, Key=key, Body=body,
                                ContentLength=size, ChecksumAlgorithm=ALGORITHM, ChecksumCRC64NVME=local.whole)
                 else:
                     local = _checksums(handle, url, size, part_size(size))
-                    self._multipart(url, bucket, key, handle.fileno(), local)
+                    self._multipart(url, bucket, key, handle.fileno(), local, progress)
         except OSError as exc:
             raise StorageError(url, f"cannot read {src}: {exc.strerror or exc}") from None
         etag = self._confirm(url, bucket, key, size, local.whole)
         return ObjectInfo(size, False, local.whole, etag)
 
-    def _multipart(self, url: str, bucket: str, key: str, fd: int, local: _LocalChecksums) -> None:
+    def _multipart(self, url: str, bucket: str, key: str, fd: int, local: _LocalChecksums,
+                   progress: Progress | None = None) -> None:
         """Parts are sent PART_CONCURRENCY at a time, each read from the file as it is sent."""
         created = self._call(url, "create_multipart_upload", Bucket=bucket, Key=key,
                              ChecksumAlgorithm=ALGORITHM, ChecksumType="FULL_OBJECT")
@@ -260,7 +272,7 @@ class S3Storage(Storage):
 
         def send(number: int, offset: int, length: int, crc: str) -> dict:
             done = self._call(url, "upload_part", Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number,
-                              Body=_FileSlice(fd, offset, length), ContentLength=length,
+                              Body=_FileSlice(fd, offset, length, progress), ContentLength=length,
                               ChecksumAlgorithm=ALGORITHM, ChecksumCRC64NVME=crc)
             return {"PartNumber": number, "ETag": done["ETag"], "ChecksumCRC64NVME": crc}
 
@@ -334,7 +346,7 @@ class S3Storage(Storage):
                 return f"no such object (and the bucket cannot be checked: {self._describe(bucket_exc)})"
             except BotoCoreError as bucket_exc:
                 return f"no such object (and the bucket cannot be checked: {self._describe(bucket_exc)})"
-            return "no such object"
+            return NO_SUCH_OBJECT
         if code == "403":
             return f"access denied (HTTP 403): the credentials of store {self.store.name} may not read it"
         if code == "400":
@@ -384,7 +396,7 @@ def _backoff(failures: int) -> float:
     return random.uniform(0, min(20.0, 0.5 * 2 ** failures))
 
 
-def _copy_body(body, handle, running: Crc64Nvme) -> BaseException | None:
+def _copy_body(body, handle, running: Crc64Nvme, progress: Progress | None = None) -> BaseException | None:
     """Copy a response body to `handle`, updating `running`; the exception if the read broke off.
     Errors writing `handle` are raised."""
     try:
@@ -397,6 +409,8 @@ def _copy_body(body, handle, running: Crc64Nvme) -> BaseException | None:
                 return None
             running.update(chunk)
             handle.write(chunk)
+            if progress is not None:
+                progress(len(chunk))
     finally:
         body.close()
 
@@ -454,11 +468,13 @@ def _checksums(handle, url: str, size: int, part: int) -> _LocalChecksums:
 
 class _FileSlice:
     """`length` bytes of an open file from `offset`, as a seekable binary stream (a request body
-    that botocore can hash, send, and rewind for a retry) without holding them in memory."""
+    that botocore can hash, send, and rewind for a retry) without holding them in memory.
+    `progress` follows the position: what is read counts as sent, a rewind takes it back."""
 
-    def __init__(self, fd: int, offset: int, length: int):
+    def __init__(self, fd: int, offset: int, length: int, progress: Progress | None = None):
         self.fd, self.offset, self.length = fd, offset, length
         self.position = 0
+        self.progress = progress
 
     def read(self, amount: int = -1) -> bytes:
         left = self.length - self.position
@@ -467,13 +483,18 @@ class _FileSlice:
         if amount <= 0:
             return b""
         data = os.pread(self.fd, amount, self.offset + self.position)
-        self.position += len(data)
+        self._move_to(self.position + len(data))
         return data
 
     def seek(self, position: int, whence: int = 0) -> int:
         base = {0: 0, 1: self.position, 2: self.length}[whence]
-        self.position = max(0, min(self.length, base + position))
+        self._move_to(max(0, min(self.length, base + position)))
         return self.position
+
+    def _move_to(self, position: int) -> None:
+        moved, self.position = position - self.position, position
+        if moved and self.progress is not None:
+            self.progress(moved)
 
     def tell(self) -> int:
         return self.position
