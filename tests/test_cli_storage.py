@@ -454,10 +454,19 @@ def test_no_credentials_is_anonymous_and_a_missing_profile_one_line(tmp_path, mo
     assert store_from_environment().max_attempts == 2
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "ASIATEMPORARY")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "temporary-secret")
-    monkeypatch.setenv("AWS_SESSION_TOKEN", "token")
-    with pytest.raises(StorageError) as raised:
-        store_from_environment()
-    assert "temporary ones with a session token" in str(raised.value) and "temporary-secret" not in str(raised.value)
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "session-token-7c1e")
+    temporary = store_from_environment()  # SSO or an assumed role: a key pair with its session token
+    assert (temporary.access_key_id, temporary.session_token) == ("ASIATEMPORARY", "session-token-7c1e")
+    assert "session-token-7c1e" not in repr(temporary) and "temporary-secret" not in repr(temporary)
     monkeypatch.setenv("AWS_PROFILE", "absent")
     with pytest.raises(StorageError, match="absent"):
         store_from_environment()
+
+
+def test_a_session_token_is_never_written_to_a_job_file():
+    from tes_cts.storage.config import S3StoreConfig, StorageConfig, public_stores
+
+    store = S3StoreConfig(name="default", endpoint_url="http://127.0.0.1:1", region=REGION, access_key_id="ASIA",
+                          secret_access_key="secret", session_token="session-token-7c1e", multipart_threshold_bytes=MIB)
+    [public] = public_stores(StorageConfig(s3_stores=(store,)))
+    assert "session_token" not in public and "secret_access_key" not in public

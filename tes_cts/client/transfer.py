@@ -47,7 +47,7 @@ def store_from_environment() -> S3StoreConfig:
     and ~/.aws/credentials); anonymous when no credentials are found. Raises StorageError."""
     try:
         session = botocore.session.Session()
-        access_key_id, secret = _credentials(session)
+        access_key_id, secret, token = _credentials(session)
         region = os.environ.get("AWS_REGION") or session.get_config_variable("region") or DEFAULT_REGION
         endpoint = _configured_endpoint(session) or _aws_endpoint(region)
         attempts = session.get_config_variable("max_attempts")  # AWS_MAX_ATTEMPTS; else the store's default
@@ -55,21 +55,17 @@ def store_from_environment() -> S3StoreConfig:
     except BotoCoreError as exc:
         raise StorageError(AWS_CONFIGURATION, _one_line(str(exc))) from None
     return S3StoreConfig(name=name, endpoint_url=endpoint, region=region, access_key_id=access_key_id,
-                         secret_access_key=secret, multipart_threshold_bytes=_multipart_threshold(),
+                         secret_access_key=secret, session_token=token, multipart_threshold_bytes=_multipart_threshold(),
                          **({"max_attempts": attempts} if attempts else {}))
 
 
-def _credentials(session) -> tuple[str, str]:
+def _credentials(session) -> tuple[str, str, str]:
+    """Access key id, secret and session token (empty for a long-term key pair); empty: anonymous."""
     found = session.get_credentials()
     if found is None:
-        return "", ""
+        return "", "", ""
     frozen = found.get_frozen_credentials()
-    if frozen.token:
-        # S3StoreConfig (and so every tes-cts S3 client) holds a key pair only.
-        raise StorageError(AWS_CONFIGURATION, f"the credentials found ({found.method}) are temporary ones with a "
-                                              "session token, which tes-cts cannot use; set AWS_ACCESS_KEY_ID and "
-                                              "AWS_SECRET_ACCESS_KEY of a long-term key pair")
-    return frozen.access_key or "", frozen.secret_key or ""
+    return frozen.access_key or "", frozen.secret_key or "", frozen.token or ""
 
 
 def _configured_endpoint(session) -> str | None:

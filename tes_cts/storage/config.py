@@ -20,6 +20,8 @@ class S3StoreConfig:
     # Above it, uploads are multipart; no default here: it is the setting s3.multipart_threshold_bytes.
     multipart_threshold_bytes: int = field(kw_only=True)
     max_attempts: int = 5                       # per request (transient errors retried); the s3.max_attempts default
+    # Of temporary credentials (SSO, an assumed role): the command line's, from the environment.
+    session_token: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -44,11 +46,14 @@ def secret_variable(store_name: str) -> str:
     return SECRET_VARIABLE_PREFIX + "".join(c if c.isalnum() else "_" for c in store_name.upper())
 
 
+SECRET_FIELDS = ("secret_access_key", "session_token")  # never written to a job file
+
+
 def public_stores(config: StorageConfig) -> list[dict]:
     """The S3 stores as job-file data: everything but the secret."""
     stores = []
     for store in config.s3_stores:
-        public = {name: getattr(store, name) for name in S3StoreConfig.__dataclass_fields__ if name != "secret_access_key"}
+        public = {name: getattr(store, name) for name in S3StoreConfig.__dataclass_fields__ if name not in SECRET_FIELDS}
         public["buckets"], public["key_prefixes"] = list(store.buckets), list(store.key_prefixes)
         stores.append(public)
     return stores

@@ -528,8 +528,8 @@ def client_for(store: S3StoreConfig, max_connections: int = 10):
                 response_checksum_validation="when_required",
                 signature_version=UNSIGNED if not store.access_key_id else None,
             )
-            credentials = {"aws_access_key_id": store.access_key_id, "aws_secret_access_key": store.secret_access_key} \
-                if store.access_key_id else {}
+            credentials = {"aws_access_key_id": store.access_key_id, "aws_secret_access_key": store.secret_access_key,
+                           "aws_session_token": store.session_token or None} if store.access_key_id else {}
             session = boto3.session.Session()
             client = session.client("s3", endpoint_url=store.endpoint_url or None, region_name=store.region or "us-east-1",
                                     verify=store.verify_tls, config=config, **credentials)
