@@ -213,3 +213,8 @@ def test_the_client_speaks_to_servers_only_through_their_api():
 def test_the_client_verbs_load_no_http_or_s3_library_until_one_runs():
     loaded = modules_loaded_by("import tes_cts.client.task_cmd, tes_cts.client.run_cmd, tes_cts.client.storage_cmd")
     assert not {"requests", "boto3", "botocore", "tes_cts.storage"} & loaded
+
+
+def test_the_worker_command_loads_no_settings_web_framework_or_database_driver():
+    loaded = modules_loaded_by("import tes_cts.cli, tes_cts.worker.run")
+    assert not {"tes_cts.settings", "dynaconf", "flask", "connexion", "pymongo", "tes_cts.database"} & loaded
