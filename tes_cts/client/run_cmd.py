@@ -17,15 +17,14 @@ from pathlib import Path
 
 from .api import (
     EXIT_COMPLETE,
-    EXIT_ERROR,
     EXIT_EXECUTOR_ERROR,
     EXIT_OF_STATE,
     EXIT_SYSTEM_ERROR,
-    ApiError,
     add_connection_arguments,
     api_from,
     wait_reason,
 )
+from .failures import CommandError, one_line_errors, say
 
 DEFAULT_IMAGE = "ubuntu:24.04"
 INPUTS_DIR = "/inputs"
@@ -36,10 +35,6 @@ SCRIPT_MAX_BYTES = 128 * 1024  # the smallest `tasks.content_max_bytes` a tes-ct
 OUTPUT_CHECKSUM_KEY = "crc64nvme:"
 URL_SCHEMES = ("s3://", "http://", "https://", "file://", "gs://", "ftp://")
 STDERR_TAIL_LINES = 20
-
-
-class RunError(Exception):
-    """A bad argument or local file: one line for the user."""
 
 
 def register(commands) -> None:
@@ -72,32 +67,22 @@ def register(commands) -> None:
     add_connection_arguments(run)
     run.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND ARG...",
                      help="what the executor runs; a local text file first is sent as a script")
-    run.set_defaults(handler=_run)
+    run.set_defaults(handler=one_line_errors(_run))
 
 
 def _run(args) -> int:
-    from ..storage.base import StorageError  # here: the storage package loads boto3 and requests
-
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    try:
-        if not command:
-            raise RunError("give the command to run after --, e.g. tes-cts run -- echo hello")
-        stage = _stage_prefix(args.stage)
-        run_prefix = f"{stage}runs/{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{secrets.token_hex(3)}/" if stage else None
-        task = _task(args, command, stage, run_prefix)
-        api = api_from(args)
-        task_id = api.create(task)
-    except (RunError, ApiError, StorageError, OSError) as exc:
-        return _fail(exc)
-    print(task_id)
+    if not command:
+        raise CommandError("give the command to run after --, e.g. tes-cts run -- echo hello")
+    stage = _stage_prefix(args.stage)
+    run_prefix = f"{stage}runs/{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{secrets.token_hex(3)}/" if stage else None
+    task = _task(args, command, stage, run_prefix)
+    api = api_from(args)
+    task_id = api.create(task)
+    print(task_id, flush=True)
     if not (args.wait or args.download):
         return EXIT_COMPLETE
     return _wait_and_fetch(api, task_id, args)
-
-
-def _fail(exc: BaseException) -> int:
-    print(f"tes-cts: {exc}", file=sys.stderr)
-    return EXIT_ERROR
 
 
 # -- the task --------------------------------------------------------------------------------
@@ -150,26 +135,26 @@ def _input(spec: str, stage: str | None, quiet: bool) -> dict:
         return {"path": path, "url": source, "type": "DIRECTORY" if source.endswith("/") else "FILE"}
     local = Path(source).expanduser()
     if not local.exists():
-        raise RunError(f"--input {spec}: {source} is neither a URL nor a local file or directory")
+        raise CommandError(f"--input {spec}: {source} is neither a URL nor a local file or directory")
     if stage is None:
-        raise RunError(f"--input {spec}: a local input needs --stage s3://BUCKET/PREFIX/ to be uploaded to")
+        raise CommandError(f"--input {spec}: a local input needs --stage s3://BUCKET/PREFIX/ to be uploaded to")
     from .transfer import upload
 
     key = f"{stage}inputs/{name.strip('/')}/"
     url = key if local.is_dir() else key + local.name
     _, sent = upload(local, url, quiet=quiet)
     if not quiet:
-        print(f"tes-cts: {source} {'uploaded to' if sent else 'already at'} {url}", file=sys.stderr)
+        say(f"{source} {'uploaded to' if sent else 'already at'} {url}")
     return {"path": path, "url": url, "type": "DIRECTORY" if local.is_dir() else "FILE"}
 
 
 def _output(spec: str, run_prefix: str | None) -> dict:
     name, _, url = spec.partition("=")
     if not name:
-        raise RunError(f"--output {spec}: give NAME or NAME=URL")
+        raise CommandError(f"--output {spec}: give NAME or NAME=URL")
     if not url:
         if run_prefix is None:
-            raise RunError(f"--output {spec}: give a URL (NAME=URL) or --stage for outputs to go to")
+            raise CommandError(f"--output {spec}: give a URL (NAME=URL) or --stage for outputs to go to")
         url = f"{run_prefix}outputs/{name.strip('/')}"
     return {"path": _container_path(name, OUTPUTS_DIR), "url": url,
             "type": "DIRECTORY" if url.endswith("/") else "FILE"}
@@ -189,7 +174,7 @@ def _script(first: str) -> tuple[dict, list[str]] | None:
     if "\x00" in text:
         return None
     if len(data) > SCRIPT_MAX_BYTES:
-        raise RunError(f"the script {first} is larger than {SCRIPT_MAX_BYTES} bytes: stage it with --input instead")
+        raise CommandError(f"the script {first} is larger than {SCRIPT_MAX_BYTES} bytes: stage it with --input instead")
     path = f"{SCRIPTS_DIR}/{local.name}"
     shebang = text.splitlines()[0][2:].split() if text.startswith("#!") else ["sh"]
     return {"path": path, "content": text, "type": "FILE"}, [*shebang, path]
@@ -199,14 +184,14 @@ def _container_path(name: str, under: str) -> str:
     if name.startswith("/"):
         return name
     if not name or ".." in name.split("/"):
-        raise RunError(f"{name!r} is not a name for {under}/NAME")
+        raise CommandError(f"{name!r} is not a name for {under}/NAME")
     return f"{under}/{name}"
 
 
 def _pair(item: str, option: str) -> tuple[str, str]:
     key, sep, value = item.partition("=")
     if not sep or not key:
-        raise RunError(f"{option} {item}: expected KEY=VALUE")
+        raise CommandError(f"{option} {item}: expected KEY=VALUE")
     return key, value
 
 
@@ -214,7 +199,7 @@ def _stage_prefix(stage: str | None) -> str | None:
     if stage is None:
         return None
     if not stage.startswith("s3://") or len(stage) <= len("s3://"):
-        raise RunError(f"--stage {stage}: expected s3://BUCKET/PREFIX/")
+        raise CommandError(f"--stage {stage}: expected s3://BUCKET/PREFIX/")
     return stage if stage.endswith("/") else stage + "/"
 
 
@@ -222,27 +207,18 @@ def _stage_prefix(stage: str | None) -> str | None:
 
 
 def _wait_and_fetch(api, task_id: str, args) -> int:
-    from ..storage.base import StorageError
-
     def show(task: dict, before: str | None) -> None:
         if args.quiet:
             return
         reason = wait_reason(task)
-        print(f"tes-cts: {task_id} {task.get('state')}" + (f" ({reason})" if reason else ""), file=sys.stderr)
+        say(f"{task_id} {task.get('state')}" + (f" ({reason})" if reason else ""))
 
-    try:
-        task = api.wait([task_id], view="FULL", on_change=show)[task_id]
-    except ApiError as exc:
-        return _fail(exc)
-    state = task.get("state")
-    if state != "COMPLETE":
+    task = api.wait([task_id], view="FULL", on_change=show)[task_id]
+    if task.get("state") != "COMPLETE":
         _show_failure(task)
         return _exit_of(task)
     if args.download:
-        try:
-            _download_outputs(task, args.download, args.quiet)
-        except (StorageError, OSError) as exc:
-            return _fail(exc)
+        _download_outputs(task, args.download, args.quiet)
     return EXIT_COMPLETE
 
 
@@ -262,7 +238,7 @@ def _show_failure(task: dict) -> None:
         tail = executors[-1]["stderr"].splitlines()[-STDERR_TAIL_LINES:]
         print("\n".join(tail), file=sys.stderr)
     for line in attempt.get("system_logs") or []:
-        print(f"tes-cts: {line}", file=sys.stderr)
+        say(line)
 
 
 def _download_outputs(task: dict, into: Path, quiet: bool) -> None:
@@ -273,13 +249,13 @@ def _download_outputs(task: dict, into: Path, quiet: bool) -> None:
     for output in attempt.get("outputs") or []:
         url, path = output.get("url", ""), output.get("path", "")
         if not url.startswith("s3://"):
-            print(f"tes-cts: {url} is not in S3: left where it is", file=sys.stderr)
+            say(f"{url} is not in S3: left where it is")
             continue
         dest = into / path.lstrip("/")
         dest.parent.mkdir(parents=True, exist_ok=True)
         download(url, dest, expected_crc64nvme=checksums.get(OUTPUT_CHECKSUM_KEY + url), quiet=quiet)
         if not quiet:
-            print(f"tes-cts: {url} -> {dest} (CRC64NVME checked)", file=sys.stderr)
+            say(f"{url} -> {dest} (CRC64NVME checked)")
 
 
 def _last_attempt(task: dict) -> dict:

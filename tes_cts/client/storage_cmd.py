@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 import tempfile
 from pathlib import Path
+
+from .failures import CommandError, one_line_errors
 
 ENVIRONMENT_HELP = ("The S3 endpoint and credentials are those the aws CLI uses: AWS_PROFILE, AWS_ACCESS_KEY_ID and "
                     "AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL (or AWS_ENDPOINT_URL_S3), AWS_REGION, ~/.aws/config and "
                     "~/.aws/credentials; with none, requests are anonymous. Uploads larger than "
                     "TES_MULTIPART_THRESHOLD_BYTES (default 64 MiB) are multipart.")
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_INTERRUPTED = 130
-
-
-class UsageError(Exception):
-    """Arguments that make no sense together, said in one line."""
 
 
 def register(commands) -> None:
@@ -37,37 +30,18 @@ def register(commands) -> None:
     cp.add_argument("destination", metavar="DST", help="a local path or an s3://bucket/key URL (ending in '/': "
                                                        "SRC's name under it)")
     cp.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    cp.set_defaults(handler=_reporting(_cp))
+    cp.set_defaults(handler=one_line_errors(_cp))
     stat = verbs.add_parser("stat", help="an object's size, ETag, checksums and encryption",
                             description="What the store holds of an object: size, ETag, CRC64NVME and the other "
                                         "checksums it carries, encryption. " + ENVIRONMENT_HELP)
     stat.add_argument("url", metavar="URL", help="s3://bucket/key (ending in '/': the total under a prefix)")
-    stat.set_defaults(handler=_reporting(_stat))
+    stat.set_defaults(handler=one_line_errors(_stat))
     add = verbs.add_parser("add-checksum", help="give an existing object a CRC64NVME, its bytes unchanged",
                            description="Give an object a CRC64NVME (which every tes-cts input needs) without "
                                        "uploading it again: the store copies it onto itself and computes it. "
                                        + ENVIRONMENT_HELP)
     add.add_argument("url", metavar="URL", help="s3://bucket/key")
-    add.set_defaults(handler=_reporting(_add_checksum))
-
-
-def _reporting(verb):
-    """The verb as a handler: exit 0, or 1 with one line `tes-cts: <message>` on stderr."""
-
-    def handler(args: argparse.Namespace) -> int:
-        from ..storage.base import StorageError
-
-        try:
-            verb(args)
-        except (StorageError, UsageError) as exc:
-            print(f"tes-cts: {' '.join(str(exc).split())}", file=sys.stderr)
-            return EXIT_FAILED
-        except KeyboardInterrupt:
-            print("tes-cts: interrupted", file=sys.stderr)
-            return EXIT_INTERRUPTED
-        return EXIT_OK
-
-    return handler
+    add.set_defaults(handler=one_line_errors(_add_checksum))
 
 
 def _is_s3(location: str) -> bool:
@@ -80,7 +54,7 @@ def _is_s3(location: str) -> bool:
 def _cp(args) -> None:
     from_s3, to_s3 = _is_s3(args.source), _is_s3(args.destination)
     if not from_s3 and not to_s3:
-        raise UsageError("neither SRC nor DST is an s3:// URL: copy local files with cp")
+        raise CommandError("neither SRC nor DST is an s3:// URL: copy local files with cp")
     if from_s3 and to_s3:
         _copy_through_here(args.source, args.destination, args.quiet)
     elif to_s3:

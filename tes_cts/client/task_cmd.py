@@ -7,9 +7,7 @@ code (EXIT_* in api.py)."""
 from __future__ import annotations
 
 import argparse
-import functools
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -25,14 +23,10 @@ from .api import (
     api_from,
     worst_exit,
 )
+from .failures import CommandError, one_line_errors, say
 
 VIEWS = ("MINIMAL", "BASIC", "FULL")
 FOLLOW_POLL_S = 1.0
-EXIT_INTERRUPTED = 130  # what a shell reports for Ctrl-C
-
-
-class InputError(Exception):
-    """Something local the command cannot use (a file, an index), as one line."""
 
 
 def register(commands) -> None:
@@ -50,7 +44,7 @@ def register(commands) -> None:
 def _verb(verbs, name: str, help_text: str, handler) -> argparse.ArgumentParser:
     parser = verbs.add_parser(name, help=help_text, description=help_text)
     add_connection_arguments(parser)
-    parser.set_defaults(handler=_one_line_errors(handler))
+    parser.set_defaults(handler=one_line_errors(handler))
     return parser
 
 
@@ -131,31 +125,6 @@ def _duration(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _one_line_errors(handler):
-    """The handler, with every expected failure as one line on stderr and exit code 1."""
-
-    @functools.wraps(handler)
-    def run(args) -> int:
-        try:
-            return handler(args)
-        except (ApiError, InputError) as exc:
-            _say(str(exc))
-            return EXIT_ERROR
-        except KeyboardInterrupt:
-            return EXIT_INTERRUPTED
-        except BrokenPipeError:
-            # The reader (head, less) is gone; point stdout at /dev/null so that the flush at
-            # exit does not fail again.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            return EXIT_ERROR
-
-    return run
-
-
-def _say(message: str) -> None:
-    print(f"tes-cts: {message}", file=sys.stderr)
-
-
 # -- the verbs ---------------------------------------------------------------------------------
 
 
@@ -169,15 +138,15 @@ def _read_task(name: str) -> dict:
     try:
         text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
     except OSError as exc:
-        raise InputError(f"cannot read {where}: {exc.strerror or exc}") from None
+        raise CommandError(f"cannot read {where}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
-        raise InputError(f"{where} is not UTF-8 text") from None
+        raise CommandError(f"{where} is not UTF-8 text") from None
     try:
         task = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(f"{where} is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        raise CommandError(f"{where} is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     if not isinstance(task, dict):
-        raise InputError(f"{where}: a task is a JSON object ({{\"executors\": [...], ...}})")
+        raise CommandError(f"{where}: a task is a JSON object ({{\"executors\": [...], ...}})")
     return task
 
 
@@ -212,7 +181,7 @@ def _cancel(args) -> int:
         try:
             api.cancel(task_id)
         except ApiError as exc:
-            _say(f"cancel {task_id}: {exc}")
+            say(f"cancel {task_id}: {exc}")
             failed = True
         else:
             print(task_id, flush=True)
@@ -233,7 +202,7 @@ def _wait(args) -> int:
 
         pending = [f"{task_id} ({timeout.tasks.get(task_id, {}).get('state', 'UNKNOWN')})" for task_id in task_ids
                    if timeout.tasks.get(task_id, {}).get("state") not in TERMINAL_STATES]
-        _say(f"timed out after {describe_duration(args.timeout)}; not done: {', '.join(pending)}")
+        say(f"timed out after {describe_duration(args.timeout)}; not done: {', '.join(pending)}")
         return EXIT_TIMEOUT
     return worst_exit(ended.values())
 
@@ -326,10 +295,10 @@ def _check_log_exists(task: dict, attempt: int | None, executor: int | None) -> 
     """An attempt or executor the arguments name that the task does not have is an error."""
     attempts = task.get("logs") or []
     if attempt is not None and attempt >= len(attempts):
-        raise InputError(f"task {task.get('id')} has {len(attempts)} attempt(s): no attempt {attempt}")
+        raise CommandError(f"task {task.get('id')} has {len(attempts)} attempt(s): no attempt {attempt}")
     if executor is not None:
         chosen = len(attempts) - 1 if attempt is None else attempt
         count = len(attempts[chosen].get("logs") or []) if attempts else 0
         if executor >= count:
-            raise InputError(f"attempt {max(chosen, 0)} of task {task.get('id')} has the logs of {count} "
+            raise CommandError(f"attempt {max(chosen, 0)} of task {task.get('id')} has the logs of {count} "
                              f"executor(s): no executor {executor}")
