@@ -450,7 +450,8 @@ def test_a_version_1_file_is_migrated_on_open_with_every_task_listable(tmp_path)
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
         assert [row[1] for row in conn.execute("PRAGMA table_info(tasks)")][-2:] == ["basic_view", "doc"]
         found = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE sql IS NOT NULL")}
-        assert found == {"tasks", "task_tags", *INDEXES, *TRIGGERS}
+        assert found == {"tasks", "task_tags", "task_counts", *INDEXES, *TRIGGERS}
+        assert kept_counts(conn) == counted_now(conn)
 
 
 def test_a_version_2_file_gets_the_tag_triggers_and_keeps_its_rows(tmp_path):
@@ -462,6 +463,7 @@ def test_a_version_2_file_gets_the_tag_triggers_and_keeps_its_rows(tmp_path):
     with closing(sqlite3.connect(path, isolation_level=None)) as conn:  # as version 2 left it
         for name in TRIGGERS:
             conn.execute(f"DROP TRIGGER {name}")
+        conn.execute("DROP TABLE task_counts")
         for name, columns in (("tasks_by_owner", "owner, created_us DESC, id DESC"), ("tasks_by_age", "created_us DESC, id DESC")):
             conn.execute(f"DROP INDEX {name}")
             conn.execute(f"CREATE INDEX {name} ON tasks ({columns})")
@@ -483,8 +485,35 @@ def test_a_version_2_file_gets_the_tag_triggers_and_keeps_its_rows(tmp_path):
         assert database.compare_and_set(moved, expected_version=old[0].version)
         assert [r.id for r in database.query(TaskQuery(limit=10, tags={"batch": "1"}))] == [
             new.id, old[3].id, old[1].id, old[0].id]
+        with closing(sqlite3.connect(path)) as conn:
+            assert kept_counts(conn) == counted_now(conn) == {("owner", ""): 5, ("state", "QUEUED"): 5}
     finally:
         database.close()
+
+
+def kept_counts(conn: sqlite3.Connection) -> dict:
+    return {(kind, value): tasks for kind, value, tasks in conn.execute("SELECT * FROM task_counts") if tasks}
+
+
+def counted_now(conn: sqlite3.Connection) -> dict:
+    return {(kind, value): tasks for kind in ("owner", "state")
+            for value, tasks in conn.execute(f"SELECT {kind}, count(*) FROM tasks GROUP BY {kind}")}
+
+
+def test_the_counts_of_owners_and_states_follow_every_write(database):
+    database.insert_many([task_record(f"a{i}", owner="alice") for i in range(3)])
+    database.insert(bob := task_record("b0", owner="bob"))
+    for record in database.query(TaskQuery(limit=10, owner="alice"))[:2]:
+        assert database.compare_and_set(record.with_phase(Phase.RUNNING, "running"), expected_version=record.version)
+    moved = bob.with_phase(Phase.PREFLIGHT, "claimed")
+    moved.owner = "carol"  # no code path changes an owner; the counts follow it all the same
+    assert database.compare_and_set(moved, expected_version=bob.version)
+
+    with closing(sqlite3.connect(database.path)) as conn:
+        assert kept_counts(conn) == counted_now(conn) == {
+            ("owner", "alice"): 3, ("owner", "carol"): 1, ("state", "QUEUED"): 2, ("state", "RUNNING"): 2}
+        conn.execute("DELETE FROM tasks WHERE id = 'a0'")
+        assert kept_counts(conn) == counted_now(conn)
 
 
 def test_a_version_1_file_that_cannot_be_migrated_is_left_as_it_was(tmp_path):

@@ -6,7 +6,8 @@ API sends (`basic_view`, `model.views.view_json`), and the columns queries filte
 goes through `insert_task` or `update_task`, one statement that writes the whole row: the stored
 view never lags the record. `task_tags` holds one row per tag with the task's creation time, so
 that a tag filter reads its index in page order; triggers keep it from the tags in `doc`, in the
-same statement. One statement per write, because Python's sqlite3 lets go of the GIL at every
+same statement. Triggers also keep `task_counts`, how many tasks each owner and each state has,
+which choosing a query's index reads. One statement per write, because Python's sqlite3 lets go of the GIL at every
 statement, and taking it back costs a request more than the statement does when others are busy.
 """
 
@@ -42,6 +43,14 @@ _TABLES = (
         created_us INTEGER NOT NULL,  -- the task's
         PRIMARY KEY (task_id, key)
     ) WITHOUT ROWID""",
+    # How many tasks each owner and each state has, kept by triggers: what choosing a query's
+    # index asks of an owner or a state without reading thousands of index entries.
+    """CREATE TABLE task_counts (
+        kind TEXT NOT NULL,  -- 'owner' or 'state'
+        value TEXT NOT NULL,
+        tasks INTEGER NOT NULL,
+        PRIMARY KEY (kind, value)
+    ) WITHOUT ROWID""",
 )
 INDEXES = {
     # With the state in them, a MINIMAL page (id and state) of all tasks or of an owner's is read
@@ -58,8 +67,21 @@ INDEXES = {
 # row with a NULL key where the tags are null rather than absent).
 _TAGS_OF_NEW = ("INSERT INTO task_tags (task_id, key, value, created_us) "
                 "SELECT NEW.id, key, value, NEW.created_us FROM json_each(NEW.doc, '$.task.tags') WHERE key IS NOT NULL")
+
+
+def _counted(row: str, change: str) -> str:
+    """Statements adding `change` to the counts of the owner and the state of `row` (NEW, OLD)."""
+    return "".join(f"INSERT INTO task_counts (kind, value, tasks) VALUES ('{kind}', {row}.{kind}, {change}) "
+                   f"ON CONFLICT (kind, value) DO UPDATE SET tasks = tasks + {change}; " for kind in ("owner", "state"))
+
+
 TRIGGERS = {
     "task_tags_at_insert": f"AFTER INSERT ON tasks BEGIN {_TAGS_OF_NEW}; END",
+    "task_counts_at_insert": f"AFTER INSERT ON tasks BEGIN {_counted('NEW', '1')}END",
+    "task_counts_at_update": "AFTER UPDATE OF owner, state ON tasks "
+                             "WHEN OLD.owner IS NOT NEW.owner OR OLD.state IS NOT NEW.state "
+                             f"BEGIN {_counted('OLD', '-1')}{_counted('NEW', '1')}END",
+    "task_counts_at_delete": f"AFTER DELETE ON tasks BEGIN {_counted('OLD', '-1')}END",
     # Tags are fixed at creation in TES, so an update (every state change) compares and leaves them.
     "task_tags_at_update": "AFTER UPDATE OF doc ON tasks "
                            "WHEN json_extract(OLD.doc, '$.task.tags') IS NOT json_extract(NEW.doc, '$.task.tags') "
@@ -94,7 +116,11 @@ def create_schema(conn: sqlite3.Connection) -> None:
             _create_tables(conn)
             _create_triggers(conn)
             _create_indexes(conn)
-        else:  # version 2: the same tables, with the tags written by the program
+        else:  # version 2: the same tables but the counts, with the tags written by the program
+            conn.execute(_TABLES[-1])
+            for kind in ("owner", "state"):
+                conn.execute(f"INSERT INTO task_counts (kind, value, tasks) "
+                             f"SELECT '{kind}', {kind}, count(*) FROM tasks GROUP BY {kind}")
             _create_triggers(conn)
             for name in _COVERING_SINCE_V3:
                 conn.execute(f"DROP INDEX {name}")

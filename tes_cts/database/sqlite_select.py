@@ -13,10 +13,11 @@ With a single filter of the first kind, it drives. Otherwise the candidates' mat
 in turn, each count stopped at RARE_BELOW or at the fewest found so far, and the one with the
 fewest drives; the name range only when it is rare, since a prefix that matches many tasks is
 better checked along a walk in page order (`tasks_by_age` when nothing else drives), which soon
-meets enough of them. The owner is counted last: it matches every task of its user (of everyone,
-without authentication), and once another filter has proved rare its count stops after as many.
-A bounded count rather than ANALYZE statistics: it is exact at the time of the query, needs no
-upkeep while the table grows, and reads no more than RARE_BELOW entries of an index.
+meets enough of them. A tag's or a name's count reads its index, up to RARE_BELOW entries; an
+owner's and a state's are read from `task_counts`, which triggers keep exact. A bounded count
+rather than ANALYZE statistics: it is exact at the time of the query and needs no upkeep while
+the table grows. The owner comes last: it matches every task of its user (of everyone, without
+authentication).
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ class Driver:
     task_id: str = "tasks.id"
     in_page_order: bool = True
     answers: str | None = None
+    counted: tuple[str, str] | None = None  # its (kind, value) in task_counts, which knows its matches
 
 
 # No filter, or only a name prefix that is not rare: SQLite walks tasks_by_age.
@@ -149,11 +151,15 @@ def _tag_driver(key: str, value: str) -> Driver:
 
 
 def _column_driver(column: str, value: str) -> Driver:
-    return Driver(f"tasks INDEXED BY tasks_by_{column}", (f"tasks.{column} = ?",), (value,), answers=column)
+    return Driver(f"tasks INDEXED BY tasks_by_{column}", (f"tasks.{column} = ?",), (value,), answers=column,
+                  counted=(column, value))
 
 
 def _count(conn: sqlite3.Connection, driver: Driver, limit: int) -> int:
-    """How many rows `driver` yields, counted up to `limit`."""
+    """How many rows `driver` yields, counted up to `limit` (an owner's or a state's: read)."""
+    if driver.counted is not None:
+        row = conn.execute("SELECT tasks FROM task_counts WHERE kind = ? AND value = ?", driver.counted).fetchone()
+        return min(row[0] if row else 0, limit)
     where = " AND ".join(driver.conditions)
     (found,) = conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM {driver.source} WHERE {where} LIMIT ?)",
                             [*driver.params, limit]).fetchone()
