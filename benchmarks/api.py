@@ -867,14 +867,19 @@ def growth_table(sizes: list[int], per_size: list[list[Filter]], measured: list[
             counts.append(f"{expected:,}" + ("" if found == min(expected, PAGE + 1) else f" (!! {found} found)"))
         p50s = [results[i][0] for results in measured]
         rows.append((f"{f.label} ({f.note})", " / ".join(counts), *(f"{ms:.3f} ms" for ms in p50s), f"{p50s[-1] / p50s[0]:.2f}"))
+    return markdown_table(rows, left=1)
+
+
+def markdown_table(rows: list[tuple[str, ...]], left: int) -> str:
+    """`rows` (the first is the header) as a Markdown table, columns aligned: the first `left`
+    to the left, the others (figures) to the right."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    rule = "|" + "|".join("-" * (w + 2) if i < left else "-" * (w + 1) + ":" for i, w in enumerate(widths)) + "|"
     lines = []
-    for n, row in enumerate(rows):
-        cells = [row[0].ljust(widths[0]), row[1].rjust(widths[1])] + [c.rjust(w) for c, w in zip(row[2:], widths[2:])]
+    for row in rows:
+        cells = [cell.ljust(w) if i < left else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))]
         lines.append("| " + " | ".join(cells) + " |")
-        if n == 0:
-            lines.append("|" + "-" * (widths[0] + 2) + "|" + "|".join("-" * (w + 1) + ":" for w in widths[1:]) + "|")
-    return "\n".join(lines)
+    return "\n".join([lines[0], rule, *lines[1:]])
 
 
 # --- main -----------------------------------------------------------------------------------
@@ -1098,14 +1103,7 @@ def table(results) -> str:
         for q in (50, 99):
             o, f = ours.percentile(q), floor.percentile(q)
             rows.append(("", f"p{q} ms", f"{o:.2f}", f"{f:.2f}", f"{o / f:.2f}", ""))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = []
-    for n, row in enumerate(rows):
-        cells = [row[0].ljust(widths[0]), row[1].ljust(widths[1])] + [c.rjust(w) for c, w in zip(row[2:], widths[2:])]
-        lines.append("| " + " | ".join(cells) + " |")
-        if n == 0:
-            lines.append("|" + "|".join("-" * (w + 2) for w in widths[:2]) + "|" + "|".join("-" * (w + 1) + ":" for w in widths[2:]) + "|")
-    return "\n".join(lines)
+    return markdown_table(rows, left=2)
 
 
 if __name__ == "__main__":

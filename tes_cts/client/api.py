@@ -167,11 +167,26 @@ def worst_exit(tasks) -> int:
     return max((EXIT_OF_STATE.get(task.get("state"), EXIT_SYSTEM_ERROR) for task in tasks), default=EXIT_COMPLETE)
 
 
+# tes-cts reports each uploaded output's CRC64NVME in its attempt's metadata under this prefix and
+# the output's URL: tesOutputFileLog has no field for it.
+OUTPUT_CHECKSUM_KEY = "crc64nvme:"
+
+
+def last_attempt(task: dict) -> dict:
+    """The task's last log entry (its last attempt: the one whose outcome is the task's), or {}."""
+    logs = task.get("logs") or []
+    return logs[-1] if logs else {}
+
+
+def output_checksum(attempt: dict, url: str) -> str | None:
+    """The CRC64NVME (base64) the attempt reports for its output at `url`, if the server says."""
+    return (attempt.get("metadata") or {}).get(OUTPUT_CHECKSUM_KEY + url)
+
+
 def wait_reason(task: dict) -> str | None:
     """The last line of the task's last system log (tes-cts writes "waiting: ..." there while a
     task waits, and why it failed when it fails), if any."""
-    logs = task.get("logs") or []
-    lines = (logs[-1].get("system_logs") or []) if logs else []
+    lines = last_attempt(task).get("system_logs") or []
     return lines[-1] if lines else None
 
 

@@ -22,6 +22,8 @@ from .api import (
     EXIT_SYSTEM_ERROR,
     add_connection_arguments,
     api_from,
+    last_attempt,
+    output_checksum,
     wait_reason,
 )
 from .failures import CommandError, one_line_errors, say
@@ -31,8 +33,6 @@ INPUTS_DIR = "/inputs"
 OUTPUTS_DIR = "/outputs"
 SCRIPTS_DIR = "/scripts"
 SCRIPT_MAX_BYTES = 128 * 1024  # the smallest `tasks.content_max_bytes` a tes-cts server allows
-# tes-cts reports each output's CRC64NVME in the attempt's metadata under this key + the URL.
-OUTPUT_CHECKSUM_KEY = "crc64nvme:"
 URL_SCHEMES = ("s3://", "http://", "https://", "file://", "gs://", "ftp://")
 STDERR_TAIL_LINES = 20
 
@@ -225,14 +225,14 @@ def _wait_and_fetch(api, task_id: str, args) -> int:
 def _exit_of(task: dict) -> int:
     """The task's exit code: the failing executor's own for EXECUTOR_ERROR."""
     if task.get("state") == "EXECUTOR_ERROR":
-        codes = [log.get("exit_code") for log in _last_attempt(task).get("logs") or []]
+        codes = [log.get("exit_code") for log in last_attempt(task).get("logs") or []]
         failed = [code for code in codes if isinstance(code, int) and code != 0]
         return failed[-1] if failed and 0 < failed[-1] < 256 else EXIT_EXECUTOR_ERROR
     return EXIT_OF_STATE.get(task.get("state"), EXIT_SYSTEM_ERROR)
 
 
 def _show_failure(task: dict) -> None:
-    attempt = _last_attempt(task)
+    attempt = last_attempt(task)
     executors = attempt.get("logs") or []
     if executors and executors[-1].get("stderr"):
         tail = executors[-1]["stderr"].splitlines()[-STDERR_TAIL_LINES:]
@@ -244,8 +244,7 @@ def _show_failure(task: dict) -> None:
 def _download_outputs(task: dict, into: Path, quiet: bool) -> None:
     from .transfer import download
 
-    attempt = _last_attempt(task)
-    checksums = attempt.get("metadata") or {}
+    attempt = last_attempt(task)
     for output in attempt.get("outputs") or []:
         url, path = output.get("url", ""), output.get("path", "")
         if not url.startswith("s3://"):
@@ -253,11 +252,6 @@ def _download_outputs(task: dict, into: Path, quiet: bool) -> None:
             continue
         dest = into / path.lstrip("/")
         dest.parent.mkdir(parents=True, exist_ok=True)
-        download(url, dest, expected_crc64nvme=checksums.get(OUTPUT_CHECKSUM_KEY + url), quiet=quiet)
+        download(url, dest, expected_crc64nvme=output_checksum(attempt, url), quiet=quiet)
         if not quiet:
             say(f"{url} -> {dest} (CRC64NVME checked)")
-
-
-def _last_attempt(task: dict) -> dict:
-    logs = task.get("logs") or []
-    return logs[-1] if logs else {}

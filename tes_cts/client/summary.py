@@ -9,11 +9,8 @@ from __future__ import annotations
 import shlex
 from typing import Iterable
 
-from .api import TERMINAL_STATES
+from .api import TERMINAL_STATES, last_attempt, output_checksum
 
-# tes-cts reports each uploaded output's CRC64NVME in the attempt's metadata under this prefix and
-# the output's URL: tesOutputFileLog has no field for it.
-CRC64NVME_KEY = "crc64nvme:"
 MISSING = "-"
 
 
@@ -21,7 +18,7 @@ def task_summary(task: dict) -> str:
     """The task as labelled lines: what it is, how far it got, then its executors, outputs and
     system logs (the sections the view has)."""
     attempts = task.get("logs") or []
-    last = attempts[-1] if attempts else {}
+    last = last_attempt(task)
     lines = _labelled([
         ("id", task.get("id")),
         ("name", task.get("name")),
@@ -77,12 +74,11 @@ def _executor_lines(executors: list[dict], executor_logs: list[dict], finished: 
 
 
 def _output_lines(attempt: dict) -> list[str]:
-    checksums = attempt.get("metadata") or {}
     lines = []
     for output in attempt.get("outputs") or []:
         where = f"{output.get('path') or MISSING} -> {output.get('url') or MISSING}"
         line = f"{where}  {output.get('size_bytes', '?')} bytes"
-        crc = checksums.get(CRC64NVME_KEY + str(output.get("url")))
+        crc = output_checksum(attempt, str(output.get("url")))
         lines.append(f"{line}  CRC64NVME {crc}" if crc else line)
     return lines
 
