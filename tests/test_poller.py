@@ -515,3 +515,31 @@ def test_a_cycle_polls_every_active_task_in_one_call(sqlite_db, scripted_backend
     scripted_backend.poll = lambda refs: calls.append(len(refs)) or original(refs)
     poller.cycle()
     assert calls == [10] and all(sqlite_db.get(i).phase is Phase.SUBMITTED for i in ids)
+
+
+def test_a_worker_that_raced_to_its_result_passes_every_state_in_one_write(sqlite_db, scripted_backend, poller):
+    task_id = queued(sqlite_db, executors=[{"image": "i", "command": ["a"]}, {"image": "i", "command": ["b"]}])
+    poller.cycle()
+    submitted_version = sqlite_db.get(task_id).version
+    scripted_backend.reports[f"job-{task_id}-1"] = Finished(result(), host="node-7")
+    poller.cycle()
+    record = sqlite_db.get(task_id)
+    assert phases(sqlite_db, task_id) == ["created", "preflight", "submitted", "staging_in", "running",
+                                          "staging_out", "complete"]
+    assert record.version == submitted_version + 1  # one compare-and-set for the four moves
+    times = [h["time"] for h in record.history]
+    assert times == sorted(times)
+
+
+def test_progress_seen_late_moves_through_every_executor_in_one_write(sqlite_db, scripted_backend, poller):
+    task_id = queued(sqlite_db, executors=[{"image": "i", "command": [c]} for c in "abc"])
+    poller.cycle()
+    submitted_version = sqlite_db.get(task_id).version
+    scripted_backend.reports[f"job-{task_id}-1"] = Running(Progress("running", executor=2))
+    poller.cycle()
+    record = sqlite_db.get(task_id)
+    assert [(h["phase"], h["reason"]) for h in record.history[3:]] == [
+        ("staging_in", "worker started: staging inputs"), ("running", "running executor 0"),
+        ("running", "running executor 1"), ("running", "running executor 2")]
+    assert record.version == submitted_version + 1
+    assert record.logs[-1][attempts.EXECUTOR_KEY] == 2

@@ -2,16 +2,14 @@
 
 A `Move` says the phase it leads to, the reason the task's history records, and what it sets on
 the record; an `Update` sets something without a phase change (a lease, a note). `apply` stores
-either by compare-and-set (`tasks.lifecycle`). What a change sets is a named function below,
-bound to its values, so a move reads as what it does.
+any number of them, in order, by one compare-and-set (`tasks.lifecycle`). What a change sets is
+a named function below, bound to its values, so a move reads as what it does.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable
-
 from ..clock import now_us, rfc3339
 from ..database.base import TaskDatabase
 from ..jobfiles import Result
@@ -28,9 +26,7 @@ from ..tasks.attempts import (
     end_wait,
     fill_log,
 )
-from ..tasks.lifecycle import move, update
-
-Change = Callable[[TaskRecord], None]
+from ..tasks.lifecycle import Change, move_through
 
 CANCELED_LINE = "canceled by the user"
 
@@ -51,11 +47,12 @@ class Update:
     sets: Change
 
 
-def apply(database: TaskDatabase, record: TaskRecord, change: Move | Update) -> TaskRecord | None:
-    """Store `change`; the stored record, or None if the task changed since `record` was read."""
-    if isinstance(change, Move):
-        return move(database, record, change.phase, change.reason, change.sets)
-    return update(database, record, change.sets)
+def apply(database: TaskDatabase, record: TaskRecord, *changes: Move | Update) -> TaskRecord | None:
+    """Store `changes` as one write; the stored record, or None if the task changed since
+    `record` was read."""
+    return move_through(database, record, [
+        (change.phase, change.reason, change.sets) if isinstance(change, Move) else (None, "", change.sets)
+        for change in changes])
 
 
 # --- a queued task --------------------------------------------------------------------------------

@@ -97,33 +97,17 @@ class Reconciler:
         if outcome is Phase.CANCELED:  # stopped by a signal that was not ours
             self._attempt_failed(record, ref, f"the worker was stopped from outside: {result.reason}")
             return
-        if outcome is not Phase.SYSTEM_ERROR:
-            # Outputs are staged before any outcome but a system error, so walk there first.
-            record = self._advance(record, Phase.STAGING_OUT, None)
-            if record is None or record.phase is not Phase.STAGING_OUT:
-                return
-        moves.apply(self.database, record, moves.finished(result, host))
+        # Outputs are staged before any outcome but a system error, so the task walks there first.
+        steps = [] if outcome is Phase.SYSTEM_ERROR else steps_to(record, Phase.STAGING_OUT, None)
+        moves.apply(self.database, record, *steps, moves.finished(result, host))
 
     def _follow(self, record: TaskRecord, ref: JobRef, progress: Progress | None) -> None:
         """Whatever the job reports while it runs, or if nothing: the runtime limit counts."""
-        if progress is not None:  # first, so that a job that has just started counts from now
-            record = self._advance(record, Phase(progress.step), progress.executor)
+        steps = steps_to(record, Phase(progress.step), progress.executor) if progress is not None else []
+        if steps:  # first, so that a job that has just started counts from now
+            record = moves.apply(self.database, record, *steps)
         if record is not None and self._over_runtime_limit(record):
             self._stop_over_limit(record, ref)
-
-    def _advance(self, record: TaskRecord, target: Phase, executor: int | None) -> TaskRecord | None:
-        """Move forward one phase at a time up to `target` (and to the reported executor)."""
-        while record is not None:
-            here, goal = PROGRESS_ORDER.index(record.phase), PROGRESS_ORDER.index(target)
-            running = record.logs[-1].get(EXECUTOR_KEY, 0)
-            if here < goal:
-                step = moves.step_into(PROGRESS_ORDER[here + 1])
-            elif target is Phase.RUNNING and executor is not None and executor > running:
-                step = moves.running_executor(running + 1)
-            else:
-                return record
-            record = moves.apply(self.database, record, step)
-        return None
 
     def _attempt_failed(self, record: TaskRecord, ref: JobRef | None, reason: str) -> None:
         self._stop_job_then(record, ref, moves.attempt_failed(current_attempt(record), self.config.max_attempts, reason))
@@ -155,3 +139,14 @@ class Reconciler:
     def _stop_over_limit(self, record: TaskRecord, ref: JobRef) -> None:
         reason = f"exceeded runtime limit of {describe_duration(runtime_limit_s(record, self.config.runtime_limit_s))}"
         self._system_error(record, ref, reason, f"{reason}; stopped by the poller")
+
+
+def steps_to(record: TaskRecord, target: Phase, executor: int | None) -> list[moves.Move]:
+    """The moves forward from the record's phase to `target` (and to the reported executor),
+    one phase and one executor at a time, so that no state is skipped."""
+    here, goal = PROGRESS_ORDER.index(record.phase), PROGRESS_ORDER.index(target)
+    steps = [moves.step_into(phase) for phase in PROGRESS_ORDER[here + 1:goal + 1]]
+    running = 0 if Phase.RUNNING in PROGRESS_ORDER[here + 1:goal + 1] else record.logs[-1].get(EXECUTOR_KEY, 0)
+    if target is Phase.RUNNING and executor is not None:
+        steps += [moves.running_executor(index) for index in range(running + 1, executor + 1)]
+    return steps
