@@ -1,13 +1,13 @@
 """What tes-cts adds to running a container: one task end to end against a bare `docker run`.
 
-    .venv/bin/python benchmarks/overhead.py                  # defaults: about 4-5 minutes on 2 cores
-    .venv/bin/python benchmarks/overhead.py --runs 10 --concurrent 50 --interval 1.0
+    .venv/bin/python benchmarks/overhead.py                  # the service's defaults: about 3 minutes on 2 cores
+    .venv/bin/python benchmarks/overhead.py --runs 10 --concurrent 60 --interval 0.2
 
 What it does, in one run:
 1. checks that the Docker engine answers (DOCKER_HOST, default the tests' engine) and that the
    test image tes-cts-test/busybox:1 exists (built locally by tests/docker_env.py if not);
 2. starts `tes-cts serve` (API and embedded poller, local backend) on a free loopback port in a
-   temporary work dir;
+   temporary work dir, on the service's default settings (--interval sets poller.interval_s);
 3. latency, --runs times, alternating: the baseline `docker run --rm --network none IMAGE true`,
    then one tes-cts task with that one executor, timed from POST /tasks to the GET (polled every
    20 ms) that shows COMPLETE; median and p90 of both, their ratio and the absolute overhead, and
@@ -15,8 +15,11 @@ What it does, in one run:
    and the executor log's times;
 4. throughput: --concurrent containers through --cpu-slots parallel `docker run --rm` processes,
    then --concurrent tasks submitted at once from threads, until every one is terminal (all must
-   be COMPLETE); tasks per minute of both and the ratio, and how the CPU slots' time was spent;
-5. stops the server (its whole process group) and removes the work dir, whatever happens.
+   be COMPLETE); tasks per minute of both and the ratio, how the CPU slots' time was spent, and
+   the CPU time of both (every process of serve's tree against the baseline's docker clients; the
+   engine apart);
+5. prints the three ratios the service is held to (latency, throughput, CPU per task);
+6. stops the server (its whole process group) and removes the work dir, whatever happens.
 
 The machine is shared with whatever else runs on it (the load average is printed); only the
 ratios and the breakdown measured in the same run mean something.
@@ -202,14 +205,14 @@ def timeline(store: SqliteTaskDatabase, work_dir: Path, task_id: str) -> dict:
 
 SEGMENTS = [
     # (label, from, to, what it is)
-    ("POST -> stored", "sent", "created", "API: request, validation, SQLite insert"),
-    ("stored -> claimed", "created", "preflight", "waiting for the poller's next dispatch"),
-    ("claimed -> worker spawned", "preflight", "submitted", "job.json, Popen of `tes-cts worker`, worker.json"),
-    ("spawned -> worker running", "submitted", "worker_start", "worker: Python start-up and imports"),
-    ("worker -> container start", "worker_start", "container_start", "`docker ps` (kill_all), staging, `docker image inspect`"),
-    ("container (docker run)", "container_start", "container_end", "the executor's `docker run --rm ...` client"),
-    ("container end -> result", "container_end", "worker_end", "`docker ps` (kill_all), staging out"),
-    ("result -> COMPLETE stored", "worker_end", "complete", "waiting for the poller's next reconcile + 4 state writes"),
+    ("POST -> stored", "sent", "created", "API: request, validation, SQLite insert, poller woken"),
+    ("stored -> claimed", "created", "preflight", "the poller wakes and claims it"),
+    ("claimed -> worker spawned", "preflight", "submitted", "job.json, the launcher forks the worker, worker.json"),
+    ("spawned -> worker running", "submitted", "worker_start", "the forked worker starts"),
+    ("worker -> container start", "worker_start", "container_start", "kill_all (list by label), staging, image check"),
+    ("container", "container_start", "container_end", "the executor's container: create, attach, start, wait"),
+    ("container end -> result", "container_end", "worker_end", "remove, kill_all, staging out, result.json"),
+    ("result -> COMPLETE stored", "worker_end", "complete", "the worker wakes the poller: one state write"),
     ("COMPLETE -> client sees it", "complete", "seen", f"client GET every {GET_EVERY_S * 1000:.0f} ms"),
 ]
 
@@ -238,23 +241,34 @@ def latency(client: Client, store: SqliteTaskDatabase, work_dir: Path, runs: int
 
 
 def docker_costs(runs: int) -> dict[str, float]:
-    """Median of the short engine calls tes-cts makes around each container."""
+    """Median of the short engine calls tes-cts makes around each container, as it makes them."""
+    from tes_cts.jobfiles import ContainerSettings
+    from tes_cts.worker.runtime import runtime_for
+
+    runtime = runtime_for(ContainerSettings())
     calls = {
-        "docker version (the poller, every dispatch cycle)": ["docker", "version", "--format", "{{.Server.Version}}"],
-        "docker ps -aq --filter label=... (worker kill_all, x2)":
-            ["docker", "ps", "-aq", "--filter", "label=tes-cts.task=none", "--filter", "label=tes-cts.attempt=1"],
-        "docker image inspect (worker, once per image)": ["docker", "image", "inspect", "--format", "{{.Id}}", TEST_IMAGE],
+        "engine_problem (the poller, every dispatch cycle)": runtime.engine_problem,
+        "kill_all: list by label (the worker, before and after its containers)": lambda: runtime.kill_all("none", 1),
+        "image_present (the worker, once per image)": lambda: runtime.image_present(TEST_IMAGE),
     }
-    return {label: median([timed_docker(args) for _ in range(max(3, runs // 2))]) for label, args in calls.items()}
+    measured = {}
+    for label, call in calls.items():
+        times = []
+        for _ in range(max(10, runs)):
+            started = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - started)
+        measured[label] = median(times)
+    return measured
 
 
 def worker_startup(runs: int) -> dict[str, float]:
-    """Python start-up plus imports, without running a job: what `tes-cts worker` imports
-    (tes_cts.cli, then tes_cts.worker.run), and the worker's own modules alone."""
+    """Python start-up plus imports, without running a job: what the launcher imports once, and
+    what a `tes-cts worker` started by hand (or by HTCondor) imports."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])}
     measured = {}
     for label, code in (("python -c pass", "pass"),
-                        ("import tes_cts.worker.run", "import tes_cts.worker.run"),
+                        ("import tes_cts.worker.launcher (what the launcher loads once)", "import tes_cts.worker.launcher"),
                         ("import tes_cts.cli, tes_cts.worker.run (what `tes-cts worker` loads)",
                          "import tes_cts.cli, tes_cts.worker.run")):
         times = []
@@ -267,13 +281,14 @@ def worker_startup(runs: int) -> dict[str, float]:
 
 
 def cpu_snapshot(server_pid: int) -> dict[str, float]:
-    """CPU seconds (user + system) so far of: the server's process group (gunicorn master and
-    workers: "api"; the embedded poller: "poller"), the workers the poller started and reaped with
-    everything they ran, docker clients included (the poller's children times: "workers"), the
-    engine (dockerd, containerd; not the per-container shims), and this script's reaped children
-    (the baseline's docker clients: "script children")."""
+    """CPU seconds (user + system) so far, of every process in serve's tree, each with what it has
+    reaped: the gunicorn master and workers ("api"), the embedded poller ("poller"), and under the
+    poller the worker launcher, the workers it forked and the docker clients they ran, whether
+    still running or already reaped ("workers"); the engine (dockerd, containerd; not the
+    per-container shims); and this script's reaped children (the baseline's docker clients:
+    "script children"). A worker runs in a session of its own but stays the launcher's child."""
     tick = os.sysconf("SC_CLK_TCK")
-    found = {"api": 0.0, "poller": 0.0, "workers": 0.0, "engine": 0.0}
+    processes = {}  # pid -> (ppid, comm, command line, own CPU, CPU of the children it reaped)
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -283,18 +298,32 @@ def cpu_snapshot(server_pid: int) -> dict[str, float]:
         except OSError:
             continue
         comm, fields = raw[raw.index("(") + 1:raw.rindex(")")], raw[raw.rindex(")") + 2:].split()
-        own, children = (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick
-        if int(fields[2]) == server_pid:
-            if " poller " in f"{cmdline} ":
-                found["poller"] += own
-                found["workers"] += children
-            else:
-                found["api"] += own
-        elif comm in ("dockerd", "containerd"):
+        times = [int(f) / tick for f in fields[11:15]]  # utime, stime, cutime, cstime
+        processes[int(proc.name)] = (int(fields[1]), comm, f" {cmdline} ", times[0] + times[1], times[2] + times[3])
+    poller = next((pid for pid, (ppid, _, cmdline, _, _) in processes.items()
+                   if ppid == server_pid and " poller " in cmdline), None)
+    found = {"api": 0.0, "poller": 0.0, "workers": 0.0, "engine": 0.0}
+    for pid, (ppid, comm, _, own, reaped) in processes.items():
+        if comm in ("dockerd", "containerd"):
             found["engine"] += own
+        elif pid == poller:  # what it reaped: launchers and workers of its own
+            found["poller"] += own
+            found["workers"] += reaped
+        elif pid == server_pid or ppid == server_pid:
+            found["api"] += own + reaped
+        elif _descends_from(pid, poller, processes):
+            found["workers"] += own + reaped
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     found["script children"] = usage.ru_utime + usage.ru_stime
     return found
+
+
+def _descends_from(pid: int, ancestor: int | None, processes: dict) -> bool:
+    while ancestor is not None and pid in processes and pid > 1:
+        pid = processes[pid][0]
+        if pid == ancestor:
+            return True
+    return False
 
 
 def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
@@ -384,10 +413,9 @@ def report_latency(docker_s, docker_flags_s, ours_s, timelines, interval: float,
     print(f"\nLatency, one task at a time ({len(ours_s)} runs each, alternating, after one warm-up of each)\n")
     print(table(["", "median ms", "p90 ms", "/ docker run"], rows))
 
-    seg_rows, seg_median = [], {}
+    seg_rows = []
     for label, start, end, what in SEGMENTS:
         values = [t[end] - t[start] for t in timelines]
-        seg_median[label] = median(values)
         seg_rows.append([label, ms(median(values)), ms(p90(values)), what])
     total = [t["total"] for t in timelines]
     seg_rows.append(["total (sum of the segments)", ms(median(total)), ms(p90(total)), ""])
@@ -395,31 +423,32 @@ def report_latency(docker_s, docker_flags_s, ours_s, timelines, interval: float,
           "\nexecutor log; medians of each segment do not add up exactly to the median total)\n")
     print(table(["segment", "median ms", "p90 ms", "what"], seg_rows))
 
-    poller_wait = [(t["preflight"] - t["created"]) + (t["complete"] - t["worker_end"]) for t in timelines]
+    dispatch_wait = [t["preflight"] - t["created"] for t in timelines]
+    result_wait = [t["complete"] - t["worker_end"] for t in timelines]
+    poller_wait = [a + b for a, b in zip(dispatch_wait, result_wait)]
     container = [t["container_end"] - t["container_start"] for t in timelines]
     not_container = [t["total"] - (t["container_end"] - t["container_start"]) for t in timelines]
     print(f"""
-Share of the overhead that is the poller interval ({interval:g} s):
-  A task waits for the poller twice: once to be dispatched (stored -> claimed) and once for its
-  finished result to be noticed (result -> COMPLETE stored). Each wait is at most one poll cycle
-  (the interval plus the cycle's own work), so two cycles bound both together: 2 x {interval:g} s =
-  {ms(2 * interval)} ms plus two cycles of work; on average each wait is about half a cycle.
-  measured dispatch + detection wait: median {ms(median(poller_wait))} ms, p90 {ms(p90(poller_wait))} ms
-  = {median(poller_wait) / overhead * 100:.0f}% of the {ms(overhead)} ms overhead (bound: {2 * interval / overhead * 100:.0f}% of it)
+Waiting for the poller (poller.interval_s = {interval:g} s; a create and a finished worker wake it at once,
+the interval is the safety net):
+  stored -> claimed: median {ms(median(dispatch_wait))} ms, p90 {ms(p90(dispatch_wait))} ms; \
+result -> COMPLETE stored: median {ms(median(result_wait))} ms, p90 {ms(p90(result_wait))} ms
+  together {ms(median(poller_wait))} ms = {median(poller_wait) / overhead * 100:.0f}% of the {ms(overhead)} ms overhead
   the rest ({ms(overhead - median(poller_wait))} ms) is the worker process and its engine calls around the container:
-    worker Python start-up and imports, measured alone (median of runs of `python -c CODE`):""")
+    Python start-up and the worker's imports, measured alone (median of runs of `python -c CODE`;
+    the launcher pays them once, each attempt's worker is forked from it):""")
     for label, value in startup.items():
         print(f"      {label}: {ms(value)} ms")
-    print("    engine calls, measured alone:")
+    print("    the worker's engine calls (Docker Engine API), measured alone in this process:")
     for label, value in costs.items():
-        print(f"      {label}: {ms(value)} ms")
+        print(f"      {label}: {value * 1000:.1f} ms")
     print(f"  time outside the container, per task: median {ms(median(not_container))} ms "
           f"(container itself {ms(median(container))} ms)")
     example = sorted(timelines, key=lambda t: t["total"])[len(timelines) // 2]
     print(f"\nHistory of the median task {example['id']} (ms after POST):")
     for entry in example["history"]:
         print(f"  {ms(seconds(entry['time']) - example['sent']):>6}  {entry['state']:<12} {entry['phase']:<12} {entry['reason']}")
-    return seg_median
+    return base_med, ours_med
 
 
 def peak(intervals: list[tuple[float, float]]) -> int:
@@ -456,7 +485,7 @@ def report_throughput(count, slots, docker_burst_s, ours_s, submitted_s, ended, 
             ("script children", "docker clients run by this script (the baseline's docker run)"),
             ("api", "tes-cts serve: gunicorn master and workers (API)"),
             ("poller", "tes-cts poller"),
-            ("workers", "tes-cts workers and the docker clients they ran"),
+            ("workers", "tes-cts worker launcher, the workers it forked and what they ran"),
             ("engine", "dockerd + containerd (shared engine, per-container shims not counted)"),
         )]
         totals = [sum(base_cpu.values()), sum(ours_cpu.values())]
@@ -465,7 +494,7 @@ def report_throughput(count, slots, docker_burst_s, ours_s, submitted_s, ended, 
         print(f"\nCPU seconds spent during each burst ({slots} cores = {slots * 60} CPU-seconds a minute)\n")
         print(table(["", "docker run burst", "tes-cts burst"], rows))
     if not timelines:
-        return
+        return docker_rate, ours_rate
     first = started_wall
     last = max(t["complete"] for t in timelines)
     slot_time = slots * (last - first)
@@ -498,6 +527,40 @@ workers running, {peak([(t["container_start"], t["container_end"]) for t in time
   per task, container (docker run client): median {ms(median(container))} ms, p90 {ms(p90(container))} ms
   per task, waiting QUEUED: median {median(queue_wait):.1f} s, max {max(queue_wait):.1f} s
   tasks with more than one attempt: {sum(1 for t in timelines if t['attempts'] > 1)}""")
+    return docker_rate, ours_rate
+
+
+def report_ratios(latencies: tuple[float, float], rates: tuple[float, float], cpu, count: int, slots: int) -> None:
+    """The three figures the service is held to, on one table."""
+    base_cpu, ours_cpu = cpu
+    base_client = base_cpu["script children"] / count
+    ours_service = (ours_cpu["api"] + ours_cpu["poller"] + ours_cpu["workers"]) / count
+    rows = [
+        ["one trivial task, POST to COMPLETE seen (median ms)", ms(latencies[0]), ms(latencies[1]),
+         f"{latencies[1] / latencies[0]:.2f}", "at most 1.25"],
+        [f"{count} trivial tasks, {slots} slots (tasks/min)", f"{rates[0]:.0f}", f"{rates[1]:.0f}",
+         f"{rates[1] / rates[0]:.2f}", "at least 0.9"],
+        ["CPU per task: docker run's client / API + poller + workers (ms)", ms(base_client), ms(ours_service),
+         f"{ours_service / base_client:.2f}", "at most 1.5"],
+        ["engine CPU per task, apart (ms)", ms(base_cpu["engine"] / count), ms(ours_cpu["engine"] / count),
+         f"{ours_cpu['engine'] / base_cpu['engine']:.2f}", ""],
+    ]
+    print("\nThe three ratios (tes-cts / docker run, same run)\n")
+    print(table(["", "docker run", "tes-cts", "ratio", "goal"], rows))
+
+
+def default_interval_s(scratch: Path) -> float:
+    """poller.interval_s as serve reads it in `scratch` with no TES_CTS_* variable (LiveServer passes none)."""
+    from tes_cts.settings import load_settings
+
+    saved_env = {key: os.environ.pop(key) for key in list(os.environ) if key.startswith("TES_CTS_")}
+    saved_cwd = os.getcwd()
+    try:
+        os.chdir(scratch)
+        return float(load_settings().poller.interval_s)
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.update(saved_env)
 
 
 # --- main ------------------------------------------------------------------------------------------
@@ -506,14 +569,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=20, help="sequential runs of each for latency (default 20)")
-    parser.add_argument("--concurrent", type=int, default=200, help="tasks and containers of the throughput run (default 200)")
-    parser.add_argument("--interval", type=float, default=0.2, help="poller.interval_s of the server (default 0.2)")
+    parser.add_argument("--concurrent", type=int, default=100, help="tasks and containers of the throughput run (default 100)")
+    parser.add_argument("--interval", type=float, help="poller.interval_s of the server (default: the setting's default)")
     parser.add_argument("--cpu-slots", type=int, default=os.cpu_count(),
                         help=f"local.cpu_slots, and the baseline's parallel docker runs (default: cores, {os.cpu_count()})")
     parser.add_argument("--workers", type=int, default=1, help="gunicorn workers of the server (default 1, the setting's default)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary work dir (store, run dirs, server log)")
     args = parser.parse_args(argv)
-    if args.runs < 1 or args.concurrent < 1 or args.cpu_slots < 1 or args.interval <= 0:
+    if args.runs < 1 or args.concurrent < 1 or args.cpu_slots < 1 or (args.interval is not None and args.interval <= 0):
         parser.error("--runs, --concurrent and --cpu-slots must be at least 1, --interval above 0")
 
     problem = docker_reachable()
@@ -522,6 +585,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     ensure_test_image()
+    os.environ["DOCKER_HOST"] = docker_env()["DOCKER_HOST"]  # the engine calls this script times itself
 
     signal.signal(signal.SIGTERM, _interrupt)
     started = time.perf_counter()
@@ -529,6 +593,9 @@ def main(argv: list[str] | None = None) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="tes-cts-overhead-"))
     work_dir = scratch / "work"
     server = store = None
+    interval_given = args.interval is not None
+    if not interval_given:
+        args.interval = default_interval_s(scratch)
     print("# tes-cts overhead over docker run\n")
     for key, value in machine_facts(args):
         print(f"{key + ':':<23}{value}")
@@ -536,7 +603,7 @@ def main(argv: list[str] | None = None) -> int:
         env = {
             "DOCKER_HOST": docker_env()["DOCKER_HOST"],
             "TES_CTS_WORK_DIR": str(work_dir),
-            "TES_CTS_POLLER__INTERVAL_S": str(args.interval),
+            **({"TES_CTS_POLLER__INTERVAL_S": str(args.interval)} if interval_given else {}),
             "TES_CTS_LOCAL__CPU_SLOTS": str(args.cpu_slots),
             # serve, its poller and every worker run the code of this checkout, as this script does
             "PYTHONPATH": os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
@@ -560,8 +627,9 @@ def main(argv: list[str] | None = None) -> int:
         cpu = (cpu_delta(before, middle), cpu_delta(middle, after))
 
         print("\n## Results")
-        report_latency(docker_s, flags_s, ours_s, timelines, args.interval, costs, startup)
-        report_throughput(args.concurrent, args.cpu_slots, docker_burst_s, *ours_burst, cpu=cpu)
+        latencies = report_latency(docker_s, flags_s, ours_s, timelines, args.interval, costs, startup)
+        rates = report_throughput(args.concurrent, args.cpu_slots, docker_burst_s, *ours_burst, cpu=cpu)
+        report_ratios(latencies, rates, cpu, args.concurrent, args.cpu_slots)
         load = " ".join(f"{x:.2f}" for x in os.getloadavg())
         print(f"\nTotal time of this run: {time.perf_counter() - started:.0f} s; load average at the end: {load}")
         return 0 if ours_burst[2].count("COMPLETE") == args.concurrent else 1

@@ -46,7 +46,7 @@ class ContainerSettings:
     no_new_privileges: bool = True
     cap_drop: tuple[str, ...] = ()             # capabilities dropped in every container
     pull: bool = True                          # try to pull an image that is not present
-    extra_args: tuple[str, ...] = ()           # appended to `run`, e.g. podman's --runtime runc
+    extra_args: tuple[str, ...] = ()           # appended to `podman run`, e.g. --runtime runc (not for docker)
     log_tail_bytes: int = 64 * 1024            # stdout/stderr tail kept in the executor log
 
 
@@ -61,6 +61,7 @@ class Job:
     runtime_limit_s: float | None = None       # whole-task limit, from backend_parameters or settings
     verified_inputs: dict = field(default_factory=dict)  # what preflight recorded (storage.config.VerifiedInputs)
     s3_stores: list = field(default_factory=list)  # storage.config.public_stores: no secrets
+    wake_path: str | None = None               # the poller's FIFO, notified once result.json is written (wakeup.py)
 
     @property
     def container_prefix(self) -> str:

@@ -225,6 +225,7 @@ def load_settings(overrides: dict | None = None, settings_file: str | os.PathLik
         raise InvalidSettings(_describe(exc)) from None
     _check_file_roots(settings.storage.file_roots)
     _check_duration("containers.runtime_limit", settings.containers.runtime_limit)
+    _check_extra_args(settings.containers.runtime, settings.containers.extra_args)
     _check_duration("htcondor.unmatched_timeout", settings.htcondor.unmatched_timeout)
     _check_s3_stores(named_s3_stores(settings))
     return settings
@@ -268,6 +269,14 @@ def _check_duration(name: str, value: str) -> None:
             parse_duration(value)
         except ValueError as exc:
             raise InvalidSettings(f"{name}: {exc} (empty for no limit)") from None
+
+
+def _check_extra_args(runtime: str, extra_args: list) -> None:
+    if runtime == "docker" and extra_args:
+        raise InvalidSettings(
+            f"containers.extra_args must be empty with containers.runtime = \"docker\", but it is {list(extra_args)}: "
+            "they are arguments of `podman run`, and the docker runtime speaks the Docker Engine API, "
+            "not a command line (set containers.runtime = \"podman\" to use them)")
 
 
 def named_s3_stores(settings) -> dict[str, dict]:

@@ -6,6 +6,8 @@ settings their meaning. The one module that knows them all; nothing imports it b
 
 from __future__ import annotations
 
+import logging
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +28,7 @@ from .storage.config import S3StoreConfig, StorageConfig, public_stores, secret_
 from .storage.preflight import InputPreflight, preflight_for
 from .tasks.service import TaskService
 from .tasks.validation import ValidationLimits
+from .wakeup import WAKE_FILE, WakeupFifo, notify
 
 if TYPE_CHECKING:
     import connexion
@@ -51,7 +54,8 @@ def build_app(settings, database: TaskDatabase | None = None) -> connexion.Flask
     storage = storage_config(settings)
     backend_parameters = supported_backend_parameters(settings.backend.kind)
     service = TaskService(database, _validation_limits(settings, backend_parameters),
-                          _preflight_at("create", settings, storage))
+                          _preflight_at("create", settings, storage),
+                          wake_poller=partial(notify, wake_path(settings)))
     service_info = build_service_info(settings, storage, backend_parameters, started_at=rfc3339(now_us()))
     return create_app(settings, service, service_info)
 
@@ -126,7 +130,8 @@ def open_backend(settings) -> Backend:
 
         return LocalBackend(settings.work_dir, settings.local.cpu_slots, settings.local.ram_gb,
                             container_settings(settings),
-                            worker_environment=secret_environment(storage_config(settings)))
+                            worker_environment=secret_environment(storage_config(settings)),
+                            wake_path=wake_path(settings))
     if settings.backend.kind == "htcondor":
         from .backends.htcondor import HTCondorBackend, locate_schedd
 
@@ -203,4 +208,18 @@ def check_storage(settings) -> None:
 
 
 def build_poller(settings, database: TaskDatabase) -> Poller:
-    return Poller(database, open_backend(settings), poller_config(settings))
+    return Poller(database, open_backend(settings), poller_config(settings), wakeups=_wakeups(settings))
+
+
+def wake_path(settings) -> str:
+    """The FIFO the poller of this work dir waits on between cycles (wakeup.py)."""
+    return str(Path(settings.work_dir).resolve() / WAKE_FILE)
+
+
+def _wakeups(settings) -> WakeupFifo | None:
+    try:
+        return WakeupFifo(wake_path(settings))
+    except OSError as exc:  # a file system without FIFOs: the poller still runs every interval
+        logging.getLogger("tes_cts.poller").warning("cannot wait on %s (%s): a cycle every poller.interval_s only",
+                                                    wake_path(settings), exc)
+        return None

@@ -193,3 +193,32 @@ def test_engine_down_keeps_tasks_queued_and_the_server_answering(live_servers, t
         assert waiting["state"] == "QUEUED"
         assert any(line.startswith("waiting:") for line in waiting["logs"][0]["system_logs"])
         assert requests.get(f"{server.url}/v1/service-info", timeout=5).ok
+
+
+def test_a_burst_never_holds_more_slots_than_there_are(live_servers, tmp_path, env):
+    from concurrent.futures import ThreadPoolExecutor
+    from datetime import datetime
+
+    from tes_cts.database.sqlite import SqliteTaskDatabase
+
+    # A long interval: the burst is carried by wake-ups (each create, each worker's result) alone.
+    env = {**env, "TES_CTS_LOCAL__CPU_SLOTS": "2", "TES_CTS_POLLER__INTERVAL_S": "30"}
+    with live_servers.start(env, cwd=tmp_path, poller=True) as server:
+        with ThreadPoolExecutor(12) as pool:
+            ids = list(pool.map(lambda i: submit(server, task(run(["sleep", "0.3"]), name=f"burst-{i}")), range(12)))
+        done = [wait_for(server, task_id, timeout=90) for task_id in ids]
+    assert [t["state"] for t in done] == ["COMPLETE"] * 12
+
+    store = SqliteTaskDatabase(tmp_path / "work" / "tes-cts.sqlite3")
+    try:
+        histories = [store.get(task_id).history for task_id in ids]
+    finally:
+        store.close()
+    # Each task holds a slot from its claim (phase preflight) to its terminal state: +1, then -1.
+    changes = sorted((datetime.fromisoformat(entry["time"]), +1 if entry["phase"] == "preflight" else -1)
+                     for history in histories for entry in history if entry["phase"] in ("preflight", "complete"))
+    held = peak = 0
+    for _, change in changes:  # at equal times, a release (-1) sorts before a claim
+        held += change
+        peak = max(peak, held)
+    assert len(changes) == 24 and peak <= 2, changes

@@ -11,6 +11,8 @@ from collections import deque
 from functools import cache
 from pathlib import Path
 
+import pytest
+
 import tes_cts
 
 PACKAGE_DIR = Path(tes_cts.__file__).resolve().parent
@@ -190,7 +192,7 @@ def test_no_import_cycle_between_packages():
 
 def test_leaf_modules_import_nothing_of_the_project():
     imports = module_imports()
-    for leaf in ("tes_cts.clock", "tes_cts.durations", "tes_cts.urls"):
+    for leaf in ("tes_cts.clock", "tes_cts.durations", "tes_cts.urls", "tes_cts.wakeup"):
         assert not imports[leaf], f"{leaf} imports {sorted(imports[leaf])}"
 
 
@@ -215,6 +217,7 @@ def test_the_client_verbs_load_no_http_or_s3_library_until_one_runs():
     assert not {"requests", "boto3", "botocore", "tes_cts.storage"} & loaded
 
 
-def test_the_worker_command_loads_no_settings_web_framework_or_database_driver():
-    loaded = modules_loaded_by("import tes_cts.cli, tes_cts.worker.run")
+@pytest.mark.parametrize("statement", ["import tes_cts.cli, tes_cts.worker.run", "import tes_cts.worker.launcher"])
+def test_the_worker_and_its_launcher_load_no_settings_web_framework_or_database_driver(statement):
+    loaded = modules_loaded_by(statement)
     assert not {"tes_cts.settings", "dynaconf", "flask", "connexion", "pymongo", "tes_cts.database"} & loaded

@@ -59,6 +59,7 @@ def test_a_named_settings_file_that_is_missing_is_an_error(tmp_path):
     ("TES_CTS_DATABASE__KIND", "postgres", ["database.kind", "sqlite"]),
     ("TES_CTS_STORAGE__FILE_ROOTS", '["relative/dir"]', ["storage.file_roots", "absolute"]),
     ("TES_CTS_BACKEND__KIND", "slurm", ["backend.kind", "local"]),
+    ("TES_CTS_CONTAINERS__EXTRA_ARGS", '["--runtime", "runc"]', ["containers.extra_args", "docker", "Engine API", "podman"]),
 ])
 def test_bad_values_are_refused_with_the_setting_named(monkeypatch, variable, value, words):
     monkeypatch.setenv(variable, value)
@@ -66,3 +67,9 @@ def test_bad_values_are_refused_with_the_setting_named(monkeypatch, variable, va
         load_settings()
     for word in words:
         assert word in str(raised.value)
+
+
+def test_extra_args_are_podman_arguments(monkeypatch):
+    monkeypatch.setenv("TES_CTS_CONTAINERS__RUNTIME", "podman")
+    monkeypatch.setenv("TES_CTS_CONTAINERS__EXTRA_ARGS", '["--runtime", "runc"]')
+    assert load_settings().containers.extra_args == ["--runtime", "runc"]

@@ -1,8 +1,9 @@
-"""The local backend: each job is a `tes-cts worker` process of its own on this host.
+"""The local backend: each job is a worker process of its own on this host, forked by the worker
+launcher (`worker/launcher.py`) this backend starts at its first submit.
 
-Workers run in their own session, so restarting `serve` or the poller leaves them running; the
-run directory holds everything needed to find them again (worker.json: pid and process start
-time, so a reused pid is never mistaken for the worker).
+Workers run in their own session, so restarting `serve`, the poller or the launcher leaves them
+running; the run directory holds everything needed to find them again (worker.json: pid and
+process start time, so a reused pid is never mistaken for the worker).
 """
 
 from __future__ import annotations
@@ -14,17 +15,17 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..jobfiles import JOB_FILE, ContainerSettings, Job, read_progress, read_result, write_json_atomically
+from ..worker.launcher import LaunchRequest, proc_stat
 from ..worker.runtime import runtime_for
-from .base import Backend, Finished, JobRef, JobStatus, Lost, Running
+from .base import Backend, BackendUnavailable, Finished, JobRef, JobStatus, Lost, Running
 
 WORKER_FILE = "worker.json"
 WORKER_LOG = "worker.log"
-# The job file's path is appended. `python -m tes_cts.worker` imports only what a worker uses.
-WORKER_COMMAND = (sys.executable, "-m", "tes_cts.worker")
+LAUNCHER_COMMAND = (sys.executable, "-m", "tes_cts.worker.launcher")
 # A canceled worker gets this long to remove its containers before it is killed.
 CANCEL_GRACE_S = 5.0
 
@@ -39,17 +40,22 @@ class LocalBackend(Backend):
     kind = "local"
 
     def __init__(self, work_dir: str | os.PathLike, cpu_slots: int, ram_gb: float, containers: ContainerSettings,
-                 worker_command: tuple[str, ...] = WORKER_COMMAND, worker_environment: dict[str, str] | None = None):
+                 worker_command: tuple[str, ...] = (), worker_environment: dict[str, str] | None = None,
+                 wake_path: str | None = None):
+        """`worker_command`, when given, is run (with the job file appended) instead of the
+        built-in worker; `wake_path` is the poller's FIFO, which each worker notifies once its
+        result is written (wakeup.py)."""
         self.runs = Path(work_dir).resolve() / "runs"
-        self.worker_command = worker_command
+        self.worker_command = tuple(worker_command)
         # Added to the environment of every worker (the S3 secrets): never written to disk.
         self.worker_environment = dict(worker_environment or {})
+        self.wake_path = wake_path
         self.cpu_slots = cpu_slots
         self.ram_gb = ram_gb
-        self.containers = containers
+        self.runtime = runtime_for(containers)             # one engine client for every check and cancel
         self.host = socket.gethostname()
         self._reserved: dict[str, Reservation] = {}        # backend job id -> what it holds
-        self._children: dict[int, subprocess.Popen] = {}    # workers this process started
+        self._launcher: _Launcher | None = None
 
     def run_dir(self, task_id: str, attempt: int) -> str:
         return str(self.runs / task_id / str(attempt))
@@ -71,7 +77,7 @@ class LocalBackend(Backend):
         return used_cpu + wanted.cpu_cores <= self.cpu_slots and used_ram + wanted.ram_gb <= self.ram_gb
 
     def engine_problem(self) -> str | None:
-        return runtime_for(self.containers).engine_problem()
+        return self.runtime.engine_problem()
 
     def submit(self, job: Job, owner: str = "") -> str:
         run_dir = Path(job.run_dir)
@@ -80,22 +86,39 @@ class LocalBackend(Backend):
             self._reserved[existing.job_id] = reservation(job)
             return existing.job_id
         run_dir.mkdir(parents=True, exist_ok=True)
-        job_file = job.write()
-        with open(run_dir / WORKER_LOG, "ab") as log:
-            process = subprocess.Popen(
-                [*self.worker_command, str(job_file)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, close_fds=True, cwd=run_dir,
-                env={**os.environ, **self.worker_environment},
-            )
-        self._children[process.pid] = process
-        worker = _WorkerProcess(pid=process.pid, start_ticks=_start_ticks(process.pid), host=self.host)
+        job_file = replace(job, wake_path=self.wake_path).write()
+        started = self._launch(LaunchRequest(job_file=str(job_file), run_dir=str(run_dir),
+                                             log=str(run_dir / WORKER_LOG), argv=self.worker_command))
+        worker = _WorkerProcess(pid=started["pid"], start_ticks=started["start_ticks"], host=self.host)
         write_json_atomically(run_dir / WORKER_FILE, worker.__dict__)
         self._reserved[worker.job_id] = reservation(job)
         return worker.job_id
 
+    def close(self) -> None:
+        """Stop the launcher (the workers it started run on); the next submit starts another."""
+        if self._launcher is not None:
+            self._launcher.close()
+            self._launcher = None
+
+    def _launch(self, request: LaunchRequest) -> dict:
+        """The started worker's pid and start ticks. A launcher that is gone is replaced; one that
+        dies during the request is replaced once more (the second loss is BackendUnavailable)."""
+        try:
+            reply = self._running_launcher().launch(request)
+        except LauncherGone:
+            self.close()
+            reply = self._running_launcher().launch(request)
+        if "error" in reply:
+            raise BackendUnavailable(f"the worker launcher could not start a worker: {reply['error']}")
+        return reply
+
+    def _running_launcher(self) -> _Launcher:
+        if self._launcher is None or not self._launcher.alive():
+            self.close()
+            self._launcher = _Launcher({**os.environ, **self.worker_environment})
+        return self._launcher
+
     def poll(self, jobs: list[JobRef]) -> dict[str, JobStatus]:
-        self._reap()
         statuses = {ref.backend_job_id: self._status(ref) for ref in jobs}
         # Reservations follow what the polls show: a finished or lost job frees its share, a
         # running one a restarted poller did not submit itself is counted. Jobs not in this
@@ -114,12 +137,10 @@ class LocalBackend(Backend):
             _signal_group(worker.pid, signal.SIGTERM)
             deadline = time.monotonic() + CANCEL_GRACE_S
             while worker.alive() and time.monotonic() < deadline:
-                self._reap()
                 time.sleep(0.1)
             if worker.alive():
                 _signal_group(worker.pid, signal.SIGKILL)
-        self._reap()
-        runtime_for(self.containers).kill_all(job.task_id, job.attempt)
+        self.runtime.kill_all(job.task_id, job.attempt)
         self._reserved.pop(job.backend_job_id, None)
 
     def _status(self, ref: JobRef) -> JobStatus:
@@ -139,10 +160,40 @@ class LocalBackend(Backend):
             return Finished(result, host=self.host)
         return Lost(f"worker process {worker.pid} died without writing a result")
 
-    def _reap(self) -> None:
-        for pid, process in list(self._children.items()):
-            if process.poll() is not None:
-                del self._children[pid]
+
+class LauncherGone(BackendUnavailable):
+    """The launcher died before it replied."""
+
+
+class _Launcher:
+    """The launcher process: a child of this one, in a session of its own (a signal to the
+    poller's group leaves it alone: it exits when this process closes its stdin or dies)."""
+
+    def __init__(self, environment: dict[str, str]):
+        self.process = subprocess.Popen(LAUNCHER_COMMAND, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        env=environment, start_new_session=True)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def launch(self, request: LaunchRequest) -> dict:
+        try:
+            self.process.stdin.write(request.line())
+            self.process.stdin.flush()
+            reply = self.process.stdout.readline()
+        except BrokenPipeError:
+            reply = b""
+        if not reply:
+            raise LauncherGone(f"the worker launcher (pid {self.process.pid}) died")
+        return json.loads(reply)
+
+    def close(self) -> None:
+        for pipe in (self.process.stdin, self.process.stdout):
+            try:
+                pipe.close()
+            except BrokenPipeError:  # flushing to a launcher that is gone
+                pass
+        self.process.wait()
 
 
 @dataclass(frozen=True)
@@ -156,7 +207,7 @@ class _WorkerProcess:
         return f"{self.host}/{self.pid}"
 
     def alive(self) -> bool:
-        stat = _proc_stat(self.pid)
+        stat = proc_stat(self.pid)
         return stat is not None and stat[0] != "Z" and int(stat[19]) == self.start_ticks
 
 
@@ -177,20 +228,6 @@ def _read_worker(run_dir: Path) -> _WorkerProcess | None:
         return _WorkerProcess(**json.loads((run_dir / WORKER_FILE).read_text()))
     except FileNotFoundError:
         return None
-
-
-def _proc_stat(pid: int) -> list[str] | None:
-    """Fields of /proc/PID/stat after the command name: [state, ppid, ...]; None if gone."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return raw[raw.rindex(")") + 2:].split()
-
-
-def _start_ticks(pid: int) -> int:
-    stat = _proc_stat(pid)
-    return int(stat[19]) if stat else 0
 
 
 def _signal_group(pid: int, sig: int) -> None:

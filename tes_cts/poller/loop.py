@@ -10,6 +10,7 @@ import threading
 
 from ..backends.base import Backend
 from ..database.base import DatabaseUnavailable, TaskDatabase
+from ..wakeup import WakeupFifo
 from .config import PollerConfig
 from .dispatch import Dispatcher
 from .reconcile import Reconciler
@@ -18,16 +19,22 @@ log = logging.getLogger("tes_cts.poller")
 
 
 class Poller:
-    def __init__(self, database: TaskDatabase, backend: Backend, config: PollerConfig, poller_id: str | None = None):
+    def __init__(self, database: TaskDatabase, backend: Backend, config: PollerConfig, poller_id: str | None = None,
+                 wakeups: WakeupFifo | None = None):
+        """`wakeups`, when given, ends the wait between cycles early: a task created or canceled,
+        a worker's result written (see wakeup.py). Without it a cycle runs every interval_s."""
         self.database = database
         self.backend = backend
         self.config = config
+        self.wakeups = wakeups
         self.id = poller_id or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.reconciler = Reconciler(database, backend, config)
         self.dispatcher = Dispatcher(database, backend, config, self.id)
 
     def run(self, stop: threading.Event) -> None:
         log.info("poller %s started (backend %s)", self.id, self.backend.kind)
+        if self.wakeups is not None:
+            threading.Thread(target=_wake_when_set, args=(stop, self.wakeups), name="poller-stop", daemon=True).start()
         while not stop.is_set():
             try:
                 self.cycle()
@@ -35,8 +42,20 @@ class Poller:
                 log.warning("store unavailable, retrying: %s", exc)
             except Exception:  # one bad cycle must not stop the service's only reconciler
                 log.exception("poller cycle failed; continuing")
-            stop.wait(self.config.interval_s)
+            self._pause(stop)
 
     def cycle(self) -> None:
         self.reconciler.reconcile()
         self.dispatcher.dispatch()
+
+    def _pause(self, stop: threading.Event) -> None:
+        if self.wakeups is None:
+            stop.wait(self.config.interval_s)
+        else:
+            self.wakeups.wait(self.config.interval_s)
+
+
+def _wake_when_set(stop: threading.Event, wakeups: WakeupFifo) -> None:
+    """A stop ends the wait at once, whoever sets it (a signal handler, another thread)."""
+    stop.wait()
+    wakeups.wake()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Callable
 
 from ..clock import now_us
 from ..database.base import STORED_VIEWS, DuplicateTaskId, TaskDatabase
@@ -43,12 +44,15 @@ class ListRequest:
 
 class TaskService:
     def __init__(self, database: TaskDatabase, limits: ValidationLimits,
-                 preflight: InputPreflight | None = None):
+                 preflight: InputPreflight | None = None, wake_poller: Callable[[], None] | None = None):
         """`preflight`, when given, checks url inputs at create (the `create` mode of
-        s3.verify_inputs): a bad input is then a 400 naming it."""
+        s3.verify_inputs): a bad input is then a 400 naming it. `wake_poller`, when given, is
+        called once a task is stored and once a cancel is accepted: it must be quick and
+        never raise."""
         self.database = database
         self.limits = limits
         self.preflight = preflight
+        self.wake_poller = wake_poller
 
     def create(self, body: object, owner: str = "") -> str:
         accepted = validate_task(body, self.limits)
@@ -66,9 +70,10 @@ class TaskService:
             )
             try:
                 self.database.insert(record)
-                return record.id
             except DuplicateTaskId:  # 128 random bits: never in practice, but never an overwrite
                 continue
+            self._poller_has_work()
+            return record.id
 
     def _verified_inputs(self, inputs: list[dict]) -> dict:
         if self.preflight is None or not any("url" in i for i in inputs):
@@ -125,8 +130,13 @@ class TaskService:
             else:
                 moved = move(self.database, record, Phase.CANCELING, "cancel requested by the user")
             if moved is not None:
+                self._poller_has_work()
                 return
         raise RuntimeError(f"task {task_id}: cancel kept losing to concurrent updates")
+
+    def _poller_has_work(self) -> None:
+        if self.wake_poller is not None:
+            self.wake_poller()
 
     def _visible(self, task_id: str, owner: str | None) -> TaskRecord:
         record = self.database.get(task_id)

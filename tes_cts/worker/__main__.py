@@ -1,5 +1,6 @@
-"""`python -m tes_cts.worker JOB_FILE`: what backends start. The same as `tes-cts worker`, without
-importing the server's modules (a worker starts once per task; its start-up is task overhead)."""
+"""`python -m tes_cts.worker JOB_FILE`: one worker as a process of its own. The same as `tes-cts
+worker`, without importing the server's modules. (The local backend forks its workers from the
+launcher instead, `launcher.py`, so that no attempt pays for this start-up.)"""
 
 import sys
 

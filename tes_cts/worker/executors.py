@@ -7,9 +7,7 @@ FileMapper), where later executors and the outputs read it.
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import threading
 import time
 from dataclasses import dataclass
@@ -30,18 +28,18 @@ from ..jobfiles import (
 )
 from .paths import FileMapper, Mount, PathEscape
 from .runtime import (
-    RUN_FAILED_EXIT_CODE,
+    NOT_RUN_EXIT_CODE,
+    ContainerNotStarted,
     ContainerRuntime,
     ContainerSpec,
     ImageUnavailable,
+    RunningContainer,
     RuntimeUnavailable,
     attempt_labels,
 )
 
 PULL_TIMEOUT_S = 60.0
 _POLL_S = 0.05
-_KILL_WAIT_S = 2.0
-_KILL_ATTEMPTS = 5
 NO_NETWORK = "none"
 # Said once when an executor exits non-zero without a network: the tool's own message is most
 # likely a connection error that names nothing of this server.
@@ -102,32 +100,33 @@ class TaskExecutors:
         stdout_log, stderr_log = (Path(self.job.run_dir) / LOGS_DIR / f"executor-{index}.{key}" for key in ("stdout", "stderr"))
         failure = self._ensure_image(executor["image"]) or self._check_stdin(index, executor.get("stdin"))
         if failure:
-            stdout_log.write_bytes(b"")
-            stderr_log.write_text(failure.reason + "\n")
-            self._record(now_us(), RUN_FAILED_EXIT_CODE, stdout_log, stderr_log)
-            return failure
+            return self._not_run(now_us(), failure, stdout_log, stderr_log)
 
-        spec = self._spec(index, executor)
         start = now_us()
-        stdin_path = self.mapper.host_path(executor["stdin"]) if spec.stdin else None
-        with _open_or_devnull(stdin_path) as stdin, open(stdout_log, "wb") as out, open(stderr_log, "wb") as err:
-            # Its own session: a signal sent to the worker's process group reaches the worker
-            # only, which then stops the container itself and records what happened.
-            process = subprocess.Popen(self.runtime.run_command(spec), stdin=stdin, stdout=out, stderr=err,
-                                       start_new_session=True)
-            failure = self._wait(process, spec.name)
-        exit_code = process.returncode
+        try:
+            with open(stdout_log, "wb") as out, open(stderr_log, "wb") as err:
+                exit_code, failure = self._wait(self.runtime.start(self._spec(index, executor), out, err))
+        except ContainerNotStarted as exc:
+            failure = _Failure(SYSTEM_ERROR, f"executor {index}: the container could not start: {exc}")
+            return self._not_run(start, failure, stdout_log, stderr_log)
+        except RuntimeUnavailable as exc:
+            self._record(start, NOT_RUN_EXIT_CODE, stdout_log, stderr_log)
+            return _Failure(SYSTEM_ERROR, f"executor {index}: the container engine failed while the container ran: {exc}")
         self._record(start, exit_code, stdout_log, stderr_log)
         if failure:
             return failure
-        start_failure = self.runtime.start_failure(exit_code, self.logs[-1]["stderr"])
-        if start_failure:
-            return _Failure(SYSTEM_ERROR, f"executor {index}: the container could not start: {start_failure}")
         if exit_code != 0:
             self._a_container_failed = True
         failure = self._copy_to_task_paths(index, executor, stdout_log, stderr_log)
         if failure is None and exit_code != 0:
             failure = _Failure(EXECUTOR_ERROR, f"executor {index} exited with code {exit_code}")
+        return failure
+
+    def _not_run(self, start_us: int, failure: _Failure, stdout_log: Path, stderr_log: Path) -> _Failure:
+        """The executor log of a container that did not run: the reason is its stderr."""
+        stdout_log.write_bytes(b"")
+        stderr_log.write_text(failure.reason + "\n")
+        self._record(start_us, NOT_RUN_EXIT_CODE, stdout_log, stderr_log)
         return failure
 
     def _ensure_image(self, image: str) -> _Failure | None:
@@ -168,47 +167,28 @@ class TaskExecutors:
             mounts=tuple(self.mounts),
             workdir=executor.get("workdir"),
             env=dict(executor.get("env") or {}),
-            stdin=executor.get("stdin") is not None,
+            stdin=self.mapper.host_path(executor["stdin"]) if executor.get("stdin") is not None else None,
             cpu_cores=resources.get("cpu_cores"),
             ram_gb=resources.get("ram_gb"),
         )
 
-    def _wait(self, process: subprocess.Popen, name: str) -> _Failure | None:
-        """Wait for the container to exit; stop it on cancel or at the runtime limit."""
+    def _wait(self, container: RunningContainer) -> tuple[int, _Failure | None]:
+        """The container's exit code once it ended; it is killed on cancel or at the runtime
+        limit, with the failure that says why."""
         started = time.monotonic()
         try:
             while True:
                 remaining = None if self._budget_s is None else self._budget_s - (time.monotonic() - started)
                 if self.cancel.is_set():
-                    self._kill(process, name)
-                    return _Failure(CANCELED, "canceled")
+                    return container.kill(), _Failure(CANCELED, "canceled")
                 if remaining is not None and remaining <= 0:
-                    self._kill(process, name)
-                    return self._over_limit()
-                try:
-                    process.wait(timeout=_POLL_S if remaining is None else min(_POLL_S, remaining))
-                    return None
-                except subprocess.TimeoutExpired:
-                    pass
+                    return container.kill(), self._over_limit()
+                exit_code = container.wait(_POLL_S if remaining is None else min(_POLL_S, remaining))
+                if exit_code is not None:
+                    return exit_code, None
         finally:
             if self._budget_s is not None:
                 self._budget_s -= time.monotonic() - started
-
-    def _kill(self, process: subprocess.Popen, name: str) -> None:
-        """Kill the container, then wait for its client. Asked again if the client lives on:
-        a container still being created when first asked did not exist yet."""
-        for _ in range(_KILL_ATTEMPTS):
-            try:
-                self.runtime.kill(name)
-            except RuntimeUnavailable:
-                break
-            try:
-                process.wait(timeout=_KILL_WAIT_S)
-                return
-            except subprocess.TimeoutExpired:
-                pass
-        process.kill()  # the client; a container left behind goes with the job's kill_all
-        process.wait()
 
     def _over_limit(self) -> _Failure:
         return _Failure(SYSTEM_ERROR, f"exceeded runtime limit of {describe_duration(self.job.runtime_limit_s)}")
@@ -237,10 +217,6 @@ class TaskExecutors:
             "stdout": _tail(stdout_log, limit),
             "stderr": _tail(stderr_log, limit),
         })
-
-
-def _open_or_devnull(path: Path | None):
-    return open(path, "rb") if path else open(os.devnull, "rb")
 
 
 def _tail(path: Path, limit: int) -> str:

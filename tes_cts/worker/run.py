@@ -30,6 +30,7 @@ from ..jobfiles import (
     write_result,
 )
 from ..storage.config import StorageConfig, stores_from_job
+from ..wakeup import notify
 from .executors import TaskExecutors
 from .paths import FileMapper
 from .runtime import ContainerRuntime, RuntimeUnavailable, runtime_for
@@ -151,7 +152,10 @@ def work(job_file: str) -> int:
             reason = f"could not read job file {job_file}: {type(exc).__name__}: {exc}"
             return _write(run_dir, Result(SYSTEM_ERROR, reason, now, now, system_logs=[reason]))
         result = run_job(job, cancel)
-    return _write(Path(job.run_dir), result)
+    written = _write(Path(job.run_dir), result)
+    if job.wake_path:
+        notify(job.wake_path)  # the poller records the result now, not at the end of its interval
+    return written
 
 
 def _write(run_dir: Path, result: Result) -> int:

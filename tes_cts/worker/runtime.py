@@ -1,4 +1,9 @@
-"""Container engine commands (docker, podman), always as argument lists, never a shell string.
+"""The container runtime contract the executors use, and the choice of its implementation.
+
+A runtime starts one container per executor (`start`), with its output streaming into the
+executor's log files, and hands back a `RunningContainer` to wait for or kill. The docker runtime
+speaks the Docker Engine API (`engine_api`), the podman runtime drives podman's command line
+(`engine_cli`). Each is imported only when chosen: a process that runs no container loads neither.
 
 Every container of an attempt carries the labels `tes-cts.task=ID` and `tes-cts.attempt=N`, so
 `kill_all(task_id, attempt)` finds them from anywhere the engine is reachable, even after the
@@ -8,9 +13,10 @@ worker that started them died.
 from __future__ import annotations
 
 import math
-import subprocess
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
 
 from ..jobfiles import ContainerSettings
 from .paths import Mount
@@ -18,27 +24,23 @@ from .paths import Mount
 TASK_LABEL = "tes-cts.task"
 ATTEMPT_LABEL = "tes-cts.attempt"
 
-# `docker run` and `podman run` exit with 125 when the engine failed, not the container.
-RUN_FAILED_EXIT_CODE = 125
-
-# What the clients print when they cannot reach their engine (compared in lower case).
-_ENGINE_UNREACHABLE = (
-    "cannot connect to the docker daemon",
-    "error during connect",
-    "permission denied while trying to connect to the docker daemon",
-    "cannot connect to podman",
-    "unable to connect to podman",
-)
-
-_COMMAND_TIMEOUT_S = 60.0
+# The exit code an executor log shows when its program did not run, or the engine failed under
+# it: 125, as the docker and podman clients report a failure of their own.
+NOT_RUN_EXIT_CODE = 125
 
 
 class RuntimeUnavailable(Exception):
-    """The container engine cannot be reached (not installed, not running, no permission)."""
+    """The container engine cannot be reached (not installed, not running, no permission), or
+    failed while a container ran."""
 
 
 class ImageUnavailable(Exception):
     """The image is not present and could not be pulled; the message is the engine's."""
+
+
+class ContainerNotStarted(Exception):
+    """The engine did not start the container (name in use, bad mount, missing image, unknown
+    option, engine down); the message is the engine's."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ class ContainerSpec:
     mounts: tuple[Mount, ...] = ()
     workdir: str | None = None
     env: dict[str, str] = field(default_factory=dict)
-    stdin: bool = False                        # keep the container's stdin open (`-i`)
+    stdin: Path | None = None                  # a host file fed to the container's stdin, then EOF
     cpu_cores: int | None = None
     ram_gb: float | None = None
 
@@ -61,129 +63,68 @@ def attempt_labels(task_id: str, attempt: int) -> dict[str, str]:
     return {TASK_LABEL: task_id, ATTEMPT_LABEL: str(attempt)}
 
 
-def engine_unreachable(message: str) -> bool:
-    lowered = message.lower()
-    return any(marker in lowered for marker in _ENGINE_UNREACHABLE)
+def memory_mib(ram_gb: float) -> int:
+    """The memory limit of a container asking for `ram_gb`, in whole MiB, rounded up."""
+    return math.ceil(ram_gb * 1024)
+
+
+class RunningContainer(ABC):
+    """A container `start` started. Once `wait` or `kill` returned its exit code, its output is
+    all in the log files and the container is removed."""
+
+    @abstractmethod
+    def wait(self, timeout: float) -> int | None:
+        """The exit code, or None if it still runs after `timeout` seconds. Raises
+        RuntimeUnavailable if the engine was lost, ContainerNotStarted if it turns out the
+        container never started (a client learns that only when it exits)."""
+
+    @abstractmethod
+    def kill(self) -> int:
+        """Stop the container now; its exit code. Raises RuntimeUnavailable if the engine does
+        not stop it."""
 
 
 class ContainerRuntime(ABC):
-    program: str                               # the client executable
-    version_args: tuple[str, ...]              # a command that fails when the engine is down
-    run_error_prefix: str                      # how the client's own `run` errors begin
-
     def __init__(self, settings: ContainerSettings):
         self.settings = settings
 
+    @abstractmethod
     def engine_problem(self) -> str | None:
         """None if the engine answers, else why not."""
-        try:
-            self._call(*self.version_args)
-        except RuntimeUnavailable as exc:
-            return str(exc)
-        return None
 
     @abstractmethod
     def image_present(self, image: str) -> bool:
         """Whether the image is in the engine's local store. Raises RuntimeUnavailable."""
 
-    def pull(self, image: str, timeout: float = _COMMAND_TIMEOUT_S) -> None:
-        try:
-            self._call("pull", "--quiet", image, timeout=timeout)
-        except subprocess.CalledProcessError as exc:
-            raise ImageUnavailable(_last_line(exc.stderr) or f"{self.program} pull exited with code {exc.returncode}") from None
+    @abstractmethod
+    def pull(self, image: str, timeout: float) -> None:
+        """Pull the image (`name`, `name:tag` or `name@sha256:...`; no tag is `latest`). Raises
+        ImageUnavailable with the engine's message, RuntimeUnavailable."""
 
-    def run_command(self, spec: ContainerSpec) -> list[str]:
-        """`run` for one container, attached: its stdout/stderr are the client's."""
-        args = [self.program, "run", "--rm", "--pull", "never", "--name", spec.name]
-        for key, value in spec.labels.items():
-            args += ["--label", f"{key}={value}"]
-        if spec.stdin:
-            args.append("-i")
-        for mount in spec.mounts:
-            args += ["-v", f"{mount.host}:{mount.container}"]
-        if spec.workdir:
-            args += ["--workdir", spec.workdir]
-        for key, value in spec.env.items():
-            args += ["-e", f"{key}={value}"]
-        if spec.cpu_cores:
-            args += ["--cpus", str(spec.cpu_cores)]
-        if spec.ram_gb:
-            args += ["--memory", f"{math.ceil(spec.ram_gb * 1024)}m"]
-        args += ["--network", self.settings.network]
-        if self.settings.no_new_privileges:
-            args += ["--security-opt", "no-new-privileges"]
-        for capability in self.settings.cap_drop:
-            args += ["--cap-drop", capability]
-        return [*args, *self.settings.extra_args, spec.image, *spec.command]
+    @abstractmethod
+    def start(self, spec: ContainerSpec, stdout: BinaryIO, stderr: BinaryIO) -> RunningContainer:
+        """Start the container, never pulling its image; its stdout and stderr stream into the
+        two files as it writes them. Raises ContainerNotStarted."""
 
-    def start_failure(self, exit_code: int, stderr: str) -> str | None:
-        """The client's message when `run` failed before the container's program ran (name in
-        use, engine down, resources refused), else None: the exit code is the program's."""
-        if exit_code != RUN_FAILED_EXIT_CODE:
-            return None
-        for line in stderr.splitlines():
-            if line.startswith(self.run_error_prefix) or engine_unreachable(line):
-                return line.strip()
-        return None
-
+    @abstractmethod
     def kill(self, name: str) -> None:
-        """Kill one container by name; nothing happens if it does not exist (yet or any more)."""
-        self._call("kill", name, check=False)
+        """Kill one container by name or id; nothing happens if it does not exist (yet or any
+        more) or does not run. Raises RuntimeUnavailable."""
 
+    @abstractmethod
     def kill_all(self, task_id: str, attempt: int) -> list[str]:
-        """Force-remove every container of one attempt, running or not; the ids removed."""
-        filters = [arg for key, value in attempt_labels(task_id, attempt).items()
-                   for arg in ("--filter", f"label={key}={value}")]
-        ids = self._call("ps", "-aq", *filters).stdout.split()
-        if ids:
-            self._call("rm", "-f", *ids, check=False)
-        return ids
-
-    def _call(self, *args: str, check: bool = True, timeout: float = _COMMAND_TIMEOUT_S) -> subprocess.CompletedProcess:
-        """Run one client command; RuntimeUnavailable when the engine cannot be reached,
-        CalledProcessError (with stderr) for any other failure when `check`."""
-        command = [self.program, *args]
-        try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-        except FileNotFoundError:
-            raise RuntimeUnavailable(f"the {self.program} client is not installed (not found on PATH)") from None
-        except subprocess.TimeoutExpired:
-            raise RuntimeUnavailable(f"`{self.program} {args[0]}` did not finish within {timeout:g} s") from None
-        if done.returncode != 0 and engine_unreachable(done.stderr):
-            raise RuntimeUnavailable(_last_line(done.stderr))
-        if check and done.returncode != 0:
-            raise subprocess.CalledProcessError(done.returncode, command, done.stdout, done.stderr)
-        return done
-
-
-class DockerRuntime(ContainerRuntime):
-    program = "docker"
-    version_args = ("version", "--format", "{{.Server.Version}}")
-    run_error_prefix = "docker: Error response from daemon"
-
-    def image_present(self, image: str) -> bool:
-        return self._call("image", "inspect", "--format", "{{.Id}}", image, check=False).returncode == 0
-
-
-class PodmanRuntime(ContainerRuntime):
-    program = "podman"
-    version_args = ("info", "--format", "{{.Version.Version}}")
-    run_error_prefix = "Error: "
-
-    def image_present(self, image: str) -> bool:
-        return self._call("image", "exists", image, check=False).returncode == 0
-
-
-_RUNTIMES = {runtime.program: runtime for runtime in (DockerRuntime, PodmanRuntime)}
+        """Force-remove every container of one attempt, running or not; the ids removed. Raises
+        RuntimeUnavailable."""
 
 
 def runtime_for(settings: ContainerSettings) -> ContainerRuntime:
-    try:
-        return _RUNTIMES[settings.runtime](settings)
-    except KeyError:
-        raise ValueError(f"unknown container runtime {settings.runtime!r}; use one of {', '.join(_RUNTIMES)}") from None
+    # Imported here, not above: the implementations import this module, and only the chosen one loads.
+    if settings.runtime == "docker":
+        from .engine_api import DockerEngineRuntime
 
+        return DockerEngineRuntime(settings)
+    if settings.runtime == "podman":
+        from .engine_cli import PodmanRuntime
 
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
-    return lines[-1] if lines else ""
+        return PodmanRuntime(settings)
+    raise ValueError(f"unknown container runtime {settings.runtime!r}; use docker or podman")
