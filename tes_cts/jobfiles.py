@@ -102,17 +102,21 @@ class Result:
     metadata: dict[str, str] = field(default_factory=dict)    # e.g. host
 
 
-def write_json_atomically(path: Path, value) -> None:
+def write_json_atomically(path: Path, value, durable: bool = True) -> None:
+    """Whole or not at all for a reader; `durable` also survives a crash of the machine."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(temporary, "w") as handle:
         json.dump(value, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
+        if durable:
+            handle.flush()
+            os.fsync(handle.fileno())
     os.replace(temporary, path)
 
 
 def write_progress(run_dir: str | os.PathLike, progress: Progress) -> None:
-    write_json_atomically(Path(run_dir) / PROGRESS_FILE, asdict(progress))
+    # A hint the poller reads while the worker runs, written up to three times in each task's
+    # critical path: not worth an fsync (after a crash of the machine the worker is gone anyway).
+    write_json_atomically(Path(run_dir) / PROGRESS_FILE, asdict(progress), durable=False)
 
 
 def write_result(run_dir: str | os.PathLike, result: Result) -> None:
@@ -120,8 +124,12 @@ def write_result(run_dir: str | os.PathLike, result: Result) -> None:
 
 
 def read_progress(run_dir: str | os.PathLike) -> Progress | None:
-    path = Path(run_dir) / PROGRESS_FILE
-    return Progress(**json.loads(path.read_text())) if path.exists() else None
+    """The worker's last step; None before its first, or if a crash of the machine left the file
+    unreadable (it is not fsynced)."""
+    try:
+        return Progress(**json.loads((Path(run_dir) / PROGRESS_FILE).read_text()))
+    except (FileNotFoundError, ValueError, TypeError):
+        return None
 
 
 def read_result(run_dir: str | os.PathLike) -> Result | None:

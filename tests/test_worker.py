@@ -20,8 +20,10 @@ from tes_cts.jobfiles import (
     SYSTEM_ERROR,
     ContainerSettings,
     Job,
+    Progress,
     read_progress,
     read_result,
+    write_progress,
 )
 from tes_cts.worker.paths import FileMapper
 from tes_cts.worker.run import run_job
@@ -349,3 +351,13 @@ def wait_for(condition, what: str, timeout: float = 20) -> None:
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.1)
+
+
+def test_an_unreadable_progress_file_is_no_progress(tmp_path):
+    """progress.json is not fsynced: after a crash of the machine it may be empty or cut."""
+    (tmp_path / "progress.json").write_text('{"step": "runn')
+    assert read_progress(tmp_path) is None
+    (tmp_path / "progress.json").write_text("")
+    assert read_progress(tmp_path) is None
+    write_progress(tmp_path, Progress("running", executor=1, time="t"))
+    assert read_progress(tmp_path) == Progress("running", executor=1, time="t")

@@ -111,6 +111,11 @@ class Backend(ABC):
     def admits(self, job: Job) -> bool:
         """Whether the job can start now (resources free); False keeps the task QUEUED."""
 
+    def has_free_slot(self) -> bool:
+        """Whether a task asking for the least (one core) could start now: while not, a task
+        already told it waits for a slot is passed over without a closer look."""
+        return True
+
     @abstractmethod
     def engine_problem(self) -> str | None:
         """Why nothing can be submitted right now (engine down), or None."""

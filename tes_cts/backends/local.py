@@ -76,6 +76,9 @@ class LocalBackend(Backend):
         used_ram = sum(r.ram_gb for r in self._reserved.values())
         return used_cpu + wanted.cpu_cores <= self.cpu_slots and used_ram + wanted.ram_gb <= self.ram_gb
 
+    def has_free_slot(self) -> bool:
+        return sum(r.cpu_cores for r in self._reserved.values()) < self.cpu_slots
+
     def engine_problem(self) -> str | None:
         return self.runtime.engine_problem()
 

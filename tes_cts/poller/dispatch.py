@@ -29,27 +29,29 @@ class Dispatcher:
         self.poller_id = poller_id
 
     def dispatch(self) -> None:
-        engine_problem = self.backend.engine_problem()
+        engine = _EngineCheck(self.backend)
         for batch in batches(self.database, TesState.QUEUED, self.config.batch_size):
             for record in batch:
                 if record.phase is Phase.CREATED:
-                    self._dispatch(record, engine_problem)
+                    self._dispatch(record, engine)
                 elif record.phase is Phase.PREFLIGHT and _lease_expired(record):
                     self._resume(record)
 
-    def _dispatch(self, record: TaskRecord, engine_problem: str | None) -> None:
+    def _dispatch(self, record: TaskRecord, engine: _EngineCheck) -> None:
+        slot_note = f"waiting: the {self.backend.kind} backend has no free slot for this task's resources"
+        if last_system_log(record) == slot_note and not self.backend.has_free_slot():
+            return  # nothing has changed for it since it was told
         attempt = next_attempt(record)
         job = self._job(record, attempt)
         never = self.backend.never_fits(job)
         if never:
             moves.apply(self.database, record, moves.failed_before_start(never))
             return
-        if engine_problem:
-            self._wait_for_engine(record, engine_problem)
-            return
         if not self.backend.admits(job):
-            self._wait(record, "slot", "a free slot",
-                       f"waiting: the {self.backend.kind} backend has no free slot for this task's resources")
+            self._wait(record, "slot", "a free slot", slot_note)
+            return
+        if engine.problem():
+            self._wait_for_engine(record, engine.problem())
             return
         claim = moves.claimed(attempt, self.poller_id, self.backend.kind, self._lease())
         claimed = moves.apply(self.database, record, claim)
@@ -124,3 +126,17 @@ class Dispatcher:
 
 def _lease_expired(record: TaskRecord) -> bool:
     return record.lease is None or record.lease.get("expires_us", 0) < now_us()
+
+
+class _EngineCheck:
+    """Whether the backend's engine answers, asked once a cycle and only once a task could start."""
+
+    def __init__(self, backend: Backend):
+        self._backend = backend
+        self._asked = False
+        self._problem: str | None = None
+
+    def problem(self) -> str | None:
+        if not self._asked:
+            self._problem, self._asked = self._backend.engine_problem(), True
+        return self._problem
