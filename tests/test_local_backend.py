@@ -80,3 +80,22 @@ def test_requests_larger_than_the_host_never_fit(tmp_path):
     assert "the task asks for 3 CPU cores but this host offers 2 (setting local.cpu_slots)" == backend.never_fits(make_job(backend, "t", cores=3))
     assert "local.ram_gb" in backend.never_fits(make_job(backend, "t", ram=8))
     assert backend.never_fits(make_job(backend, "t", cores=2, ram=4)) is None
+
+
+def test_an_engine_that_answered_is_asked_again_after_a_second_and_a_problem_every_time(tmp_path, monkeypatch):
+    from tes_cts.backends.local import ENGINE_ANSWER_KEPT_S
+
+    from .docker_env import docker_env
+    from .engine_proxy import EngineProxy
+
+    proxy = EngineProxy(tmp_path / "engine.sock", docker_env()["DOCKER_HOST"])
+    monkeypatch.setenv("DOCKER_HOST", proxy.docker_host)
+    backend = backend_with(tmp_path, 30)
+    assert backend.engine_problem() is None
+    proxy.cut()
+    assert backend.engine_problem() is None  # the answer of a moment ago still stands
+    time.sleep(ENGINE_ANSWER_KEPT_S)
+    problem = backend.engine_problem()
+    assert problem is not None and proxy.docker_host in problem
+    EngineProxy(tmp_path / "engine.sock", docker_env()["DOCKER_HOST"])  # the engine is back
+    assert backend.engine_problem() is None  # a problem is not kept: asked again at once

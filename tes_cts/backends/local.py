@@ -28,6 +28,9 @@ WORKER_LOG = "worker.log"
 LAUNCHER_COMMAND = (sys.executable, "-m", "tes_cts.worker.launcher")
 # A canceled worker gets this long to remove its containers before it is killed.
 CANCEL_GRACE_S = 5.0
+# An engine that answered is not asked again for this long: a burst dispatches a task every few
+# hundred ms, and an engine that fails just after it answered meets the worker either way.
+ENGINE_ANSWER_KEPT_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class LocalBackend(Backend):
         self.host = socket.gethostname()
         self._reserved: dict[str, Reservation] = {}        # backend job id -> what it holds
         self._launcher: _Launcher | None = None
+        self._engine_answered_at = -ENGINE_ANSWER_KEPT_S  # time.monotonic() of its last answer
 
     def run_dir(self, task_id: str, attempt: int) -> str:
         return str(self.runs / task_id / str(attempt))
@@ -80,7 +84,12 @@ class LocalBackend(Backend):
         return sum(r.cpu_cores for r in self._reserved.values()) < self.cpu_slots
 
     def engine_problem(self) -> str | None:
-        return self.runtime.engine_problem()
+        if time.monotonic() - self._engine_answered_at < ENGINE_ANSWER_KEPT_S:
+            return None
+        problem = self.runtime.engine_problem()
+        if problem is None:
+            self._engine_answered_at = time.monotonic()
+        return problem
 
     def submit(self, job: Job, owner: str = "") -> str:
         run_dir = Path(job.run_dir)
