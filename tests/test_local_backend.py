@@ -88,7 +88,8 @@ def test_an_engine_that_answered_is_asked_again_after_a_second_and_a_problem_eve
     from .docker_env import docker_env
     from .engine_proxy import EngineProxy
 
-    proxy = EngineProxy(tmp_path / "engine.sock", docker_env()["DOCKER_HOST"])
+    engine = docker_env()["DOCKER_HOST"]
+    proxy = EngineProxy(tmp_path / "engine.sock", engine)
     monkeypatch.setenv("DOCKER_HOST", proxy.docker_host)
     backend = backend_with(tmp_path, 30)
     assert backend.engine_problem() is None
@@ -97,5 +98,5 @@ def test_an_engine_that_answered_is_asked_again_after_a_second_and_a_problem_eve
     time.sleep(ENGINE_ANSWER_KEPT_S)
     problem = backend.engine_problem()
     assert problem is not None and proxy.docker_host in problem
-    EngineProxy(tmp_path / "engine.sock", docker_env()["DOCKER_HOST"])  # the engine is back
+    EngineProxy(tmp_path / "engine.sock", engine)  # the engine is back
     assert backend.engine_problem() is None  # a problem is not kept: asked again at once
