@@ -10,7 +10,7 @@ What it does, in one run:
    temporary work dir, on the service's default settings (--interval sets poller.interval_s);
 3. latency, --runs times, alternating: the baseline `docker run --rm --network none IMAGE true`,
    then one tes-cts task with that one executor, timed from POST /tasks to the GET (polled every
-   20 ms) that shows COMPLETE; median and p90 of both, their ratio and the absolute overhead, and
+   10 ms) that shows COMPLETE; median and p90 of both, their ratio and the absolute overhead, and
    where the overhead goes, from the task's history in the SQLite store, the worker's result.json
    and the executor log's times;
 4. throughput: --concurrent containers through --cpu-slots parallel `docker run --rm` processes,
@@ -59,7 +59,7 @@ from tests.live_server import LiveServer  # noqa: E402
 TERMINAL = {"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED"}
 COMMAND = ["true"]
 BASELINE = ["docker", "run", "--rm", "--network", "none", TEST_IMAGE, *COMMAND]
-GET_EVERY_S = 0.02          # how often a latency run asks whether its task is COMPLETE
+GET_EVERY_S = 0.01          # how often a latency run asks whether its task is COMPLETE (the error of the measure)
 LIST_EVERY_S = 0.25         # how often the throughput run lists the burst's states
 TASK_TIMEOUT_S = 120.0
 
