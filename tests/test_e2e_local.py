@@ -67,6 +67,17 @@ def containers_of(task_id) -> list[str]:
     return docker("ps", "-aq", "--filter", f"label=tes-cts.task={task_id}").stdout.split()
 
 
+def test_an_image_that_is_an_option_is_refused_and_nothing_runs(server):
+    """The reproduction of an option injection: `-h injected-hostname` would have reached `run`."""
+    injected = task(run(["injected-hostname", "tes-cts-test/busybox:1", "sh", "-c", "hostname"], image="-h"))
+    response = requests.post(f"{server.url}/ga4gh/tes/v1/tasks", json=injected, timeout=10)
+    assert response.status_code == 400, response.text
+    assert [(e["field"], "never starts with '-'" in e["reason"]) for e in response.json()["errors"]] == [
+        ("executors[0].image", True)]
+    assert requests.get(f"{server.url}/ga4gh/tes/v1/tasks", timeout=10).json()["tasks"] == []
+    assert docker("ps", "-aq", "--filter", "name=injected").stdout.split() == []
+
+
 def test_echo_completes_with_stdout_and_full_logs(server):
     task_id = submit(server, task(run(["echo", "hello from tes-cts"])))
     done = wait_for(server, task_id)

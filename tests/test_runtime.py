@@ -80,14 +80,14 @@ def test_podman_run_command_is_an_argument_list_with_every_flag():
     } <= pairs(args)
     assert "-i" not in args
     # Extra arguments, then the image, then the command exactly as given: no shell in between.
-    assert args[-6:] == ["--runtime", "runc", "example/tool:1.0", "sh", "-c", "echo $HOME; rm -rf / # stays one argument"]
+    assert args[-7:] == ["--runtime", "runc", "--", "example/tool:1.0", "sh", "-c", "echo $HOME; rm -rf / # stays one argument"]
 
 
 def test_podman_run_command_optional_flags():
     runtime = PodmanRuntime(ContainerSettings(runtime="podman", network="bridge", no_new_privileges=False))
     bare = ContainerSpec(name="c", image="img", command=("true",))
     args = runtime.run_command(bare)
-    assert args == ["podman", "run", "--rm", "--pull", "never", "--name", "c", "--network", "bridge", "img", "true"]
+    assert args == ["podman", "run", "--rm", "--pull", "never", "--name", "c", "--network", "bridge", "--", "img", "true"]
 
     with_stdin = runtime.run_command(ContainerSpec(name="c", image="img", command=("cat",), stdin=Path("/in"), ram_gb=2))
     assert "-i" in with_stdin and ("--memory", "2048m") in pairs(with_stdin)

@@ -856,3 +856,22 @@ def test_random_json_never_raises_anything_else():
 
 def test_the_valid_document_of_the_fuzz_tests_is_valid():
     assert _outcome(_valid_document()) == "accepted"
+
+
+@pytest.mark.parametrize("image", ["i", "ubuntu:24.04", "tes-cts-test/busybox:1", "127.0.0.1:5000/team/tool:v1.2",
+                                   "quay.io/biocontainers/samtools:1.17--h00cdaf9_0", "busybox@sha256:" + "a" * 64,
+                                   "ghcr.io/owner/img:v1@sha256:" + "b" * 64, "[::1]:5000/img"])
+def test_an_image_reference_in_the_docker_grammar_is_accepted(image):
+    assert accept({"executors": [{"image": image, "command": ["x"]}]}).task["executors"][0]["image"] == image
+
+
+@pytest.mark.parametrize("image, why", [
+    ("-h", "never starts with '-'"), ("--privileged", "never starts with '-'"), ("Ubuntu", "lower case"),
+    ("busybox sh", "white space"), ("ubuntu:", ""), ("a//b", ""), ("img@sha256:abc", ""), ("x" * 256, "longer than 255"),
+])
+def test_an_image_that_is_no_reference_is_refused_at_create(image, why):
+    """An image is handed to the engine as a reference, never as an option of its command line."""
+    problem = only_problem({"executors": [{"image": image, "command": ["x"]}]})
+    assert problem.field == "executors[0].image"
+    assert "is not a container image reference" in problem.reason or "repository" in problem.reason
+    assert why in problem.reason

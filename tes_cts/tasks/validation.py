@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..durations import parse_duration
+from ..image_references import image_reference_problem
 from ..model import schema
 from ..model.schema import JsonType, TesObject
 from ..posix_paths import has_wildcard, is_under, normalize, path_problems
@@ -270,8 +271,11 @@ def _executor(props: _Props, check: _Check) -> dict:
     for key in ("image", "command"):
         if props.missing(key):
             check.problem(props.path(key), "is required")
-    if props.values.get("image") == "":
+    image = props.values.get("image")
+    if image == "":
         check.problem(props.path("image"), "must not be empty; name a container image, e.g. \"ubuntu:24.04\"")
+    elif isinstance(image, str) and "\x00" not in image and (problem := image_reference_problem(image)):
+        check.problem(props.path("image"), problem)
     command = props.values.get("command")
     if command == [] and "command" not in props.invalid:
         check.problem(props.path("command"), "must not be empty; give the program and its arguments, e.g. [\"echo\", \"hello\"]")

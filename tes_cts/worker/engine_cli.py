@@ -88,7 +88,8 @@ class PodmanRuntime(ContainerRuntime):
             args += ["--security-opt", "no-new-privileges"]
         for capability in self.settings.cap_drop:
             args += ["--cap-drop", capability]
-        return [*args, *self.settings.extra_args, spec.image, *spec.command]
+        # "--" ends the options: whatever the image says, it is read as the image.
+        return [*args, *self.settings.extra_args, "--", spec.image, *spec.command]
 
     def start(self, spec: ContainerSpec, stdout: BinaryIO, stderr: BinaryIO) -> RunningContainer:
         try:
