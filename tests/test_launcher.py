@@ -115,6 +115,23 @@ def test_a_worker_leads_its_own_session_with_only_its_log_and_the_worker_environ
     assert status_mask(pid, "SigBlk") == 0 and status_mask(pid, "SigIgn") == 0
 
 
+def test_a_worker_sees_only_what_it_needs_of_the_services_environment(make_backend, started_workers, monkeypatch):
+    """Not the settings (auth hashes, token digests), not whatever else the service was given."""
+    monkeypatch.setenv("TES_CTS_AUTH__BASIC__USERS__ALICE", "pbkdf2_sha256$600000$salt$hash")
+    monkeypatch.setenv("UNRELATED_SECRET", "x")
+    monkeypatch.setenv("AWS_CA_BUNDLE", "/etc/ssl/store.pem")
+    monkeypatch.setenv("LC_ALL", "C.UTF-8")
+    monkeypatch.setenv("DOCKER_HOST", "unix:///run/engine-of-the-service.sock")
+    backend = make_backend(SLEEPING_WORKER, worker_environment=SECRET)
+    pid = submit(backend, "t1", started_workers)
+    wait_until(lambda: Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"sleep"))
+    environ = dict(entry.split("=", 1) for entry in Path(f"/proc/{pid}/environ").read_text().split("\0") if entry)
+    assert not {"TES_CTS_AUTH__BASIC__USERS__ALICE", "UNRELATED_SECRET"} & set(environ)
+    assert environ["PATH"] == os.environ["PATH"] and environ["DOCKER_HOST"] == "unix:///run/engine-of-the-service.sock"
+    assert environ["AWS_CA_BUNDLE"] == "/etc/ssl/store.pem" and environ["LC_ALL"] == "C.UTF-8"
+    assert environ["TES_CTS_TEST_LAUNCHER_SECRET"] == "s3cret"  # given to workers on purpose
+
+
 def test_the_built_in_worker_runs_forked_holds_nothing_of_the_launcher_and_wakes_the_poller(
         make_backend, started_workers, tmp_path, docker_image, monkeypatch):
     from .docker_env import docker_env

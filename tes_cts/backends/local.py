@@ -26,6 +26,18 @@ from .base import Backend, BackendUnavailable, Finished, JobRef, JobStatus, Lost
 WORKER_FILE = "worker.json"
 WORKER_LOG = "worker.log"
 LAUNCHER_COMMAND = (sys.executable, "-m", "tes_cts.worker.launcher")
+# What a worker inherits of the service's environment: what it needs to run Python, reach the
+# engine, pull images and reach the stores; never the TES_CTS_* settings (auth hashes, token
+# digests) or anything else. Its S3 secrets come apart, as worker_environment.
+INHERITED_VARIABLES = frozenset({
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR",
+    "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV",
+    "DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_CONFIG",
+    "CONTAINER_HOST", "CONTAINERS_CONF", "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME",
+    "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+    "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
+})
+INHERITED_PREFIXES = ("LC_", "AWS_")       # the locale; S3 credentials and endpoints the aws way
 # A canceled worker gets this long to remove its containers before it is killed.
 CANCEL_GRACE_S = 5.0
 # An engine that answered is not asked again for this long: a burst dispatches a task every few
@@ -127,7 +139,7 @@ class LocalBackend(Backend):
     def _running_launcher(self) -> _Launcher:
         if self._launcher is None or not self._launcher.alive():
             self.close()
-            self._launcher = _Launcher({**os.environ, **self.worker_environment})
+            self._launcher = _Launcher({**inherited_environment(os.environ), **self.worker_environment})
         return self._launcher
 
     def poll(self, jobs: list[JobRef]) -> dict[str, JobStatus]:
@@ -221,6 +233,12 @@ class _WorkerProcess:
     def alive(self) -> bool:
         stat = proc_stat(self.pid)
         return stat is not None and stat[0] != "Z" and int(stat[19]) == self.start_ticks
+
+
+def inherited_environment(environ: dict[str, str] | os._Environ) -> dict[str, str]:
+    """What of `environ` a worker sees (INHERITED_VARIABLES and INHERITED_PREFIXES)."""
+    return {name: value for name, value in environ.items()
+            if name in INHERITED_VARIABLES or name.startswith(INHERITED_PREFIXES)}
 
 
 def reservation(job: Job) -> Reservation:
