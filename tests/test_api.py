@@ -501,3 +501,15 @@ def test_create_mode_refuses_a_task_with_bad_inputs_listing_each(settings, sqlit
 def test_dispatch_mode_accepts_s3_inputs_with_no_store_configured(client):
     # Whether the object exists and has a checksum is only known at dispatch.
     assert client.post("/v1/tasks", json=echo_task(inputs=[{"path": "/a", "url": "s3://bucket/key"}])).status_code == 200
+
+
+def test_an_unexpected_failure_is_a_json_500_that_says_nothing_internal(client, app, sqlite_db, monkeypatch, caplog):
+    def broken_store(task_id, view):
+        raise KeyError("/secret/run/dir/of/the/service")
+
+    monkeypatch.setattr(sqlite_db, "get_view", broken_store)
+    response = client.get("/v1/tasks/abc")
+    assert response.status_code == 500
+    assert response.json() == {"title": "Internal Server Error", "status": 500,
+                               "detail": "the server failed to answer this request; the failure is in its log"}
+    assert "/secret/run/dir" in caplog.text  # the traceback is the operator's, in the log

@@ -84,3 +84,33 @@ def test_a_second_serve_on_a_busy_port_fails_at_once_saying_why(live_servers, tm
         # Refused before gunicorn starts (its own loop retries for five seconds, saying so).
         assert "Retrying" not in second.stderr and "Booting worker" not in second.stderr
         assert requests.get(f"{first.url}/v1/service-info", timeout=10).ok  # the first one is untouched
+
+
+def _token(contents) -> str:
+    import base64
+    import json
+
+    return base64.urlsafe_b64encode(json.dumps(contents).encode()).decode().rstrip("=")
+
+
+# Cheap malformed requests that once answered 500; each is a 4xx in the one error shape, and the
+# server answers the next request as before.
+MALFORMED = [
+    ("POST", "/ga4gh/tes/v1/tasks", "[" * 5000 + "]" * 5000, 400, "nested too deeply"),
+    ("POST", "/ga4gh/tes/v1/tasks", '{"executors": [], "tags": {"a": ' + "9" * 5000 + "}}", 400, "4300 digits"),
+    ("GET", f"/ga4gh/tes/v1/tasks?page_token={_token([1, 10**30, 'a'])}", None, 400, "page_token"),
+    ("GET", f"/ga4gh/tes/v1/tasks?page_token={_token([1, 1, chr(0xD800)])}", None, 400, "page_token"),
+    ("GET", "/ga4gh/tes/v1/tasks/a%0Ab", None, 404, "control character"),
+    ("POST", "/ga4gh/tes/v1/tasks/ab%0A:cancel", None, 404, "control character"),
+]
+
+
+def test_cheap_malformed_requests_are_4xx_with_the_usual_body(live_servers, tmp_path):
+    with live_servers.start(cwd=tmp_path) as server:
+        for method, path, body, status, said in MALFORMED:
+            response = requests.request(method, server.url + path, data=body, timeout=30,
+                                        headers={"Content-Type": "application/json"} if body else {})
+            assert response.status_code == status, (path[:60], response.text[:300])
+            answer = response.json()
+            assert answer["status"] == status and said in answer["detail"], (path[:60], answer)
+        assert requests.post(f"{server.url}/ga4gh/tes/v1/tasks", json=echo_task(), timeout=10).status_code == 200

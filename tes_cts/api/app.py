@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,8 +29,10 @@ from ..tasks.service import TaskNotFound, TaskService
 from ..tasks.validation import TaskValidationError
 from . import errors, handlers, security
 from .body_limit import BodyLimitMiddleware
+from .request_path import ControlCharacterPaths
 from .parameters import InvalidParameters, NamingParameterValidator
 
+log = logging.getLogger("tes_cts.api")
 SPEC_FILE = Path(__file__).resolve().parent.parent.parent / "openapi" / "tes.yaml"
 BASE_PATHS = ("/ga4gh/tes/v1", "/v1")
 SWAGGER_UI_PATH = BASE_PATHS[0] + "/ui/"
@@ -45,6 +48,10 @@ class TaskBodyPassthrough(JSONRequestBodyValidator):
             return await super()._parse(stream, scope)
         except UnicodeDecodeError as exc:
             raise BadRequestProblem(detail=f"request body is not valid {self._encoding}: {exc.reason}") from None
+        except RecursionError:
+            raise BadRequestProblem(detail="request body is not JSON this server reads: nested too deeply") from None
+        except ValueError as exc:  # parsed, but not representable: an integer of more than 4,300 digits
+            raise BadRequestProblem(detail=f"request body is not JSON this server reads: {exc}") from None
 
     def _validate(self, body):
         return body
@@ -69,6 +76,7 @@ def create_app(settings, service: TaskService, service_info: dict) -> connexion.
         _add_cors(app, list(settings.cors.allow_origins))
     app.add_middleware(BodyLimitMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION,
                        max_body_bytes=settings.server.max_body_bytes)
+    app.add_middleware(ControlCharacterPaths, position=MiddlewarePosition.BEFORE_EXCEPTION)
     _add_error_handlers(app, list(providers))
     flask_app = app.app
     flask_app.extensions[handlers.EXTENSION_KEY] = AppState(service, service_info,
@@ -134,6 +142,11 @@ def _add_error_handlers(app: connexion.FlaskApp, provider_names: list[str]) -> N
     def problem(_request, exc: ProblemException):
         return errors.error_response(exc.status, exc.title, exc.detail or exc.title)
 
+    def unexpected(_request, exc: Exception):
+        log.exception("unexpected error answering a request", exc_info=exc)
+        return errors.error_response(500, "Internal Server Error",
+                                     "the server failed to answer this request; the failure is in its log")
+
     app.add_error_handler(TaskValidationError, validation_failed)
     app.add_error_handler(BadListRequest, bad_list_request)
     app.add_error_handler(TaskNotFound, errors.not_found)
@@ -144,3 +157,4 @@ def _add_error_handlers(app: connexion.FlaskApp, provider_names: list[str]) -> N
     app.add_error_handler(Unauthorized, auth_failed)
     app.add_error_handler(security.AuthProblem, auth_failed)
     app.add_error_handler(RoleMissing, security.role_missing)
+    app.add_error_handler(Exception, unexpected)

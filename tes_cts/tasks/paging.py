@@ -39,6 +39,9 @@ def decode_token(token: str) -> Cursor:
         version, created_us, task_id = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
         if version != _TOKEN_VERSION or type(created_us) is not int or not isinstance(task_id, str):
             raise ValueError("unexpected token contents")
+        if not 0 <= created_us < 2**63:  # what a store's 64-bit integer holds
+            raise ValueError("creation time out of range")
+        task_id.encode("utf-8")  # a lone surrogate raises UnicodeEncodeError
     except (ValueError, TypeError, UnicodeError, binascii.Error):
         raise BadListRequest(
             "page_token",
