@@ -504,7 +504,7 @@ def test_dispatch_mode_accepts_s3_inputs_with_no_store_configured(client):
 
 
 def test_an_unexpected_failure_is_a_json_500_that_says_nothing_internal(client, app, sqlite_db, monkeypatch, caplog):
-    def broken_store(task_id, view):
+    def broken_store(task_id, view, owner=None):
         raise KeyError("/secret/run/dir/of/the/service")
 
     monkeypatch.setattr(sqlite_db, "get_view", broken_store)

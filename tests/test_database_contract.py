@@ -438,7 +438,7 @@ def verbose_record(**fields) -> TaskRecord:
 
 def assert_views_are_fresh_renders(db, record: TaskRecord) -> None:
     for view in (View.MINIMAL, View.BASIC):
-        assert db.get_view(record.id, view) == StoredView(record.owner, view_json(record, view))
+        assert db.get_view(record.id, view) == StoredView(view_json(record, view))
     basic = db.get_view(record.id, View.BASIC).json
     assert json.loads(basic) == render_task(record, View.BASIC)
     for dropped in ("secret-content", "secret-stdout", "secret-stderr", "secret-system-log"):
@@ -492,6 +492,16 @@ def test_view_pages_list_what_query_lists_as_fresh_renders(each_path_db, query):
 def test_a_view_of_an_unknown_task_is_none(any_db):
     assert any_db.get_view("no-such-task", View.BASIC) is None
     assert any_db.get_view("no-such-task", View.MINIMAL) is None
+
+
+def test_with_an_owner_another_users_task_is_none_like_an_unknown_one(any_db):
+    any_db.insert(record := task_record(owner="alice"))
+    for view in (View.MINIMAL, View.BASIC):
+        assert any_db.get_view(record.id, view, owner="bob") is None
+        assert any_db.get_view(record.id, view, owner="alice") == any_db.get_view(record.id, view)
+    assert any_db.get(record.id, owner="bob") is None
+    assert any_db.get(record.id, owner="alice") == any_db.get(record.id)
+    assert any_db.get(record.id, owner="") is None  # the local user's owner is an owner like any
 
 
 def test_full_views_are_not_stored(any_db):

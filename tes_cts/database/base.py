@@ -34,12 +34,14 @@ class TaskDatabase(ABC):
         """Store a new record (its version as given). Raises DuplicateTaskId if the id exists."""
 
     @abstractmethod
-    def get(self, task_id: str) -> TaskRecord | None:
-        """The record with this id, or None."""
+    def get(self, task_id: str, owner: str | None = None) -> TaskRecord | None:
+        """The record with this id, or None; with `owner`, None also if it is not that owner's
+        (another user's record is not read: "not yours" costs what "not found" costs)."""
 
     @abstractmethod
-    def get_view(self, task_id: str, view: View) -> StoredView | None:
-        """The task's MINIMAL or BASIC view as `view_json` renders the stored record, or None.
+    def get_view(self, task_id: str, view: View, owner: str | None = None) -> StoredView | None:
+        """The task's MINIMAL or BASIC view as `view_json` renders the stored record, or None;
+        with `owner`, None also if it is not that owner's (then not read, as for `get`).
 
         Raises ValueError for a view that is not stored (FULL: use `get`).
         """

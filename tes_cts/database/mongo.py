@@ -87,16 +87,16 @@ class MongoTaskDatabase(TaskDatabase):
             except DuplicateKeyError:
                 raise DuplicateTaskId(record.id) from None
 
-    def get(self, task_id: str) -> TaskRecord | None:
+    def get(self, task_id: str, owner: str | None = None) -> TaskRecord | None:
         with self._unavailable():
-            doc = self._tasks.find_one({"_id": task_id}, _QUERY_ONLY_FIELDS)
+            doc = self._tasks.find_one(_by_id(task_id, owner), _QUERY_ONLY_FIELDS)
             return _record(doc) if doc else None
 
-    def get_view(self, task_id: str, view: View) -> StoredView | None:
+    def get_view(self, task_id: str, view: View, owner: str | None = None) -> StoredView | None:
         check_stored(view)
         with self._unavailable():
-            doc = self._tasks.find_one({"_id": task_id}, {**_VIEW_FIELDS[view], "owner": 1})
-        return StoredView(doc["owner"], _view_text(doc, view)) if doc else None
+            doc = self._tasks.find_one(_by_id(task_id, owner), _VIEW_FIELDS[view])
+        return StoredView(_view_text(doc, view)) if doc else None
 
     def query(self, query: TaskQuery) -> list[TaskRecord]:
         return [_record(doc) for doc in self._find(query, _QUERY_ONLY_FIELDS)]
@@ -212,3 +212,8 @@ def _filter(query: TaskQuery) -> dict:
         found["created_us"] = {inclusive: after.created_us}
         found["$or"] = [{"created_us": {strict: after.created_us}}, {"_id": {strict: after.task_id}}]
     return found
+
+
+def _by_id(task_id: str, owner: str | None) -> dict:
+    """The filter of one task's lookup, by its id and, if given, its owner."""
+    return {"_id": task_id} if owner is None else {"_id": task_id, "owner": owner}

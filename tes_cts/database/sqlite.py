@@ -112,21 +112,23 @@ class SqliteTaskDatabase(TaskDatabase):
                 insert_task(conn, record)
         self._wrote()
 
-    def get(self, task_id: str) -> TaskRecord | None:
+    def get(self, task_id: str, owner: str | None = None) -> TaskRecord | None:
+        where, parameters = _by_id(task_id, owner)
         with self._unavailable():
-            row = self._connection().execute("SELECT doc FROM tasks WHERE id = ?", (task_id,)).fetchone()
+            row = self._connection().execute(f"SELECT doc FROM tasks WHERE {where}", parameters).fetchone()
             return record_of(row[0]) if row else None
 
-    def get_view(self, task_id: str, view: View) -> StoredView | None:
+    def get_view(self, task_id: str, view: View, owner: str | None = None) -> StoredView | None:
         check_stored(view)
+        where, parameters = _by_id(task_id, owner)
         with self._unavailable():
             row = self._connection().execute(
-                f"SELECT tasks.owner, {view_columns(view)} FROM tasks WHERE id = ?", (task_id,)
+                f"SELECT {view_columns(view)} FROM tasks WHERE {where}", parameters
             ).fetchone()
         if row is None:
             return None
-        owner, task_id, _, text = row
-        return StoredView(owner, minimal_json(task_id, text) if view is View.MINIMAL else text)
+        task_id, _, text = row
+        return StoredView(minimal_json(task_id, text) if view is View.MINIMAL else text)
 
     def query(self, query: TaskQuery) -> list[TaskRecord]:
         return [record_of(doc) for (doc,) in self._select(RECORD_COLUMNS, query)]
@@ -287,3 +289,8 @@ def _switch_to_wal(conn: sqlite3.Connection, busy_timeout_s: float) -> str:
             if exc.sqlite_errorname != "SQLITE_BUSY" or time.monotonic() > deadline:
                 raise
             time.sleep(0.01)
+
+
+def _by_id(task_id: str, owner: str | None) -> tuple[str, tuple]:
+    """The WHERE clause of one task's lookup (by its primary key, then its owner) and its values."""
+    return ("id = ? AND owner = ?", (task_id, owner)) if owner is not None else ("id = ?", (task_id,))

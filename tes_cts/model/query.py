@@ -54,10 +54,8 @@ class TaskSummary:
 
 @dataclass(frozen=True)
 class StoredView:
-    """One task's view as the database keeps it: compact JSON text, ready to send, and the owner
-    the caller checks before showing it."""
+    """One task's view as the database keeps it: compact JSON text, ready to send."""
 
-    owner: str
     json: str
 
 

@@ -86,8 +86,8 @@ class TaskService:
 
     def get(self, task_id: str, view: View, owner: str | None = None) -> dict | JsonText:
         if view in STORED_VIEWS:
-            stored = self.database.get_view(task_id, view)
-            if stored is None or (owner is not None and stored.owner != owner):
+            stored = self.database.get_view(task_id, view, owner)
+            if stored is None:
                 raise TaskNotFound(task_id)
             return JsonText(stored.json)
         return render_task(self._visible(task_id, owner), view)
@@ -139,8 +139,8 @@ class TaskService:
             self.wake_poller()
 
     def _visible(self, task_id: str, owner: str | None) -> TaskRecord:
-        record = self.database.get(task_id)
-        if record is None or (owner is not None and record.owner != owner):
+        record = self.database.get(task_id, owner)
+        if record is None:
             raise TaskNotFound(task_id)
         return record
 
