@@ -10,6 +10,7 @@ reaches OIDC or KBase only when no earlier provider knows it.
 from __future__ import annotations
 
 import copy
+import math
 from functools import partial
 
 import anyio
@@ -17,6 +18,7 @@ from connexion.exceptions import ProblemException
 from connexion.security import NO_VALUE, BasicSecurityHandler, BearerSecurityHandler
 
 from ..auth.identity import AuthUnavailable, CredentialsRejected, Identity, RoleMissing
+from ..auth.throttle import TooManyFailures
 from . import errors
 
 PROVIDER_KEY = "x-tes-cts-provider"
@@ -32,8 +34,8 @@ _SENT_AS = {
 
 
 class AuthProblem(ProblemException):
-    def __init__(self, status: int, title: str, detail: str):
-        super().__init__(status=status, title=title, detail=detail)
+    def __init__(self, status: int, title: str, detail: str, headers: dict[str, str] | None = None):
+        super().__init__(status=status, title=title, detail=detail, headers=headers)
 
 
 def effective_spec(spec: dict, providers: dict) -> dict:
@@ -66,8 +68,8 @@ class _BasicHandler(_ProviderResolver, BasicSecurityHandler):
     def _resolve_func(self, security_scheme):
         check = super()._resolve_func(security_scheme)
 
-        async def recoded(user, password):
-            return await check(_as_utf8(user), _as_utf8(password))
+        async def recoded(user, password, request):
+            return await check(_as_utf8(user), _as_utf8(password), request.client.host if request.client else "")
 
         return recoded
 
@@ -83,6 +85,9 @@ def _check_with(provider):
             identity = await anyio.to_thread.run_sync(provider.authenticate, *credentials)
         except CredentialsRejected as exc:
             raise AuthProblem(401, "Unauthorized", f"{provider.name}: {exc}") from None
+        except TooManyFailures as exc:
+            raise AuthProblem(429, "Too Many Requests", f"{provider.name}: {exc}",
+                              headers={"Retry-After": str(math.ceil(exc.retry_after_s))}) from None
         except AuthUnavailable as exc:
             raise AuthProblem(503, "Service Unavailable", f"{exc}; retry later") from None
         return NO_VALUE if identity is None else {"sub": identity.owner, IDENTITY_KEY: identity}
@@ -112,7 +117,7 @@ def auth_failed_handler(provider_names):
 
     def handle(request, exc: ProblemException):
         if exc.status != 401:
-            return errors.error_response(exc.status, exc.title, exc.detail)
+            return errors.error_response(exc.status, exc.title, exc.detail, headers=exc.headers)
         if isinstance(exc, AuthProblem):
             detail = exc.detail
         elif request.headers.get("authorization"):
