@@ -61,6 +61,7 @@ class Job:
     runtime_limit_s: float | None = None       # whole-task limit, from backend_parameters or settings
     verified_inputs: dict = field(default_factory=dict)  # what preflight recorded (storage.config.VerifiedInputs)
     s3_stores: list = field(default_factory=list)  # storage.config.public_stores: no secrets
+    http_allow: tuple[str, ...] = ()           # storage.http_allow: what http(s) inputs may reach
     wake_path: str | None = None               # the poller's FIFO, notified once result.json is written (wakeup.py)
 
     @property
@@ -80,6 +81,7 @@ class Job:
         containers["cap_drop"] = tuple(containers.get("cap_drop", ()))
         containers["extra_args"] = tuple(containers.get("extra_args", ()))
         raw["file_roots"] = tuple(raw.get("file_roots", ()))
+        raw["http_allow"] = tuple(raw.get("http_allow", ()))
         return cls(containers=ContainerSettings(**containers), **raw)
 
 

@@ -152,6 +152,7 @@ VALIDATORS = [
         messages={"operations": _RANGE_MESSAGE + " (TES requires at least 128 KiB of input content)"},
     ),
     Validator("storage.file_roots", default=[], is_type_of=list),
+    Validator("storage.http_allow", default=[], is_type_of=list),
     Validator("backend.kind", default="local", is_in=BACKEND_KINDS),
     Validator("containers.runtime", default=ContainerSettings.runtime, is_in=CONTAINER_RUNTIMES),
     Validator("containers.network", default=ContainerSettings.network, is_type_of=str, len_min=1),
@@ -224,6 +225,7 @@ def load_settings(overrides: dict | None = None, settings_file: str | os.PathLik
     except ValidationError as exc:
         raise InvalidSettings(_describe(exc)) from None
     _check_file_roots(settings.storage.file_roots)
+    _check_http_allow(settings.storage.http_allow)
     _check_duration("containers.runtime_limit", settings.containers.runtime_limit)
     _check_extra_args(settings.containers.runtime, settings.containers.extra_args)
     _check_duration("htcondor.unmatched_timeout", settings.htcondor.unmatched_timeout)
@@ -261,6 +263,14 @@ def _check_file_roots(roots: list) -> None:
     for root in roots:
         if not isinstance(root, str) or not root.startswith("/"):
             raise InvalidSettings(f"storage.file_roots entries must be absolute paths, got {root!r}")
+
+
+def _check_http_allow(entries: list) -> None:
+    from .storage.http_addresses import allowed_network
+
+    for entry in entries:
+        if not isinstance(entry, str) or not entry or "/" in entry and allowed_network(entry) is None:
+            raise InvalidSettings(f"storage.http_allow entries are host names or networks (10.1.0.0/16), got {entry!r}")
 
 
 def _check_duration(name: str, value: str) -> None:

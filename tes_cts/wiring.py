@@ -65,6 +65,7 @@ def _validation_limits(settings, backend_parameters: tuple[str, ...]) -> Validat
         content_max_bytes=settings.tasks.content_max_bytes,
         file_roots=tuple(settings.storage.file_roots),
         supported_backend_parameters=frozenset(backend_parameters),
+        http_allow=tuple(settings.storage.http_allow),
     )
 
 
@@ -110,6 +111,7 @@ def storage_config(settings) -> StorageConfig:
         for name, store in named.items()
     )
     return StorageConfig(file_roots=tuple(settings.storage.file_roots), s3_stores=stores,
+                         http_allow=tuple(settings.storage.http_allow),
                          preflight_concurrency=settings.s3.preflight_concurrency)
 
 
@@ -186,6 +188,7 @@ def poller_config(settings) -> PollerConfig:
         runtime_limit_s=parse_duration(limit) if limit else None,
         containers=container_settings(settings),
         file_roots=tuple(settings.storage.file_roots),
+        http_allow=tuple(settings.storage.http_allow),
         s3_stores=tuple(public_stores(storage)),
         preflight=_preflight_at("dispatch", settings, storage),
     )

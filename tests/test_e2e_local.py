@@ -78,6 +78,20 @@ def test_an_image_that_is_an_option_is_refused_and_nothing_runs(server):
     assert docker("ps", "-aq", "--filter", "name=injected").stdout.split() == []
 
 
+def test_an_http_input_cannot_read_the_services_own_api(server):
+    own_api = f"{server.url.replace('127.0.0.1', 'localhost')}/ga4gh/tes/v1/tasks?view=FULL"
+    literal = task(run(["cat", "/in"]), inputs=[{"path": "/in", "url": f"{server.url}/ga4gh/tes/v1/tasks?view=FULL"}])
+    refused = requests.post(f"{server.url}/ga4gh/tes/v1/tasks", json=literal, timeout=10)
+    assert refused.status_code == 400 and refused.json()["errors"][0]["field"] == "inputs[0].url"
+
+    task_id = submit(server, task(run(["cat", "/in"]), inputs=[{"path": "/in", "url": own_api}]))
+    done = wait_for(server, task_id)
+    assert done["state"] == "SYSTEM_ERROR", done
+    said = " ".join(done["logs"][0]["system_logs"])
+    assert "host localhost is not reachable from this service" in said
+    assert not done["logs"][0].get("logs")  # no executor ran: nothing of the API reached the task
+
+
 def test_echo_completes_with_stdout_and_full_logs(server):
     task_id = submit(server, task(run(["echo", "hello from tes-cts"])))
     done = wait_for(server, task_id)

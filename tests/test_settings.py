@@ -60,6 +60,8 @@ def test_a_named_settings_file_that_is_missing_is_an_error(tmp_path):
     ("TES_CTS_STORAGE__FILE_ROOTS", '["relative/dir"]', ["storage.file_roots", "absolute"]),
     ("TES_CTS_BACKEND__KIND", "slurm", ["backend.kind", "local"]),
     ("TES_CTS_CONTAINERS__EXTRA_ARGS", '["--runtime", "runc"]', ["containers.extra_args", "docker", "Engine API", "podman"]),
+    ("TES_CTS_STORAGE__HTTP_ALLOW", '["10.0.0.0/33"]', ["storage.http_allow", "10.0.0.0/33", "networks"]),
+    ("TES_CTS_STORAGE__HTTP_ALLOW", '[""]', ["storage.http_allow"]),
 ])
 def test_bad_values_are_refused_with_the_setting_named(monkeypatch, variable, value, words):
     monkeypatch.setenv(variable, value)

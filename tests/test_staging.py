@@ -16,7 +16,7 @@ from tes_cts.worker.paths import FileMapper
 from tes_cts.worker.staging import StagingError, stage_inputs, stage_outputs
 
 from .s3_server import crc_of
-from .test_storage import http_server, listing, outside, root  # noqa: F401 (fixtures)
+from .test_storage import LOOPBACK, http_server, listing, outside, root  # noqa: F401 (fixtures)
 
 
 @pytest.fixture
@@ -28,13 +28,14 @@ def make_job(tmp_path, root):
     def make(inputs=(), outputs=(), file_roots=None) -> tuple[Job, FileMapper]:
         task = {"executors": [{"image": "busybox", "command": ["true"]}], "inputs": list(inputs), "outputs": list(outputs)}
         roots = (str(root),) if file_roots is None else tuple(file_roots)
-        return Job(task_id="t1", attempt=1, task=task, run_dir=str(run_dir), file_roots=roots), FileMapper(run_dir)
+        return (Job(task_id="t1", attempt=1, task=task, run_dir=str(run_dir), file_roots=roots, http_allow=LOOPBACK),
+                FileMapper(run_dir))
 
     return make
 
 
 def config_of(job: Job) -> StorageConfig:
-    return StorageConfig(file_roots=job.file_roots)
+    return StorageConfig(file_roots=job.file_roots, http_allow=job.http_allow)
 
 
 def stage_in(job: Job, mapper: FileMapper, verified=None) -> list[str]:

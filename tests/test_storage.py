@@ -3,6 +3,8 @@ S3 store by bucket; preflight of local and http inputs. S3 itself: test_s3.py.""
 
 from __future__ import annotations
 
+import ipaddress
+
 import os
 import threading
 import time
@@ -17,12 +19,15 @@ from tes_cts.storage.checksums import Crc64Nvme, crc64nvme_of_file, decode, enco
 from tes_cts.storage.config import S3StoreConfig
 from tes_cts.storage.file import FileStorage
 from tes_cts.storage.http import HttpStorage
+from tes_cts.storage.http_addresses import AddressPolicy
 from tes_cts.storage.preflight import preflight_inputs
 from tes_cts.storage.s3_stores import resolve_store
 from tes_cts.urls import without_password
 
 from .s3_server import crc_of
 
+# The tests' HTTP servers listen on loopback, which user URLs may reach only when allowed.
+LOOPBACK = ("127.0.0.0/8",)
 TRUNCATED_BODY = b"x" * 1000   # sent, then the connection drops; Content-Length promises more
 TRUNCATED_LENGTH = 100_000
 
@@ -258,7 +263,7 @@ def test_file_join():
 def test_http_get_and_stat(http_server, tmp_path):
     base, served = http_server
     (served / "data.bin").write_bytes(os.urandom(3_000_000))  # several chunks
-    storage = HttpStorage()
+    storage = HttpStorage(LOOPBACK)
     assert storage.stat(f"{base}/data.bin") == ObjectInfo(3_000_000, False, None)
     assert storage.get(f"{base}/data.bin", tmp_path / "data.bin", is_dir=False) == 3_000_000
     assert (tmp_path / "data.bin").read_bytes() == (served / "data.bin").read_bytes()
@@ -266,7 +271,7 @@ def test_http_get_and_stat(http_server, tmp_path):
 
 def test_http_404(http_server, tmp_path):
     base, _ = http_server
-    storage = HttpStorage()
+    storage = HttpStorage(LOOPBACK)
     with pytest.raises(StorageError, match="HTTP 404") as raised:
         storage.get(f"{base}/missing.txt", tmp_path / "m.txt", is_dir=False)
     assert raised.value.url == f"{base}/missing.txt"
@@ -280,7 +285,7 @@ def test_http_truncated_download_leaves_no_partial_file(http_server, tmp_path):
     dest = tmp_path / "dest"
     dest.mkdir()
     with pytest.raises(StorageError, match="broke off before the whole file arrived|ended after") as raised:
-        HttpStorage().get(f"{base}/truncated", dest / "t.bin", is_dir=False)
+        HttpStorage(LOOPBACK).get(f"{base}/truncated", dest / "t.bin", is_dir=False)
     assert str(raised.value).startswith(f"{base}/truncated: ")
     assert listing(dest) == []
 
@@ -288,7 +293,7 @@ def test_http_truncated_download_leaves_no_partial_file(http_server, tmp_path):
 def test_http_read_timeout_leaves_no_partial_file(http_server, tmp_path):
     base, _ = http_server
     with pytest.raises(StorageError, match="sent nothing for 0.3 s"):
-        HttpStorage(read_timeout=0.3).get(f"{base}/slow", tmp_path / "s.bin", is_dir=False)
+        HttpStorage(LOOPBACK, read_timeout=0.3).get(f"{base}/slow", tmp_path / "s.bin", is_dir=False)
     assert listing(tmp_path) == ["served"]
 
 
@@ -299,11 +304,11 @@ def test_http_connection_refused(tmp_path):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     with pytest.raises(StorageError, match="cannot connect"):
-        HttpStorage().get(f"http://127.0.0.1:{port}/x", tmp_path / "x", is_dir=False)
+        HttpStorage(LOOPBACK).get(f"http://127.0.0.1:{port}/x", tmp_path / "x", is_dir=False)
 
 
 def test_http_is_for_single_file_inputs_only(tmp_path):
-    storage = HttpStorage()
+    storage = HttpStorage(LOOPBACK)
     with pytest.raises(StorageError, match="http\\(s\\) URLs are accepted for inputs only"):
         storage.put(tmp_path, "https://example.org/out.txt")
     with pytest.raises(StorageError, match="DIRECTORY input needs a file:// or s3:// URL"):
@@ -475,3 +480,102 @@ def test_preflight_records_local_files_and_skips_http_and_content(root, outside)
     assert result.problems[2].startswith("inputs[5] ftp://example.org/x: unsupported URL scheme")
     assert result.problems[3] == f"inputs[6] file://{root}: is a directory; declare the input's type DIRECTORY"
     assert len(result.problems) == 4
+
+
+class _Counting(SimpleHTTPRequestHandler):
+    """Answers everything 200 and counts the requests: a refused URL must never arrive."""
+
+    requests_seen = 0
+
+    def do_GET(self):
+        type(self).requests_seen += 1
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"in")
+
+    do_HEAD = do_GET
+
+    def log_message(self, *args):
+        pass
+
+
+def _serve(address: str, handler) -> ThreadingHTTPServer:
+    server = ThreadingHTTPServer((address, 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.fixture
+def loopback_service():
+    """A server on 127.0.0.1 standing for the service's own API, counting what reaches it."""
+    _Counting.requests_seen = 0
+    server = _serve("127.0.0.1", _Counting)
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "2130706433", "127.1", "0x7f.0.0.1", "[::ffff:127.0.0.1]"])
+def test_a_user_url_never_reaches_loopback_however_spelled(loopback_service, tmp_path, host):
+    url = f"http://{host}:{loopback_service}/ga4gh/tes/v1/tasks?view=FULL"
+    for reach in (lambda: HttpStorage().stat(url), lambda: HttpStorage().get(url, tmp_path / "x", is_dir=False)):
+        with pytest.raises(StorageError, match="is not reachable from this service"):
+            reach()
+    assert _Counting.requests_seen == 0 and not (tmp_path / "x").exists()
+
+
+def test_a_refusal_says_the_same_whether_something_listens_or_not(loopback_service):
+    closed = free_port_on("127.0.0.1")
+    messages = []
+    for port in (loopback_service, closed):
+        with pytest.raises(StorageError) as caught:
+            HttpStorage().stat(f"http://127.0.0.1:{port}/x")
+        messages.append(str(caught.value).replace(str(port), "PORT"))
+    assert messages[0] == messages[1]
+
+
+def test_a_redirect_to_a_refused_address_is_refused(loopback_service):
+    class Redirecting(_Counting):
+        def do_GET(self):
+            self.send_response(302)
+            self.send_header("Location", f"http://127.0.0.1:{loopback_service}/secret")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_HEAD = do_GET
+
+    redirector = _serve("127.0.0.2", Redirecting)  # stands for an allowed host that redirects
+    try:
+        with pytest.raises(StorageError, match="host 127.0.0.1 is not reachable from this service"):
+            HttpStorage(("127.0.0.2",)).stat(f"http://127.0.0.2:{redirector.server_address[1]}/moved")
+    finally:
+        redirector.shutdown()
+        redirector.server_close()
+    assert _Counting.requests_seen == 0
+
+
+def test_the_allow_list_opens_chosen_networks_and_host_names(loopback_service):
+    assert HttpStorage(("127.0.0.0/8",)).stat(f"http://127.0.0.1:{loopback_service}/in").size == 2
+    assert HttpStorage(("localhost",)).stat(f"http://localhost:{loopback_service}/in").size == 2
+    with pytest.raises(StorageError, match="not reachable"):
+        HttpStorage(("10.0.0.0/8",)).stat(f"http://127.0.0.1:{loopback_service}/in")
+    assert _Counting.requests_seen == 2
+
+
+@pytest.mark.parametrize("address", ["169.254.169.254", "10.0.0.1", "192.168.1.1", "172.16.0.1", "100.64.0.1",
+                                     "0.0.0.0", "::1", "fe80::1", "fc00::1", "224.0.0.1", "::ffff:10.0.0.1"])
+def test_non_public_addresses_are_refused_and_public_ones_allowed(address):
+    policy = AddressPolicy()
+    assert not policy.allows("h", ipaddress.ip_address(address))
+    assert policy.allows("h", ipaddress.ip_address("93.184.215.14"))
+    assert policy.allows("h", ipaddress.ip_address("2606:4700::1111"))
+
+
+def free_port_on(address: str) -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind((address, 0))
+        return probe.getsockname()[1]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 import json
 import random
 
@@ -875,3 +876,18 @@ def test_an_image_that_is_no_reference_is_refused_at_create(image, why):
     assert problem.field == "executors[0].image"
     assert "is not a container image reference" in problem.reason or "repository" in problem.reason
     assert why in problem.reason
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "2130706433", "127.1", "[::1]", "169.254.169.254", "10.0.0.7"])
+def test_an_http_input_at_a_literal_non_public_address_is_refused_at_create(host):
+    body = {"inputs": [{"path": "/in", "url": f"http://{host}:8000/ga4gh/tes/v1/tasks"}],
+            "executors": [{"image": "u", "command": ["x"]}]}
+    problem = only_problem(body)
+    assert problem.field == "inputs[0].url" and "is not reachable from this service" in problem.reason
+    allowed = replace(LIMITS, http_allow=("127.0.0.0/8", "::1", "169.254.169.254", "10.0.0.0/8"))
+    assert accept(body, allowed).task["inputs"][0]["url"].startswith(f"http://{host}")
+
+
+def test_an_http_input_by_name_is_decided_when_it_is_fetched():
+    body = {"inputs": [{"path": "/in", "url": "http://localhost:8000/x"}], "executors": [{"image": "u", "command": ["x"]}]}
+    assert accept(body).task["inputs"][0]["url"] == "http://localhost:8000/x"

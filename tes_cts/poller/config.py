@@ -19,5 +19,6 @@ class PollerConfig:
     runtime_limit_s: float | None       # when a task has no `runtime` parameter (None: no limit)
     containers: ContainerSettings
     file_roots: tuple[str, ...]
+    http_allow: tuple[str, ...]         # storage.http_allow, for the workers' http(s) inputs
     s3_stores: tuple[dict, ...]         # storage.config.public_stores: what a worker may know
     preflight: InputPreflight | None    # None: inputs were checked at create, or nothing to check

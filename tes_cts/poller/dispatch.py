@@ -118,7 +118,8 @@ class Dispatcher:
     def _job(self, record: TaskRecord, attempt: int) -> Job:
         return job_for(record, attempt, self.backend.run_dir(record.id, attempt),
                        containers=self.config.containers, file_roots=self.config.file_roots,
-                       default_runtime_limit_s=self.config.runtime_limit_s, s3_stores=self.config.s3_stores)
+                       default_runtime_limit_s=self.config.runtime_limit_s, s3_stores=self.config.s3_stores,
+                       http_allow=self.config.http_allow)
 
     def _lease(self) -> dict:
         return {"owner": self.poller_id, "expires_us": now_us() + int(self.config.lease_s * 1e6)}

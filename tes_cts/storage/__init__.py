@@ -36,7 +36,7 @@ def _file(url: str, config: StorageConfig) -> Storage:
 
 
 def _http(url: str, config: StorageConfig) -> Storage:
-    return HttpStorage()
+    return HttpStorage(config.http_allow)
 
 
 class _Registered(NamedTuple):

@@ -28,6 +28,7 @@ class S3StoreConfig:
 class StorageConfig:
     file_roots: tuple[str, ...] = ()
     s3_stores: tuple[S3StoreConfig, ...] = ()
+    http_allow: tuple[str, ...] = ()  # the setting storage.http_allow (storage/http_addresses.py)
     preflight_concurrency: int = 8  # the s3.preflight_concurrency default (settings.py reads it here)
 
 

@@ -16,6 +16,7 @@ from ..urls import without_password
 from .atomic import atomic_file
 from .base import ObjectInfo, Storage, StorageError, check_relative
 from .checksums import CHUNK_BYTES
+from .http_addresses import AddressPolicy, guarded_session, refusal_in
 from .scheme import INPUTS_ONLY, SchemeInfo, UrlUse
 
 # Ask for the bytes as stored: a server must not re-encode them (gzip) on the way.
@@ -30,7 +31,10 @@ def _url_problems(url: str, use: UrlUse) -> list[str]:
         parts.port  # noqa: B018 - raises ValueError for a bad port
     except ValueError as exc:
         return [f"is not a valid URL ({exc})"]
-    return [] if parts.hostname else ["needs a host: http(s)://host/path"]
+    if not parts.hostname:
+        return ["needs a host: http(s)://host/path"]
+    refusal = AddressPolicy(use.http_allow).host_refusal(parts.hostname)
+    return [refusal] if refusal else []
 
 
 HTTP = SchemeInfo("http", "http://host/path", INPUTS_ONLY, _url_problems)
@@ -38,9 +42,11 @@ HTTPS = SchemeInfo("https", "https://host/path", INPUTS_ONLY, _url_problems)
 
 
 class HttpStorage(Storage):
-    def __init__(self, connect_timeout: float = 10.0, read_timeout: float = 60.0):
+    def __init__(self, http_allow: tuple[str, ...] = (), connect_timeout: float = 10.0, read_timeout: float = 60.0):
+        """Only public addresses are reached, and those `http_allow` opens (http_addresses)."""
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
+        self._session = guarded_session(AddressPolicy(http_allow))
 
     def stat(self, url: str) -> ObjectInfo:
         with self._request(url, "HEAD") as response:
@@ -81,7 +87,7 @@ class HttpStorage(Storage):
     def _request(self, url: str, method: str) -> requests.Response:
         """The response to a 2xx request (redirects followed), streamed; StorageError otherwise."""
         try:
-            response = requests.request(
+            response = self._session.request(
                 method, url, headers=_HEADERS, stream=True, allow_redirects=True,
                 timeout=(self.connect_timeout, self.read_timeout),
             )
@@ -93,6 +99,9 @@ class HttpStorage(Storage):
         return response
 
     def _describe(self, exc: requests.RequestException) -> str:
+        refused = refusal_in(exc)
+        if refused is not None:  # also after a redirect: said the same way, nothing of what listens
+            return str(refused)
         if isinstance(exc, requests.ConnectTimeout):
             return f"no connection within {self.connect_timeout:g} s"
         # Mid-body, requests reports a read timeout as a ConnectionError wrapping urllib3's.

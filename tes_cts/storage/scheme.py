@@ -21,6 +21,7 @@ class UrlUse:
     direction: str  # INPUT or OUTPUT
     directory: bool  # the url names a directory (type DIRECTORY, or an output with wildcards)
     file_roots: tuple[str, ...]  # where file URLs and bare paths may point; empty: nowhere
+    http_allow: tuple[str, ...] = ()  # non-public hosts and networks http(s) URLs may reach
 
 
 @dataclass(frozen=True)

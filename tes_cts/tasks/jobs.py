@@ -10,11 +10,12 @@ RUNTIME_PARAMETER = "runtime"
 
 
 def job_for(record: TaskRecord, attempt: int, run_dir: str, *, containers: ContainerSettings,
-            file_roots: tuple[str, ...], default_runtime_limit_s: float | None, s3_stores: tuple[dict, ...]) -> Job:
+            file_roots: tuple[str, ...], default_runtime_limit_s: float | None, s3_stores: tuple[dict, ...],
+            http_allow: tuple[str, ...] = ()) -> Job:
     """The job of `attempt` of the task, run in `run_dir`, with the service's settings."""
     return Job(
         task_id=record.id, attempt=attempt, task=record.task, run_dir=run_dir,
-        containers=containers, file_roots=file_roots,
+        containers=containers, file_roots=file_roots, http_allow=http_allow,
         runtime_limit_s=runtime_limit_s(record, default_runtime_limit_s),
         verified_inputs=record.verified_inputs,
         s3_stores=list(s3_stores),

@@ -61,6 +61,7 @@ class ValidationLimits:
     content_max_bytes: int  # max UTF-8 bytes of an input's `content`
     file_roots: tuple[str, ...]  # absolute dirs under which file:// and bare-path URLs are allowed
     supported_backend_parameters: frozenset[str]  # lower-case keys the backend supports
+    http_allow: tuple[str, ...] = ()  # non-public hosts and networks http(s) inputs may reach
 
 
 @dataclass(frozen=True)
@@ -330,7 +331,7 @@ def _input(props: _Props, check: _Check) -> dict:
     if "content" in props.values:
         _content(props.values["content"], kind, props, check)
     if "url" in props.values:
-        use = UrlUse(INPUT, kind == "DIRECTORY", check.limits.file_roots)
+        use = UrlUse(INPUT, kind == "DIRECTORY", check.limits.file_roots, check.limits.http_allow)
         check.all_of(props.path("url"), url_problems(props.values["url"], use))
     return props.values
 
@@ -362,7 +363,7 @@ def _output(props: _Props, check: _Check) -> dict:
         _path_prefix(path, prefix, props, check)
     if "url" in props.values:
         # Matches of a wildcard go under the url: it names a directory, like a DIRECTORY output.
-        use = UrlUse(OUTPUT, kind == "DIRECTORY" or wildcard, check.limits.file_roots)
+        use = UrlUse(OUTPUT, kind == "DIRECTORY" or wildcard, check.limits.file_roots, check.limits.http_allow)
         check.all_of(props.path("url"), url_problems(props.values["url"], use))
     return props.values
 

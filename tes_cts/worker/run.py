@@ -184,4 +184,5 @@ def _cancel_on_signals(cancel: threading.Event):
 def worker_storage_config(job: Job) -> StorageConfig:
     """File roots and S3 stores from the job file, each store's secret from the environment the
     backend gave this process."""
-    return StorageConfig(file_roots=job.file_roots, s3_stores=stores_from_job(job.s3_stores, dict(os.environ)))
+    return StorageConfig(file_roots=job.file_roots, s3_stores=stores_from_job(job.s3_stores, dict(os.environ)),
+                         http_allow=job.http_allow)
