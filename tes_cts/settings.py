@@ -22,6 +22,7 @@ from .durations import parse_duration
 from .jobfiles import ContainerSettings
 from .settings_error import InvalidSettings, SettingsError
 from .storage.config import S3StoreConfig, StorageConfig
+from .model.limits import SIZE_LIMITS, SizeLimits
 
 ENV_PREFIX = "TES_CTS"
 SETTINGS_FILE_VARIABLE = "TES_CTS_SETTINGS_FILE"
@@ -151,6 +152,8 @@ VALIDATORS = [
         gte=MIN_CONTENT_BYTES,
         messages={"operations": _RANGE_MESSAGE + " (TES requires at least 128 KiB of input content)"},
     ),
+    *(Validator(f"tasks.max_{name}", default=getattr(SizeLimits(), name)) for name in SIZE_LIMITS),
+    *(_positive(f"tasks.max_{name}") for name in SIZE_LIMITS),
     Validator("storage.file_roots", default=[], is_type_of=list),
     Validator("storage.http_allow", default=[], is_type_of=list),
     Validator("backend.kind", default="local", is_in=BACKEND_KINDS),

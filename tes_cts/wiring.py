@@ -27,6 +27,7 @@ from .storage.base import StorageError
 from .storage.config import S3StoreConfig, StorageConfig, public_stores, secret_environment
 from .storage.preflight import InputPreflight, preflight_for
 from .tasks.service import TaskService
+from .model.limits import SIZE_LIMITS, SizeLimits
 from .tasks.validation import ValidationLimits
 from .wakeup import WAKE_FILE, WakeupFifo, notify
 
@@ -66,6 +67,7 @@ def _validation_limits(settings, backend_parameters: tuple[str, ...]) -> Validat
         file_roots=tuple(settings.storage.file_roots),
         supported_backend_parameters=frozenset(backend_parameters),
         http_allow=tuple(settings.storage.http_allow),
+        sizes=SizeLimits(**{name: settings.tasks[f"max_{name}"] for name in SIZE_LIMITS}),
     )
 
 

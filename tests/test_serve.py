@@ -114,3 +114,13 @@ def test_cheap_malformed_requests_are_4xx_with_the_usual_body(live_servers, tmp_
             answer = response.json()
             assert answer["status"] == status and said in answer["detail"], (path[:60], answer)
         assert requests.post(f"{server.url}/ga4gh/tes/v1/tasks", json=echo_task(), timeout=10).status_code == 200
+
+
+def test_a_huge_task_is_refused_in_a_few_hundred_bytes(live_servers, tmp_path):
+    with live_servers.start(cwd=tmp_path) as server:
+        huge = requests.post(f"{server.url}/ga4gh/tes/v1/tasks", json={"executors": [{}] * 100_000}, timeout=60)
+        assert huge.status_code == 400 and len(huge.content) < 500, huge.text[:500]
+        assert [e["field"] for e in huge.json()["errors"]] == ["executors"]
+        many = requests.post(f"{server.url}/ga4gh/tes/v1/tasks", json={"executors": [{}] * 900}, timeout=60)
+        errors = many.json()["errors"]
+        assert many.status_code == 400 and len(errors) == 101 and errors[-1]["reason"] == "and 1700 more problems"

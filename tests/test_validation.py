@@ -9,6 +9,7 @@ import random
 
 import pytest
 
+from tes_cts.model.limits import SizeLimits
 from tes_cts.tasks.validation import AcceptedTask, Problem, TaskValidationError, ValidationLimits, validate_task
 
 LIMITS = ValidationLimits(
@@ -891,3 +892,39 @@ def test_an_http_input_at_a_literal_non_public_address_is_refused_at_create(host
 def test_an_http_input_by_name_is_decided_when_it_is_fetched():
     body = {"inputs": [{"path": "/in", "url": "http://localhost:8000/x"}], "executors": [{"image": "u", "command": ["x"]}]}
     assert accept(body).task["inputs"][0]["url"] == "http://localhost:8000/x"
+
+
+SMALL = replace(LIMITS, sizes=SizeLimits(executors=3, inputs=2, outputs=2, volumes=2, tags=2, env=2, command_bytes=10))
+
+
+@pytest.mark.parametrize("key, value", [
+    ("executors", [{"image": "u", "command": ["x"]}] * 4),
+    ("inputs", [{"path": f"/in/{i}", "content": "x"} for i in range(3)]),
+    ("outputs", [{"path": f"/out/{i}", "url": f"/srv/data/{i}"} for i in range(3)]),
+    ("volumes", ["/a", "/b", "/c"]),
+    ("tags", {"a": "1", "b": "2", "c": "3"}),
+])
+def test_a_task_larger_than_the_settings_allow_is_one_problem_per_field(key, value):
+    body = {"executors": [{"image": "u", "command": ["x"]}], key: value}
+    problem = only_problem(body, SMALL)
+    assert problem.field == key and f"setting tasks.max_{key}" in problem.reason and f"got {len(value)}" in problem.reason
+
+
+def test_an_executors_env_and_command_are_bounded():
+    body = {"executors": [{"image": "u", "command": ["echo", "0123456789"], "env": {"A": "1", "B": "2", "C": "3"}}]}
+    assert sorted((p.field, p.reason.split(" (")[0]) for p in problems(body, SMALL)) == [
+        ("executors[0].command", "at most 10 bytes allowed"), ("executors[0].env", "at most 2 entries allowed")]
+
+
+def test_an_error_answer_lists_a_hundred_problems_then_how_many_more():
+    body = {"executors": [{"image": "", "command": []} for _ in range(200)]}  # two problems each
+    found = problems(body)
+    assert len(found) == 101
+    assert found[-1].field == "" and found[-1].reason == "and 300 more problems"
+
+
+def test_the_default_limits_accept_what_workflow_engines_send():
+    body = {"executors": [{"image": "u", "command": ["x"] * 100, "env": {f"V{i}": "x" for i in range(200)}}] * 50,
+            "inputs": [{"path": f"/in/{i}", "url": f"s3://bucket/k{i}"} for i in range(5000)],
+            "tags": {f"t{i}": "v" for i in range(100)}}
+    assert len(accept(body).task["inputs"]) == 5000

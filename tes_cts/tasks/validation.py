@@ -35,6 +35,7 @@ from typing import Callable
 from ..durations import parse_duration
 from ..image_references import image_reference_problem
 from ..model import schema
+from ..model.limits import SizeLimits
 from ..model.schema import JsonType, TesObject
 from ..posix_paths import has_wildcard, is_under, normalize, path_problems
 from ..quoting import quoted
@@ -56,12 +57,17 @@ class TaskValidationError(Exception):
         super().__init__("; ".join(str(p) for p in self.problems))
 
 
+# An error answer lists this many problems at most, then says how many more there are.
+MAX_PROBLEMS_LISTED = 100
+
+
 @dataclass(frozen=True)
 class ValidationLimits:
     content_max_bytes: int  # max UTF-8 bytes of an input's `content`
     file_roots: tuple[str, ...]  # absolute dirs under which file:// and bare-path URLs are allowed
     supported_backend_parameters: frozenset[str]  # lower-case keys the backend supports
     http_allow: tuple[str, ...] = ()  # non-public hosts and networks http(s) inputs may reach
+    sizes: SizeLimits = SizeLimits()
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,9 @@ class AcceptedTask:
 def validate_task(body: object, limits: ValidationLimits) -> AcceptedTask:
     check = _Check(limits)
     task = _task(body, check)
+    if len(check.problems) > MAX_PROBLEMS_LISTED:
+        more = len(check.problems) - MAX_PROBLEMS_LISTED
+        raise TaskValidationError([*check.problems[:MAX_PROBLEMS_LISTED], Problem("", f"and {more} more problems")])
     if check.problems:
         raise TaskValidationError(check.problems)
     return AcceptedTask(task=task, warnings=check.warnings)
@@ -250,7 +259,9 @@ def _task(body: object, check: _Check) -> dict:
     if not isinstance(body, dict):
         check.problem("", f"the task must be a JSON object, not {_json_type(body)}")
         return {}
-    props = _properties(body, "", schema.TASK, check)
+    within, too_large = _within_sizes(body, check)
+    props = _properties(within, "", schema.TASK, check)
+    props.invalid |= too_large
     task = dict(props.values)
     if not props.values.get("executors") and "executors" not in props.invalid:
         check.problem("executors", "at least one executor is required: [{\"image\": ..., \"command\": [...]}]")
@@ -266,6 +277,21 @@ def _task(body: object, check: _Check) -> dict:
     for i, volume in enumerate(task.get("volumes", [])):
         _container_path(volume, f"volumes[{i}]", check, whole_root=False)
     return task
+
+
+_COUNTED = ("executors", "inputs", "outputs", "volumes", "tags")  # each a field of SizeLimits
+
+
+def _within_sizes(body: dict, check: _Check) -> tuple[dict, set[str]]:
+    """`body` without the arrays (and tags) longer than the settings allow, and their keys, each
+    reported once: their items are not looked at, so a huge task costs little to refuse."""
+    kept = dict(body)
+    for key in _COUNTED:
+        value, limit = body.get(key), getattr(check.limits.sizes, key)
+        if isinstance(value, (list, dict)) and len(value) > limit:
+            check.problem(key, f"at most {limit} allowed (setting tasks.max_{key}), got {len(value)}")
+            del kept[key]
+    return kept, set(body) - set(kept)
 
 
 def _executor(props: _Props, check: _Check) -> dict:
@@ -287,8 +313,18 @@ def _executor(props: _Props, check: _Check) -> dict:
     for key in ("workdir", "stdin", "stdout", "stderr"):
         if key in props.values:
             _container_path(props.values[key], props.path(key), check, whole_root=True)
-    for name, value in props.values.get("env", {}).items():
-        _env_entry(name, value, _at(props.path("env"), name), check)
+    sizes = check.limits.sizes
+    if len(props.values.get("env", {})) > sizes.env:
+        check.problem(props.path("env"), f"at most {sizes.env} entries allowed (setting tasks.max_env), "
+                                         f"got {len(props.values['env'])}")
+    else:
+        for name, value in props.values.get("env", {}).items():
+            _env_entry(name, value, _at(props.path("env"), name), check)
+    command_bytes = sum(len(argument.encode("utf-8", "surrogatepass")) for argument in command or []
+                        if isinstance(argument, str))
+    if command_bytes > sizes.command_bytes:
+        check.problem(props.path("command"), f"at most {sizes.command_bytes} bytes allowed (setting "
+                                             f"tasks.max_command_bytes), got {command_bytes}")
     return props.values
 
 
