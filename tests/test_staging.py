@@ -293,9 +293,9 @@ def test_symlink_escapes_are_refused(make_job, root, outside):
     assert [o["path"] for o in staged.outputs] == ["/data/outdir/fine.txt", "/data/ok.log"]
     assert len(staged.missing) == 4
     assert staged.missing[0].startswith("output /data/out.txt: refused: ")
-    assert any(m.startswith("output /data/outdir/shadow: refused: it resolves to " + str(secret)) for m in staged.missing)
-    assert any(m.startswith("output /data/outdir/etc: refused: it resolves to " + str(outside)) for m in staged.missing)
-    assert any(m.startswith("output /data/x.log: refused: it resolves to " + str(secret)) for m in staged.missing)
+    for path in ("/data/outdir/shadow", "/data/outdir/etc", "/data/x.log"):
+        assert f"output {path}: refused: it leads outside the task's directory through a symbolic link" in staged.missing
+    assert not any(str(outside) in m or str(secret) in m for m in staged.missing)  # nothing of the host
     assert "secret" not in "".join(p.read_text() for p in root.rglob("*") if p.is_file())
 
 

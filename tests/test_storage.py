@@ -164,11 +164,12 @@ def test_file_symlink_out_of_a_root_is_refused(root, outside, tmp_path):
     (tree / "fine.txt").write_text("fine")
     (tree / "escape").symlink_to(outside / "secret.txt")
     storage = FileStorage([str(root)])
-    with pytest.raises(StorageError, match=f"resolves to {outside}/secret.txt.*storage.file_roots"):
+    with pytest.raises(StorageError, match="leads through a symbolic link to a file that .*storage.file_roots") as refused:
         storage.get(f"file://{root}/link.txt", tmp_path / "a", is_dir=False)
+    assert str(outside) not in str(refused.value)  # where the link leads is the host's business
     with pytest.raises(StorageError, match="storage.file_roots"):
         storage.get(f"file://{root}/linkdir", tmp_path / "b", is_dir=True)
-    with pytest.raises(StorageError, match="escape resolves to .*storage.file_roots"):
+    with pytest.raises(StorageError, match="escape leads through a symbolic link to a file that .*storage.file_roots"):
         storage.get(f"file://{tree}", tmp_path / "c", is_dir=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["outside", "root"]
 
@@ -219,7 +220,7 @@ def test_file_put_outside_roots_or_through_a_symlink_is_refused(root, outside, t
     storage = FileStorage([str(root)])
     with pytest.raises(StorageError, match="storage.file_roots"):
         storage.put(src, f"file://{outside}/new.txt")
-    with pytest.raises(StorageError, match=f"resolves to {outside}/new.txt.*storage.file_roots"):
+    with pytest.raises(StorageError, match="leads through a symbolic link to a file that .*storage.file_roots"):
         storage.put(src, f"file://{root}/out/new.txt")
     assert listing(outside) == ["secret.txt"]
 

@@ -134,8 +134,8 @@ class FileStorage(Storage):
             raise StorageError(url, FILE_URLS_DISABLED)
         real = os.path.realpath(path)
         if not _under_a_root(real, self.roots):
-            resolves = f"resolves to {real}, which " if real != path or entry else ""
-            raise StorageError(url, f"{entry + ' ' if entry else ''}{resolves}{not_under_file_roots(self.roots)}")
+            through_link = "leads through a symbolic link to a file that " if real != path or entry else ""
+            raise StorageError(url, f"{entry + ' ' if entry else ''}{through_link}{not_under_file_roots(self.roots)}")
         return real
 
     @staticmethod

@@ -74,7 +74,7 @@ class HttpStorage(Storage):
         except requests.RequestException as exc:
             raise StorageError(without_password(url), self._describe(exc)) from None
         except OSError as exc:  # after RequestException, which is an OSError too
-            raise StorageError(without_password(url), f"cannot write {dest}: {exc.strerror or exc}") from None
+            raise StorageError(without_password(url), f"cannot write the file: {exc.strerror or type(exc).__name__}") from None
         return written
 
     def put(self, src: Path, url: str) -> ObjectInfo:

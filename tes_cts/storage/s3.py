@@ -143,7 +143,7 @@ class S3Storage(Storage):
                     return self._download(entry, handle, progress=progress)
             return self._get_directory(url, dest, expected, progress)
         except OSError as exc:
-            raise StorageError(url, f"cannot write {exc.filename or dest}: {exc.strerror or exc}") from None
+            raise StorageError(url, f"cannot write the file: {exc.strerror or type(exc).__name__}") from None
 
     def _get_directory(self, url: str, dest: Path, expected: list[dict] | None, progress: Progress | None) -> int:
         bucket, prefix = self._locate(url, prefix=True)

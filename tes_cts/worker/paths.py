@@ -17,6 +17,10 @@ from ..jobfiles import MOUNTS_DIR
 from ..posix_paths import has_wildcard, is_under, normalize
 
 
+# How a task is told that a symbolic link leads out of its files: where to is the host's business.
+LEADS_OUTSIDE = "leads outside the task's directory through a symbolic link"
+
+
 class PathEscape(ValueError):
     pass
 
@@ -40,7 +44,7 @@ class FileMapper:
         """Refuse a host path whose real location (following symlinks) is outside the mounts."""
         real = Path(os.path.realpath(host))
         if not is_under(str(real), str(self.root)):
-            raise PathEscape(f"{host} resolves to {real}, outside the task's directory")
+            raise PathEscape(f"{self.container_path(host)} {LEADS_OUTSIDE}")
 
     def container_path(self, host: Path) -> str:
         return "/" + str(Path(host).relative_to(self.root))

@@ -23,7 +23,7 @@ from ..posix_paths import has_wildcard, normalize
 from ..storage import Storage, StorageConfig, StorageError, VerifiedInputs, storage_for
 from ..storage.atomic import atomic_file
 from ..urls import without_password
-from .paths import FileMapper, PathEscape
+from .paths import LEADS_OUTSIDE, FileMapper, PathEscape
 
 
 class StagingError(Exception):
@@ -194,8 +194,7 @@ class _Output:
             self.mapper.check_inside(host)
             return True
         except PathEscape:
-            real = os.path.realpath(host)
-            self.staged.missing.append(f"output {container}: refused: it resolves to {real}, outside the task's directory")
+            self.staged.missing.append(f"output {container}: refused: it {LEADS_OUTSIDE}")
             return False
 
     def _log(self, name: str) -> None:
