@@ -928,3 +928,11 @@ def test_the_default_limits_accept_what_workflow_engines_send():
             "inputs": [{"path": f"/in/{i}", "url": f"s3://bucket/k{i}"} for i in range(5000)],
             "tags": {f"t{i}": "v" for i in range(100)}}
     assert len(accept(body).task["inputs"]) == 5000
+
+
+@pytest.mark.parametrize("url", ["s3://AKIAEXAMPLE:s3cretpw@bucket/key", "http://alice:s3cretpw@10.0.0.1/x",
+                                 "https://u:s3cretpw@example.org:99999/x", "http://u:s3cretpw@[::1/x"])
+def test_credentials_in_a_users_url_are_never_repeated_in_the_answer(url):
+    body = {"inputs": [{"path": "/in", "url": url}], "executors": [{"image": "u", "command": ["x"]}]}
+    problem = only_problem(body)
+    assert problem.field == "inputs[0].url" and "s3cretpw" not in problem.reason

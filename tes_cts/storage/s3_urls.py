@@ -24,7 +24,10 @@ def _bucket_and_key(url: str) -> tuple[str, str]:
 def _url_problems(url: str, use: UrlUse) -> list[str]:
     bucket, key = _bucket_and_key(url)
     problems = []
-    if not _BUCKET.match(bucket) or ".." in bucket or _IP_ADDRESS.match(bucket):
+    if "@" in bucket:  # never quoted: what is before the @ is most likely a secret
+        problems.append("carries credentials (name:secret@): an s3 URL is s3://bucket/key, and the "
+                        "store's credentials are the operator's (settings s3.stores)")
+    elif not _BUCKET.match(bucket) or ".." in bucket or _IP_ADDRESS.match(bucket):
         problems.append(
             f"bucket name {quoted(bucket)} is not valid: 3-63 lower-case letters, digits, '.' and '-', "
             "beginning and ending with a letter or digit, no '..', not like an IP address"
