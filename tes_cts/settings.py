@@ -20,9 +20,9 @@ from dynaconf import Dynaconf, ValidationError, Validator
 
 from .durations import parse_duration
 from .jobfiles import ContainerSettings
+from .model.limits import SIZE_LIMITS, SizeLimits
 from .settings_error import InvalidSettings, SettingsError
 from .storage.config import S3StoreConfig, StorageConfig
-from .model.limits import SIZE_LIMITS, SizeLimits
 
 ENV_PREFIX = "TES_CTS"
 SETTINGS_FILE_VARIABLE = "TES_CTS_SETTINGS_FILE"

@@ -20,6 +20,7 @@ from .database import open_database
 from .database.base import DatabaseUnavailable, TaskDatabase
 from .durations import parse_duration
 from .jobfiles import ContainerSettings
+from .model.limits import SIZE_LIMITS, SizeLimits
 from .poller import Poller, PollerConfig
 from .settings import S3_STORE_KEYS, load_settings, named_s3_stores
 from .settings_error import InvalidSettings, SettingsError
@@ -27,7 +28,6 @@ from .storage.base import StorageError
 from .storage.config import S3StoreConfig, StorageConfig, public_stores, secret_environment
 from .storage.preflight import InputPreflight, preflight_for
 from .tasks.service import TaskService
-from .model.limits import SIZE_LIMITS, SizeLimits
 from .tasks.validation import ValidationLimits
 from .wakeup import WAKE_FILE, WakeupFifo, notify
 

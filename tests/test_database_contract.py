@@ -515,7 +515,7 @@ def test_full_views_are_not_stored(any_db):
 
 @pytest.mark.parametrize("task_id", ["plain", 'quote"back\\slash', "tab\tnew\nline\x01", "del\x7f", "é", "\u2028", "😀"])
 def test_minimal_views_are_the_json_python_writes_for_any_id(any_db, task_id):
-    any_db.insert(record := task_record(task_id))
+    any_db.insert(task_record(task_id))
 
     expected = json.dumps({"id": task_id, "state": "QUEUED"}, separators=(",", ":"))
     assert any_db.get_view(task_id, View.MINIMAL).json == expected

@@ -26,7 +26,7 @@ from tes_cts.database.sqlite_schema import INDEXES, TRIGGERS
 from tes_cts.model.query import Cursor, TaskQuery
 from tes_cts.model.record import TaskRecord
 from tes_cts.model.states import Phase, TesState
-from tes_cts.model.views import View, view_json
+from tes_cts.model.views import View
 
 from .builders import task_record, view_page_of
 

@@ -4,7 +4,6 @@ S3 store by bucket; preflight of local and http inputs. S3 itself: test_s3.py.""
 from __future__ import annotations
 
 import ipaddress
-
 import os
 import threading
 import time

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import replace
 import json
 import random
+from dataclasses import replace
 
 import pytest
 

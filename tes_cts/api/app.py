@@ -29,8 +29,8 @@ from ..tasks.service import TaskNotFound, TaskService
 from ..tasks.validation import TaskValidationError
 from . import errors, handlers, security
 from .body_limit import BodyLimitMiddleware
-from .request_path import ControlCharacterPaths
 from .parameters import InvalidParameters, NamingParameterValidator
+from .request_path import ControlCharacterPaths
 
 log = logging.getLogger("tes_cts.api")
 SPEC_FILE = Path(__file__).resolve().parent.parent.parent / "openapi" / "tes.yaml"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
+
 from ..clock import now_us, rfc3339
 from ..database.base import TaskDatabase
 from ..jobfiles import Result

@@ -6,8 +6,20 @@ from __future__ import annotations
 import logging
 from typing import Iterator
 
-from ..backends.base import (Backend, BackendUnavailable, Evicted, Finished, Held, JobRef,
-                             JobStatus, Lost, NoNews, Removed, Running, Waiting)
+from ..backends.base import (
+    Backend,
+    BackendUnavailable,
+    Evicted,
+    Finished,
+    Held,
+    JobRef,
+    JobStatus,
+    Lost,
+    NoNews,
+    Removed,
+    Running,
+    Waiting,
+)
 from ..clock import now_us
 from ..database.base import TaskDatabase
 from ..durations import describe_duration

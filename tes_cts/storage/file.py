@@ -20,8 +20,7 @@ from urllib.parse import quote, unquote
 
 from ..posix_paths import is_under, normalize, path_problems
 from .atomic import atomic_directory, atomic_file, copy_stream
-from .base import (ChangedSinceSubmission, ObjectInfo, Storage, StorageError, check_relative, compare_listing,
-                   entries_by_url)
+from .base import ChangedSinceSubmission, ObjectInfo, Storage, StorageError, check_relative, compare_listing, entries_by_url
 from .checksums import crc64nvme_of_file
 from .scheme import INPUTS_AND_OUTPUTS, SchemeInfo, UrlUse
 

@@ -44,8 +44,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 from .atomic import atomic_directory, atomic_file
-from .base import (ChangedSinceSubmission, ObjectInfo, Storage, StorageError, check_relative, compare_listing,
-                   missing_crc64nvme)
+from .base import ChangedSinceSubmission, ObjectInfo, Storage, StorageError, check_relative, compare_listing, missing_crc64nvme
 from .checksums import ALGORITHM, CHUNK_BYTES, Crc64Nvme, combine, crc64nvme, encode
 from .config import S3StoreConfig, StorageConfig
 from .s3_stores import check_key

@@ -19,10 +19,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-import docker
 import requests
 from docker.types import Mount as BindMount
 from docker.utils.socket import STDERR, STDOUT, frames_iter
+
+import docker
 
 from .runtime import (
     ContainerNotStarted,

@@ -16,7 +16,6 @@ from pathlib import Path
 from ..jobfiles import MOUNTS_DIR
 from ..posix_paths import has_wildcard, is_under, normalize
 
-
 # How a task is told that a symbolic link leads out of its files: where to is the host's business.
 LEADS_OUTSIDE = "leads outside the task's directory through a symbolic link"
 
