@@ -170,6 +170,8 @@ VALIDATORS = [
     _positive("local.cpu_slots"),
     Validator("local.ram_gb", default=_total_ram_gb()),
     Validator("local.ram_gb", is_type_of=(int, float), gt=0, messages={"operations": _RANGE_MESSAGE}),
+    Validator("local.min_free_gb", default=1.0),
+    Validator("local.min_free_gb", is_type_of=(int, float), gte=0, messages={"operations": _RANGE_MESSAGE}),
     Validator("poller.embedded", default=True, is_type_of=bool),
     Validator("poller.interval_s", default=1.0),
     Validator("poller.interval_s", is_type_of=(int, float), gt=0, messages={"operations": _RANGE_MESSAGE}),

@@ -22,7 +22,7 @@ from .durations import parse_duration
 from .jobfiles import ContainerSettings
 from .model.limits import SIZE_LIMITS, SizeLimits
 from .poller import Poller, PollerConfig
-from .settings import S3_STORE_KEYS, load_settings, named_s3_stores
+from .settings import S3_STORE_KEYS, load_settings, named_s3_stores, sqlite_path
 from .settings_error import InvalidSettings, SettingsError
 from .storage.base import StorageError
 from .storage.config import S3StoreConfig, StorageConfig, public_stores, secret_environment
@@ -135,7 +135,8 @@ def open_backend(settings) -> Backend:
         return LocalBackend(settings.work_dir, settings.local.cpu_slots, settings.local.ram_gb,
                             container_settings(settings),
                             worker_environment=secret_environment(storage_config(settings)),
-                            wake_path=wake_path(settings))
+                            wake_path=wake_path(settings), min_free_gb=float(settings.local.min_free_gb),
+                            watched_paths=_store_paths(settings))
     if settings.backend.kind == "htcondor":
         from .backends.htcondor import HTCondorBackend, locate_schedd
 
@@ -214,6 +215,11 @@ def check_storage(settings) -> None:
 
 def build_poller(settings, database: TaskDatabase) -> Poller:
     return Poller(database, open_backend(settings), poller_config(settings), wakeups=_wakeups(settings))
+
+
+def _store_paths(settings) -> tuple[str, ...]:
+    """Where the task store writes, when it is on this host (SQLite): its directory."""
+    return (str(Path(sqlite_path(settings)).resolve().parent),) if settings.database.kind == "sqlite" else ()
 
 
 def wake_path(settings) -> str:

@@ -92,6 +92,20 @@ def test_an_http_input_cannot_read_the_services_own_api(server):
     assert not done["logs"][0].get("logs")  # no executor ran: nothing of the API reached the task
 
 
+def test_a_nearly_full_disk_keeps_tasks_queued_saying_why(live_servers, tmp_path, env):
+    with live_servers.start({**env, "TES_CTS_LOCAL__MIN_FREE_GB": "1000000000"}, cwd=tmp_path, poller=True) as server:
+        task_id = submit(server, task(run(["true"])))
+        deadline = time.monotonic() + 20
+        while not any(line.startswith("waiting: only ") for log in get(server, task_id).get("logs", [])
+                      for line in log.get("system_logs", [])):
+            assert time.monotonic() < deadline, get(server, task_id)
+            time.sleep(0.2)
+        waiting = get(server, task_id)
+        assert waiting["state"] == "QUEUED"
+        assert f"GB free on the file system of {tmp_path / 'work'}" in waiting["logs"][0]["system_logs"][-1]
+        assert requests.get(f"{server.url}/ga4gh/tes/v1/service-info", timeout=5).ok
+
+
 def test_echo_completes_with_stdout_and_full_logs(server):
     task_id = submit(server, task(run(["echo", "hello from tes-cts"])))
     done = wait_for(server, task_id)

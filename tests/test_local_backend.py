@@ -100,3 +100,16 @@ def test_an_engine_that_answered_is_asked_again_after_a_second_and_a_problem_eve
     assert problem is not None and proxy.docker_host in problem
     EngineProxy(tmp_path / "engine.sock", engine)  # the engine is back
     assert backend.engine_problem() is None  # a problem is not kept: asked again at once
+
+
+def test_no_task_starts_while_a_watched_file_system_is_nearly_full(tmp_path):
+    store = tmp_path / "store"
+    store.mkdir()
+    backend = LocalBackend(tmp_path / "work", cpu_slots=2, ram_gb=4, containers=ContainerSettings(),
+                           worker_command=sleeping_workers(30), min_free_gb=10**9, watched_paths=(str(store),))
+    problem = backend.engine_problem()
+    assert problem.startswith("only ") and "GB free on the file system of " in problem
+    assert "setting local.min_free_gb" in problem and str(tmp_path / "work") in problem
+    roomy = LocalBackend(tmp_path / "work", cpu_slots=2, ram_gb=4, containers=ContainerSettings(),
+                         worker_command=sleeping_workers(30), min_free_gb=0, watched_paths=(str(store),))
+    assert roomy.engine_problem() is None  # the engine answers; no space is asked for

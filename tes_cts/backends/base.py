@@ -118,7 +118,7 @@ class Backend(ABC):
 
     @abstractmethod
     def engine_problem(self) -> str | None:
-        """Why nothing can be submitted right now (engine down), or None."""
+        """Why nothing can be submitted right now (engine down, disk nearly full), or None."""
 
     @abstractmethod
     def submit(self, job: Job, owner: str = "") -> str:

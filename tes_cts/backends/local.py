@@ -56,10 +56,11 @@ class LocalBackend(Backend):
 
     def __init__(self, work_dir: str | os.PathLike, cpu_slots: int, ram_gb: float, containers: ContainerSettings,
                  worker_command: tuple[str, ...] = (), worker_environment: dict[str, str] | None = None,
-                 wake_path: str | None = None):
+                 wake_path: str | None = None, min_free_gb: float = 0.0, watched_paths: tuple[str, ...] = ()):
         """`worker_command`, when given, is run (with the job file appended) instead of the
         built-in worker; `wake_path` is the poller's FIFO, which each worker notifies once its
-        result is written (wakeup.py)."""
+        result is written (wakeup.py). No task starts while the file system of the work dir or
+        of one of `watched_paths` (the task store's) has less than `min_free_gb` free."""
         self.runs = Path(work_dir).resolve() / "runs"
         self.worker_command = tuple(worker_command)
         # Added to the environment of every worker (the S3 secrets): never written to disk.
@@ -68,6 +69,8 @@ class LocalBackend(Backend):
         self.cpu_slots = cpu_slots
         self.ram_gb = ram_gb
         self.runtime = runtime_for(containers)             # one engine client for every check and cancel
+        self.min_free_gb = min_free_gb
+        self.watched_paths = tuple(dict.fromkeys((str(Path(work_dir).resolve()), *watched_paths)))
         self.host = socket.gethostname()
         self._reserved: dict[str, Reservation] = {}        # backend job id -> what it holds
         self._launcher: _Launcher | None = None
@@ -96,12 +99,26 @@ class LocalBackend(Backend):
         return sum(r.cpu_cores for r in self._reserved.values()) < self.cpu_slots
 
     def engine_problem(self) -> str | None:
+        low = self._low_disk()
+        if low:
+            return low
         if time.monotonic() - self._engine_answered_at < ENGINE_ANSWER_KEPT_S:
             return None
         problem = self.runtime.engine_problem()
         if problem is None:
             self._engine_answered_at = time.monotonic()
         return problem
+
+    def _low_disk(self) -> str | None:
+        """Why no task may start for lack of space, or None: a task fills its run directory,
+        and the service must keep room for its store and its logs."""
+        for path in self.watched_paths:
+            stats = os.statvfs(_nearest_existing(path))  # a directory not made yet will be made there
+            free_gb = stats.f_bavail * stats.f_frsize / 1e9
+            if free_gb < self.min_free_gb:
+                return (f"only {free_gb:.2f} GB free on the file system of {path}; tasks start again above "
+                        f"{self.min_free_gb:g} GB (setting local.min_free_gb)")
+        return None
 
     def submit(self, job: Job, owner: str = "") -> str:
         run_dir = Path(job.run_dir)
@@ -258,6 +275,12 @@ def _read_worker(run_dir: Path) -> _WorkerProcess | None:
         return _WorkerProcess(**json.loads((run_dir / WORKER_FILE).read_text()))
     except FileNotFoundError:
         return None
+
+
+def _nearest_existing(path: str) -> str:
+    while not os.path.exists(path) and path != os.path.dirname(path):
+        path = os.path.dirname(path)
+    return path
 
 
 def _signal_group(pid: int, sig: int) -> None:
