@@ -7,6 +7,8 @@ poller against the real local backend and Docker.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tes_cts.backends.base import (  # the facts
@@ -38,6 +40,7 @@ from .builders import poller_config, task_record
 
 class ScriptedBackend(Backend):
     kind = "scripted"
+    runs = Path("/runs")
 
     def __init__(self):
         self.submitted: list[Job] = []

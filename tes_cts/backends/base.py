@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..jobfiles import Job, Progress, Result
 
@@ -98,6 +99,7 @@ JobStatus = Finished | Lost | Evicted | Held | Removed | Waiting | Running | NoN
 
 class Backend(ABC):
     kind: str
+    runs: Path                         # <work_dir>/runs: every attempt's directory is runs/<task>/<attempt>
 
     @abstractmethod
     def run_dir(self, task_id: str, attempt: int) -> str:

@@ -14,6 +14,7 @@ from ..wakeup import WakeupFifo
 from .config import PollerConfig
 from .dispatch import Dispatcher
 from .reconcile import Reconciler
+from .retention import RunRetention
 
 log = logging.getLogger("tes_cts.poller")
 
@@ -30,6 +31,7 @@ class Poller:
         self.id = poller_id or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.reconciler = Reconciler(database, backend, config)
         self.dispatcher = Dispatcher(database, backend, config, self.id)
+        self.retention = RunRetention(backend.runs, config.run_retention_s, database)
 
     def run(self, stop: threading.Event) -> None:
         log.info("poller %s started (backend %s)", self.id, self.backend.kind)
@@ -47,6 +49,7 @@ class Poller:
     def cycle(self) -> None:
         self.reconciler.reconcile()
         self.dispatcher.dispatch()
+        self.retention.maybe_sweep()
 
     def _pause(self, stop: threading.Event) -> None:
         if self.wakeups is None:
