@@ -113,3 +113,16 @@ def test_no_task_starts_while_a_watched_file_system_is_nearly_full(tmp_path):
     roomy = LocalBackend(tmp_path / "work", cpu_slots=2, ram_gb=4, containers=ContainerSettings(),
                          worker_command=sleeping_workers(30), min_free_gb=0, watched_paths=(str(store),))
     assert roomy.engine_problem() is None  # the engine answers; no space is asked for
+
+
+def test_a_worker_that_died_on_a_nearly_full_disk_is_lost_saying_so(tmp_path):
+    backend = LocalBackend(tmp_path, cpu_slots=1, ram_gb=4, containers=ContainerSettings(),
+                           worker_command=sleeping_workers(0.1))
+    job = make_job(backend, "t1")
+    ref = JobRef("t1", 1, backend.submit(job), job.run_dir)
+    time.sleep(0.5)
+    assert "free" not in backend.poll([ref])[ref.backend_job_id].reason  # room enough: no word of the disk
+    backend.min_free_gb = 10**9  # the disk as the worker met it
+    reason = backend.poll([ref])[ref.backend_job_id].reason
+    assert reason.startswith("worker process ") and "died without writing a result; only " in reason
+    assert "setting local.min_free_gb" in reason

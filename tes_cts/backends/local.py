@@ -199,7 +199,8 @@ class LocalBackend(Backend):
         result = read_result(run_dir)  # it may have finished between the two looks
         if result is not None:
             return Finished(result, host=self.host)
-        return Lost(f"worker process {worker.pid} died without writing a result")
+        low = self._low_disk()  # the likeliest reason a worker cannot write its result
+        return Lost(f"worker process {worker.pid} died without writing a result" + (f"; {low}" if low else ""))
 
 
 class LauncherGone(BackendUnavailable):
