@@ -6,7 +6,7 @@ length, because Connexion treats a body without Content-Length as missing.
 
 from __future__ import annotations
 
-import json
+from .errors import send_error
 
 
 class BodyLimitMiddleware:
@@ -43,10 +43,7 @@ class BodyLimitMiddleware:
         else:
             status, title = 413, "Payload Too Large"
             detail = f"request body exceeds the limit of {self.max_body_bytes} bytes (setting server.max_body_bytes)"
-        body = json.dumps({"title": title, "status": status, "detail": detail}).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await send_error(send, status, title, detail)
 
 
 def _header(scope, name: bytes) -> str | None:

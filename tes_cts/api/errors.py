@@ -16,6 +16,14 @@ def error_body(status: int, title: str, detail: str, errors: list[dict] | None =
     return body
 
 
+async def send_error(send, status: int, title: str, detail: str) -> None:
+    """The error body, answered by an ASGI middleware itself, before any app sees the request."""
+    body = json.dumps(error_body(status, title, detail)).encode()
+    headers = [(b"content-type", ERROR_MEDIA_TYPE.encode()), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
 def error_response(status: int, title: str, detail: str, errors: list[dict] | None = None,
                    headers: dict[str, str] | None = None) -> ConnexionResponse:
     return ConnexionResponse(

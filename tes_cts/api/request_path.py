@@ -4,10 +4,9 @@ disagree about such a path."""
 
 from __future__ import annotations
 
-import json
 import re
 
-from .errors import ERROR_MEDIA_TYPE, error_body
+from .errors import send_error
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -19,7 +18,4 @@ class ControlCharacterPaths:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or not _CONTROL.search(scope.get("path", "")):
             return await self.app(scope, receive, send)
-        body = json.dumps(error_body(404, "Not Found", "no resource has a name with a control character in it")).encode()
-        headers = [(b"content-type", ERROR_MEDIA_TYPE.encode()), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": 404, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await send_error(send, 404, "Not Found", "no resource has a name with a control character in it")

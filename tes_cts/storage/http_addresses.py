@@ -25,6 +25,8 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util.connection import create_connection
 
+from ..causes import causes
+
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 REFUSED = ("is not reachable from this service: it is a loopback, private, link-local or otherwise "
            "non-public address (setting storage.http_allow opens chosen hosts and networks)")
@@ -106,18 +108,7 @@ def guarded_session(policy: AddressPolicy) -> requests.Session:
 
 def refusal_in(exc: BaseException) -> AddressRefused | None:
     """The AddressRefused under a requests or urllib3 error, if that is what it is."""
-    seen: set[int] = set()
-    pending: list[BaseException | None] = [exc]
-    while pending:
-        current = pending.pop()
-        if current is None or id(current) in seen:
-            continue
-        if isinstance(current, AddressRefused):
-            return current
-        seen.add(id(current))
-        pending += [*(a for a in current.args if isinstance(a, BaseException)), getattr(current, "reason", None),
-                    current.__cause__, current.__context__]
-    return None
+    return next((cause for cause in causes(exc) if isinstance(cause, AddressRefused)), None)
 
 
 def _unmapped(address: Address) -> Address:

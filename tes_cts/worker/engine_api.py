@@ -25,6 +25,7 @@ from docker.utils.socket import STDERR, STDOUT, frames_iter
 
 import docker
 
+from ..causes import causes
 from .runtime import (
     ContainerNotStarted,
     ContainerRuntime,
@@ -317,12 +318,4 @@ def _explain(exc: docker.errors.APIError) -> str:
 def _root_cause(exc: BaseException) -> str:
     """The system error under a connection failure ("No such file or directory", "Connection
     refused", "Permission denied"), else the failure's own text."""
-    pending, seen = [exc], set()
-    while pending:
-        current = pending.pop(0)
-        if isinstance(current, OSError) and current.strerror:
-            return current.strerror
-        seen.add(id(current))
-        linked = (*current.args, getattr(current, "reason", None), current.__cause__, current.__context__)
-        pending += [cause for cause in linked if isinstance(cause, BaseException) and id(cause) not in seen]
-    return str(exc)
+    return next((cause.strerror for cause in causes(exc) if isinstance(cause, OSError) and cause.strerror), str(exc))
