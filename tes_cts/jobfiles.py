@@ -2,7 +2,8 @@
 
     <run_dir>/job.json       written by the backend before the worker starts (Job)
     <run_dir>/progress.json  rewritten by the worker at each step (Progress)
-    <run_dir>/result.json    written once by the worker at the end (Result)
+    <run_dir>/result.json    written once by the worker at the end (Result), into the space
+                             it reserved at its start (.result.json.reserved)
     <run_dir>/logs/          full stdout/stderr of every executor
     <run_dir>/mounts/        host side of every container path (see paths.FileMapper)
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -22,6 +24,8 @@ from .model.states import Phase
 JOB_FILE = "job.json"
 PROGRESS_FILE = "progress.json"
 RESULT_FILE = "result.json"
+RESULT_RESERVE_FILE = ".result.json.reserved"
+RESULT_RESERVE_BYTES = 512 * 1024
 LOGS_DIR = "logs"
 MOUNTS_DIR = "mounts"
 
@@ -48,6 +52,7 @@ class ContainerSettings:
     pull: bool = True                          # try to pull an image that is not present
     extra_args: tuple[str, ...] = ()           # appended to `podman run`, e.g. --runtime runc (not for docker)
     log_tail_bytes: int = 64 * 1024            # stdout/stderr tail kept in the executor log
+    default_disk_gb: float = 0.0               # a task's disk limit when it sets no disk_gb (0: none)
 
 
 @dataclass(frozen=True)
@@ -107,22 +112,62 @@ class Result:
 def write_json_atomically(path: Path, value, durable: bool = True) -> None:
     """Whole or not at all for a reader; `durable` also survives a crash of the machine."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temporary, "w") as handle:
-        json.dump(value, handle)
-        if durable:
-            handle.flush()
-            os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "w") as handle:
+            json.dump(value, handle)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
 
 
 def write_progress(run_dir: str | os.PathLike, progress: Progress) -> None:
     # A hint the poller reads while the worker runs, written up to three times in each task's
-    # critical path: not worth an fsync (after a crash of the machine the worker is gone anyway).
-    write_json_atomically(Path(run_dir) / PROGRESS_FILE, asdict(progress), durable=False)
+    # critical path: not worth an fsync (after a crash of the machine the worker is gone anyway),
+    # nor the task's failure when it cannot be written (a full disk): the result says the rest.
+    with suppress(OSError):
+        write_json_atomically(Path(run_dir) / PROGRESS_FILE, asdict(progress), durable=False)
+
+
+def reserve_result_space(run_dir: str | os.PathLike) -> bool:
+    """Take the blocks result.json will be written into while the disk still has them, so that
+    a task which fills the disk still ends with a result that says so; whether it could."""
+    path = Path(run_dir) / RESULT_RESERVE_FILE
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o666)
+        try:
+            os.posix_fallocate(fd, 0, RESULT_RESERVE_BYTES)
+        finally:
+            os.close(fd)
+    except OSError:
+        with suppress(OSError):
+            path.unlink()
+        return False
+    return True
 
 
 def write_result(run_dir: str | os.PathLike, result: Result) -> None:
-    write_json_atomically(Path(run_dir) / RESULT_FILE, asdict(result))
+    """result.json, durably: into the space the worker reserved when it fits there (so a full
+    disk cannot refuse it), else as a new file. Raises OSError (ENOSPC: a shorter result may fit
+    the reserve)."""
+    run_dir = Path(run_dir)
+    text = json.dumps(asdict(result)).encode()
+    reserved = run_dir / RESULT_RESERVE_FILE
+    if len(text) <= RESULT_RESERVE_BYTES and reserved.exists():
+        with open(reserved, "r+b") as handle:
+            handle.write(text)
+            handle.truncate()
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(reserved, run_dir / RESULT_FILE)
+        return
+    write_json_atomically(run_dir / RESULT_FILE, asdict(result))
+    with suppress(FileNotFoundError):
+        reserved.unlink()
 
 
 def read_progress(run_dir: str | os.PathLike) -> Progress | None:

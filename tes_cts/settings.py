@@ -166,6 +166,8 @@ VALIDATORS = [
     Validator("containers.log_tail_bytes", default=ContainerSettings.log_tail_bytes),
     _positive("containers.log_tail_bytes"),
     Validator("containers.runtime_limit", default="P7D", is_type_of=str),
+    Validator("containers.default_disk_gb", default=ContainerSettings.default_disk_gb),
+    Validator("containers.default_disk_gb", is_type_of=(int, float), gte=0, messages={"operations": _RANGE_MESSAGE}),
     Validator("local.cpu_slots", default=os.cpu_count() or 1),
     _positive("local.cpu_slots"),
     Validator("local.ram_gb", default=_total_ram_gb()),

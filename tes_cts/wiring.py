@@ -87,6 +87,7 @@ def container_settings(settings) -> ContainerSettings:
         pull=containers.pull,
         extra_args=tuple(containers.extra_args),
         log_tail_bytes=containers.log_tail_bytes,
+        default_disk_gb=float(containers.default_disk_gb),
     )
 
 

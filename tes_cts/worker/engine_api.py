@@ -152,6 +152,15 @@ class DockerEngineRuntime(ContainerRuntime):
             _remove(api, container_id)
         return exit_code
 
+    def written_bytes(self, container_id: str) -> int | None:
+        """The size of the container's writable layer, which the engine computes when asked."""
+        try:
+            with self._engine() as api:
+                found = api.containers(all=True, filters={"id": container_id}, size=True)
+        except (RuntimeUnavailable, docker.errors.APIError):
+            return None
+        return found[0].get("SizeRw") if found else None
+
     def kill(self, name: str) -> None:
         with self._engine() as api:
             try:
@@ -203,6 +212,7 @@ class _AttachedContainer(RunningContainer):
         self._runtime, self._id = runtime, container_id
         self._exit_code: int | None = None
         self._failure: Exception | None = None
+        self._lost_output: str | None = None
         if stdin is not None:  # before the follower, which closes the stream once the container ended
             threading.Thread(target=_feed, args=(_socket_of(stream), stdin), daemon=True).start()
         self._follower = threading.Thread(target=self._follow, args=(stream, {STDOUT: stdout, STDERR: stderr}),
@@ -225,9 +235,15 @@ class _AttachedContainer(RunningContainer):
                                      f"within {_STOP_TIMEOUT_S:g} s of a kill")
         return exit_code
 
+    def written_bytes(self) -> int | None:
+        return self._runtime.written_bytes(self._id)
+
+    def lost_output(self) -> str | None:
+        return self._lost_output
+
     def _follow(self, stream, logs: dict[int, BinaryIO]) -> None:
         try:
-            _copy_frames(stream, logs)
+            self._lost_output = _copy_frames(stream, logs)
             self._exit_code = self._runtime.exit_code_then_remove(self._id)
         except Exception as exc:  # raised again by wait: an exception would end this thread unseen
             self._failure = exc
@@ -248,15 +264,25 @@ class _Ended(RunningContainer):
         return self._exit_code
 
 
-def _copy_frames(stream, logs: dict[int, BinaryIO]) -> None:
+def _copy_frames(stream, logs: dict[int, BinaryIO]) -> str | None:
     """Each frame of the attach stream into its log as it arrives, until the stream ends (the
-    container exited) or breaks (the engine went away, which the wait for the exit code tells)."""
+    container exited) or breaks (the engine went away, which the wait for the exit code tells).
+    Once a log cannot be written (a full disk), the frames are still read, and dropped: a
+    container whose output nobody reads would block on its next write. Returns why output was
+    dropped, or None."""
+    lost = None
     try:
         for stream_id, data in frames_iter(stream, tty=False):
-            logs[stream_id].write(data)
-            logs[stream_id].flush()
+            if lost is None:
+                try:
+                    logs[stream_id].write(data)
+                    logs[stream_id].flush()
+                except OSError as exc:
+                    lost = (f"the rest of the container's {'stdout' if stream_id == STDOUT else 'stderr'} "
+                            f"could not be logged: {exc.strerror or exc}")
     except OSError:
         pass
+    return lost
 
 
 def _feed(connection: socket.socket, path: Path) -> None:

@@ -105,6 +105,15 @@ class PodmanRuntime(ContainerRuntime):
     def kill(self, name: str) -> None:
         self._call("kill", name, check=False)
 
+    def written_bytes(self, name: str) -> int | None:
+        """The size of the container's writable layer, which podman computes when asked."""
+        try:
+            done = self._call("container", "inspect", "--size", "--format", "{{.SizeRw}}", name, check=False)
+        except RuntimeUnavailable:
+            return None
+        size = done.stdout.strip()
+        return int(size) if done.returncode == 0 and size.isdigit() else None
+
     def kill_all(self, task_id: str, attempt: int) -> list[str]:
         filters = [arg for key, value in attempt_labels(task_id, attempt).items()
                    for arg in ("--filter", f"label={key}={value}")]
@@ -146,6 +155,9 @@ class _ClientRun(RunningContainer):
         if failure:
             raise ContainerNotStarted(failure)
         return exit_code
+
+    def written_bytes(self) -> int | None:
+        return self._runtime.written_bytes(self._name)
 
     def kill(self) -> int:
         """Kill the container, then wait for its client. Asked again if the client lives on:

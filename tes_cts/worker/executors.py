@@ -26,6 +26,7 @@ from ..jobfiles import (
     Progress,
     write_progress,
 )
+from .disk import DiskLimit, disk_limit_bytes
 from .paths import FileMapper, Mount, PathEscape
 from .runtime import (
     NOT_RUN_EXIT_CODE,
@@ -69,6 +70,8 @@ class TaskExecutors:
         self._budget_s = job.runtime_limit_s   # container time left under the runtime limit
         self._a_container_failed = False       # one ran and exited non-zero
         self._images_present: set[str] = set()
+        limit = disk_limit_bytes(job)
+        self._disk = DiskLimit(job.run_dir, limit) if limit else None
 
     def run(self) -> None:
         try:
@@ -104,8 +107,11 @@ class TaskExecutors:
 
         start = now_us()
         try:
-            with open(stdout_log, "wb") as out, open(stderr_log, "wb") as err:
-                exit_code, failure = self._wait(self.runtime.start(self._spec(index, executor), out, err))
+            # Unbuffered: a write that fails (a full disk) fails in the engine's log copy, not
+            # again at the close.
+            with open(stdout_log, "wb", buffering=0) as out, open(stderr_log, "wb", buffering=0) as err:
+                container = self.runtime.start(self._spec(index, executor), out, err)
+                exit_code, failure = self._wait(index, container)
         except ContainerNotStarted as exc:
             failure = _Failure(SYSTEM_ERROR, f"executor {index}: the container could not start: {exc}")
             return self._not_run(start, failure, stdout_log, stderr_log)
@@ -113,6 +119,9 @@ class TaskExecutors:
             self._record(start, NOT_RUN_EXIT_CODE, stdout_log, stderr_log)
             return _Failure(SYSTEM_ERROR, f"executor {index}: the container engine failed while the container ran: {exc}")
         self._record(start, exit_code, stdout_log, stderr_log)
+        lost = container.lost_output()
+        if lost:
+            self.notes.append(f"executor {index}: {lost}")
         if failure:
             return failure
         if exit_code != 0:
@@ -120,6 +129,8 @@ class TaskExecutors:
         failure = self._copy_to_task_paths(index, executor, stdout_log, stderr_log)
         if failure is None and exit_code != 0:
             failure = _Failure(EXECUTOR_ERROR, f"executor {index} exited with code {exit_code}")
+        if failure is None and lost:  # a log cut short must not pass for the whole one
+            failure = _Failure(SYSTEM_ERROR, f"executor {index}: {lost}")
         return failure
 
     def _not_run(self, start_us: int, failure: _Failure, stdout_log: Path, stderr_log: Path) -> _Failure:
@@ -172,9 +183,9 @@ class TaskExecutors:
             ram_gb=resources.get("ram_gb"),
         )
 
-    def _wait(self, container: RunningContainer) -> tuple[int, _Failure | None]:
-        """The container's exit code once it ended; it is killed on cancel or at the runtime
-        limit, with the failure that says why."""
+    def _wait(self, index: int, container: RunningContainer) -> tuple[int, _Failure | None]:
+        """The container's exit code once it ended; it is killed on cancel, at the runtime limit
+        or over the disk limit, with the failure that says why."""
         started = time.monotonic()
         try:
             while True:
@@ -183,6 +194,8 @@ class TaskExecutors:
                     return container.kill(), _Failure(CANCELED, "canceled")
                 if remaining is not None and remaining <= 0:
                     return container.kill(), self._over_limit()
+                if self._disk is not None and (over := self._disk.exceeded(index, container.written_bytes)):
+                    return container.kill(), _Failure(SYSTEM_ERROR, over)
                 exit_code = container.wait(_POLL_S if remaining is None else min(_POLL_S, remaining))
                 if exit_code is not None:
                     return exit_code, None

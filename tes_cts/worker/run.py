@@ -3,11 +3,16 @@ always leave a Result, whatever fails on the way.
 
 An executor's failure is the task's outcome: faults found after it (outputs missing, an upload
 failing) only add lines to the system logs, since retrying the attempt would fail the same way.
+An attempt that fails while the file system of its run directory is full is a SYSTEM_ERROR that
+says so, whatever failed first, and its files but the logs are removed at once, so that the
+service and the other tasks get the space back (see disk.py).
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -20,17 +25,20 @@ from ..jobfiles import (
     COMPLETE,
     EXECUTOR_ERROR,
     LOGS_DIR,
+    MOUNTS_DIR,
     STAGING_IN,
     STAGING_OUT,
     SYSTEM_ERROR,
     Job,
     Progress,
     Result,
+    reserve_result_space,
     write_progress,
     write_result,
 )
 from ..storage.config import StorageConfig, stores_from_job
 from ..wakeup import notify
+from .disk import file_system_full
 from .executors import TaskExecutors
 from .paths import FileMapper
 from .runtime import ContainerRuntime, RuntimeUnavailable, runtime_for
@@ -50,10 +58,24 @@ def run_job(job: Job, cancel: threading.Event | None = None) -> Result:
     finally:
         if runtime is not None:
             _remove_containers(job, runtime, result)
+    if result.outcome in (EXECUTOR_ERROR, SYSTEM_ERROR):
+        _blame_a_full_disk(job, result)
     if result.outcome != COMPLETE:
         result.system_logs.append(result.reason)
     result.end_time = rfc3339(now_us())
     return result
+
+
+def _blame_a_full_disk(job: Job, result: Result) -> None:
+    """A failure on a full disk is the disk's: a SYSTEM_ERROR saying so, which is not retried
+    (the poller retries only attempts that left no result; no task starts while the disk is low)."""
+    full = file_system_full(job.run_dir)
+    if full is None:
+        return
+    result.outcome, result.reason = SYSTEM_ERROR, f"{full}: {result.reason}"
+    shutil.rmtree(Path(job.run_dir) / MOUNTS_DIR, ignore_errors=True)
+    result.system_logs.append("this attempt's inputs, volumes, work dirs and outputs were removed to free the disk; "
+                              "its logs are kept")
 
 
 def _remove_containers(job: Job, runtime: ContainerRuntime, result: Result) -> None:
@@ -151,6 +173,7 @@ def work(job_file: str) -> int:
             now = rfc3339(now_us())
             reason = f"could not read job file {job_file}: {type(exc).__name__}: {exc}"
             return _write(run_dir, Result(SYSTEM_ERROR, reason, now, now, system_logs=[reason]))
+        reserve_result_space(job.run_dir)
         result = run_job(job, cancel)
     written = _write(Path(job.run_dir), result)
     if job.wake_path:
@@ -160,12 +183,26 @@ def work(job_file: str) -> int:
 
 def _write(run_dir: Path, result: Result) -> int:
     try:
-        write_result(run_dir, result)
+        try:
+            write_result(run_dir, result)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            write_result(run_dir, _shortened(result, exc))
     except OSError as exc:
         print(f"tes-cts worker: could not write {run_dir}/result.json: {exc}", file=sys.stderr)
         return 1
     print(f"tes-cts worker: {result.outcome}{': ' + result.reason if result.reason else ''}", file=sys.stderr)
     return 0
+
+
+def _shortened(result: Result, exc: OSError) -> Result:
+    """The result without what makes it long (the executors' output tails, the outputs, the
+    system logs but the reason), for a disk that takes no more than the reserved space."""
+    reason = f"{result.reason} (the whole result could not be written: {exc.strerror})"
+    logs = [{**log, "stdout": "", "stderr": ""} for log in result.executor_logs]
+    return Result(result.outcome if result.outcome != COMPLETE else SYSTEM_ERROR, reason, result.start_time,
+                  result.end_time, executor_logs=logs, system_logs=[reason], metadata=result.metadata)
 
 
 @contextmanager

@@ -83,6 +83,16 @@ class RunningContainer(ABC):
         """Stop the container now; its exit code. Raises RuntimeUnavailable if the engine does
         not stop it."""
 
+    def written_bytes(self) -> int | None:
+        """What the container has written into its own writable layer (not its mounts); None
+        if the engine cannot tell now."""
+        return None
+
+    def lost_output(self) -> str | None:
+        """Why some of the container's output is missing from the log files (they could not be
+        written), or None."""
+        return None
+
 
 class ContainerRuntime(ABC):
     def __init__(self, settings: ContainerSettings):
