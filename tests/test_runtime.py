@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -81,6 +82,15 @@ def test_podman_run_command_is_an_argument_list_with_every_flag():
     assert "-i" not in args
     # Extra arguments, then the image, then the command exactly as given: no shell in between.
     assert args[-7:] == ["--runtime", "runc", "--", "example/tool:1.0", "sh", "-c", "echo $HOME; rm -rf / # stays one argument"]
+
+
+def test_podman_reads_plain_variables_from_an_env_file_and_the_others_from_arguments(tmp_path):
+    spec = ContainerSpec(name="c", image="img", command=("env",),
+                         env={"TOKEN": "s3cret value", "MULTI": "line 1\nline 2", "odd-name": "x"})
+    args = PodmanRuntime(SETTINGS).run_command(spec, env_file=tmp_path / "env")
+    assert ("--env-file", str(tmp_path / "env")) in pairs(args)
+    assert not any("s3cret" in arg for arg in args)
+    assert {("-e", "MULTI=line 1\nline 2"), ("-e", "odd-name=x")} <= pairs(args)
 
 
 def test_podman_run_command_optional_flags():
@@ -384,6 +394,19 @@ def test_podman_runs_a_container_through_its_client(podman_standing_in, spec_of,
     spec = spec_of("sh", "-c", "tr a-z A-Z; echo oops >&2; exit 3", stdin=tmp_path / "stdin")
     assert wait_for_exit(logs.start(podman_standing_in, spec)) == 3
     assert (logs.stdout, logs.stderr) == (b"ABC\n", b"oops\n")
+
+
+def test_podman_containers_see_the_env_files_variables_and_the_file_is_removed(podman_standing_in, spec_of, logs,
+                                                                               monkeypatch, tmp_path):
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # where mkstemp puts the file, to look for it
+    tempfile.tempdir = None
+    try:
+        spec = spec_of("sh", "-c", 'echo "$TOKEN|$OTHER"', env={"TOKEN": "s3cret value", "OTHER": "a=b"})
+        assert wait_for_exit(logs.start(podman_standing_in, spec)) == 0
+    finally:
+        tempfile.tempdir = None
+    assert logs.stdout == b"s3cret value|a=b\n"
+    assert list(tmp_path.glob("tes-cts-env-*")) == []
 
 
 def test_podman_kill_stops_the_container_and_its_client(podman_standing_in, spec_of, logs):

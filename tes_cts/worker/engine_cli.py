@@ -7,7 +7,10 @@ service can point DOCKER_HOST at its socket and use the runtime "docker" (`engin
 from __future__ import annotations
 
 import os
+import re
 import subprocess
+import tempfile
+from contextlib import suppress
 from pathlib import Path
 from typing import BinaryIO
 
@@ -31,6 +34,8 @@ _COMMAND_TIMEOUT_S = 60.0
 _KILL_WAIT_S = 2.0
 _KILL_ATTEMPTS = 5
 _START_FAILURE_BYTES = 8192                # the client's message, at the start of its stderr
+# A variable an env file can hold: a plain name, a value on one line (the file has no quoting).
+_ENV_FILE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _engine_unreachable(message: str) -> bool:
@@ -66,8 +71,11 @@ class PodmanRuntime(ContainerRuntime):
         except subprocess.CalledProcessError as exc:
             raise ImageUnavailable(_last_line(exc.stderr) or f"{PROGRAM} pull exited with code {exc.returncode}") from None
 
-    def run_command(self, spec: ContainerSpec) -> list[str]:
-        """`run` for one container, attached: its stdout/stderr are the client's."""
+    def run_command(self, spec: ContainerSpec, env_file: Path | None = None) -> list[str]:
+        """`run` for one container, attached: its stdout/stderr are the client's. The variables
+        `env_file` holds (see `_write_env_file`) are read from it, so that their values are not
+        in the client's arguments, which every user of the host can see; the others are given
+        with -e."""
         args = [PROGRAM, "run", "--rm", "--pull", "never", "--name", spec.name]
         for key, value in spec.labels.items():
             args += ["--label", f"{key}={value}"]
@@ -77,8 +85,11 @@ class PodmanRuntime(ContainerRuntime):
             args += ["-v", f"{mount.host}:{mount.container}"]
         if spec.workdir:
             args += ["--workdir", spec.workdir]
+        if env_file is not None:
+            args += ["--env-file", str(env_file)]
         for key, value in spec.env.items():
-            args += ["-e", f"{key}={value}"]
+            if env_file is None or not _fits_env_file(key, value):
+                args += ["-e", f"{key}={value}"]
         if spec.cpu_cores:
             args += ["--cpus", str(spec.cpu_cores)]
         if spec.ram_gb:
@@ -92,15 +103,17 @@ class PodmanRuntime(ContainerRuntime):
         return [*args, *self.settings.extra_args, "--", spec.image, *spec.command]
 
     def start(self, spec: ContainerSpec, stdout: BinaryIO, stderr: BinaryIO) -> RunningContainer:
+        env_file = _write_env_file(spec.env)
         try:
             with open(spec.stdin or os.devnull, "rb") as stdin:
                 # Its own session: a signal sent to the worker's process group reaches the worker
                 # only, which then stops the container itself and records what happened.
-                process = subprocess.Popen(self.run_command(spec), stdin=stdin, stdout=stdout, stderr=stderr,
+                process = subprocess.Popen(self.run_command(spec, env_file), stdin=stdin, stdout=stdout, stderr=stderr,
                                            start_new_session=True)
         except FileNotFoundError:
+            _remove(env_file)
             raise ContainerNotStarted(_not_installed()) from None
-        return _ClientRun(self, spec.name, process, Path(stderr.name))
+        return _ClientRun(self, spec.name, process, Path(stderr.name), env_file)
 
     def kill(self, name: str) -> None:
         self._call("kill", name, check=False)
@@ -142,14 +155,17 @@ class PodmanRuntime(ContainerRuntime):
 class _ClientRun(RunningContainer):
     """A `podman run` client process; the container lives as long as it does."""
 
-    def __init__(self, runtime: PodmanRuntime, name: str, process: subprocess.Popen, stderr_path: Path):
+    def __init__(self, runtime: PodmanRuntime, name: str, process: subprocess.Popen, stderr_path: Path,
+                 env_file: Path | None):
         self._runtime, self._name, self._process, self._stderr_path = runtime, name, process, stderr_path
+        self._env_file = env_file
 
     def wait(self, timeout: float) -> int | None:
         try:
             exit_code = self._process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             return None
+        _remove(self._env_file)
         with open(self._stderr_path, "rb") as stderr:
             failure = start_failure(exit_code, stderr.read(_START_FAILURE_BYTES).decode(errors="replace"))
         if failure:
@@ -160,8 +176,15 @@ class _ClientRun(RunningContainer):
         return self._runtime.written_bytes(self._name)
 
     def kill(self) -> int:
-        """Kill the container, then wait for its client. Asked again if the client lives on:
-        a container still being created when first asked did not exist yet."""
+        """Kill the container, then wait for its client."""
+        try:
+            return self._stop()
+        finally:
+            _remove(self._env_file)
+
+    def _stop(self) -> int:
+        """Asked again if the client lives on: a container still being created when first asked
+        did not exist yet."""
         for _ in range(_KILL_ATTEMPTS):
             try:
                 self._runtime.kill(self._name)
@@ -173,6 +196,28 @@ class _ClientRun(RunningContainer):
                 pass
         self._process.kill()  # the client; a container left behind goes with the job's kill_all
         return self._process.wait()
+
+
+def _fits_env_file(key: str, value: str) -> bool:
+    return bool(_ENV_FILE_NAME.fullmatch(key)) and "\n" not in value and "\r" not in value
+
+
+def _write_env_file(env: dict[str, str]) -> Path | None:
+    """The variables an env file can hold, in a new file only its owner reads (mkstemp's 0600),
+    removed once the client is done; None if there are none."""
+    lines = [f"{key}={value}\n" for key, value in env.items() if _fits_env_file(key, value)]
+    if not lines:
+        return None
+    fd, path = tempfile.mkstemp(prefix="tes-cts-env-")
+    with os.fdopen(fd, "w") as handle:
+        handle.writelines(lines)
+    return Path(path)
+
+
+def _remove(path: Path | None) -> None:
+    if path is not None:
+        with suppress(FileNotFoundError):
+            path.unlink()
 
 
 def _not_installed() -> str:
