@@ -8,6 +8,7 @@ import argparse
 import json
 import os
 import re
+import shlex
 import subprocess
 
 import pytest
@@ -64,10 +65,14 @@ def created_id(result: subprocess.CompletedProcess) -> str:
     return result.stdout.strip()
 
 
+# What the task says of its own result, through the file TES_RESULT_FILE names.
+REPORT = """echo '{"message": "said hello", "status": 200, "metrics": {"greetings": 1}}' > "$TES_RESULT_FILE" """
+
+
 @pytest.fixture(scope="module")
 def hello(server, out_dir, tmp_path_factory) -> str:
     """A task that says hello on stdout and stderr and writes one output, created from a file."""
-    body = task(run(["sh", "-c", "echo hello; echo oops >&2; echo hello > /out/greeting.txt"]),
+    body = task(run(["sh", "-c", "echo hello; echo oops >&2; echo hello > /out/greeting.txt; " + REPORT]),
                 name="cli-hello", tags={"suite": "cli"},
                 outputs=[{"path": "/out/greeting.txt", "url": f"{out_dir}/greeting.txt"}])
     path = tmp_path_factory.mktemp("bodies") / "hello.json"
@@ -138,11 +143,13 @@ def test_get_summarizes_state_times_exit_codes_outputs_and_system_logs(server, h
                          ("created", done["creation_time"]), ("started", attempt["start_time"]),
                          ("ended", attempt["end_time"])):
         assert re.fullmatch(rf"{label}: +{re.escape(value)}", lines.pop(0)), result.stdout
-    assert lines[:2] == ["executors:", "  [0] exit code 0  tes-cts-test/busybox:1  sh -c 'echo hello; echo oops >&2; "
-                                       "echo hello > /out/greeting.txt'"]
+    assert lines[:2] == ["executors:", "  [0] exit code 0  tes-cts-test/busybox:1  " + shlex.join(
+        ["sh", "-c", "echo hello; echo oops >&2; echo hello > /out/greeting.txt; " + REPORT])]
     crc = attempt["metadata"][f"crc64nvme:{out_dir}/greeting.txt"]
     assert f"  /out/greeting.txt -> {out_dir}/greeting.txt  6 bytes  CRC64NVME {crc}" in lines
     assert "system logs:" in lines and f"  {attempt['system_logs'][0]}" in lines
+    at = lines.index("result:")
+    assert lines[at:at + 4] == ["result:", "  message: said hello", "  status: 200", "  metric.greetings: 1"]
 
     wait_for(server, failing)
     assert "  [0] exit code 3  tes-cts-test/busybox:1  sh -c 'exit 3'" in tes_cts_task(server.url, "get", failing).stdout

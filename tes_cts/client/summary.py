@@ -12,6 +12,7 @@ from typing import Iterable
 from .api import TERMINAL_STATES, last_attempt, output_checksum
 
 MISSING = "-"
+RESULT_KEY_PREFIX = "result."  # what the worker records of a task's result file (worker/task_result.py)
 
 
 def task_summary(task: dict) -> str:
@@ -32,6 +33,7 @@ def task_summary(task: dict) -> str:
     finished = task.get("state") in TERMINAL_STATES
     lines += _section("executors", _executor_lines(task.get("executors") or [], last.get("logs") or [], finished))
     lines += _section("outputs", _output_lines(last))
+    lines += _section("result", _result_lines(last))
     lines += _system_log_lines(attempts)
     return "\n".join(lines)
 
@@ -81,6 +83,12 @@ def _output_lines(attempt: dict) -> list[str]:
         crc = output_checksum(attempt, str(output.get("url")))
         lines.append(f"{line}  CRC64NVME {crc}" if crc else line)
     return lines
+
+
+def _result_lines(attempt: dict) -> list[str]:
+    """What the task reported of itself (TES_RESULT_FILE): the `result.*` metadata."""
+    return [f"{key.removeprefix(RESULT_KEY_PREFIX)}: {value}" for key, value in (attempt.get("metadata") or {}).items()
+            if key.startswith(RESULT_KEY_PREFIX)]
 
 
 def _system_log_lines(attempts: list[dict]) -> list[str]:

@@ -27,6 +27,7 @@ from ..jobfiles import (
     write_progress,
 )
 from .disk import DiskLimit, disk_limit_bytes
+from . import task_result
 from .paths import FileMapper, Mount, PathEscape
 from .runtime import (
     NOT_RUN_EXIT_CODE,
@@ -57,8 +58,8 @@ class _Failure:
 class TaskExecutors:
     """Runs the executors of one job. Afterwards (also after an exception: they then hold what
     had happened so far) `logs` are the tesExecutorLog dicts, `outcome` is COMPLETE,
-    EXECUTOR_ERROR, SYSTEM_ERROR or CANCELED with its one-line `reason`, and `notes` are lines
-    for the system logs."""
+    EXECUTOR_ERROR, SYSTEM_ERROR or CANCELED with its one-line `reason`, `notes` are lines
+    for the system logs and `metadata` what the executors' result files said (task_result.py)."""
 
     def __init__(self, job: Job, mapper: FileMapper, mounts: list[Mount], runtime: ContainerRuntime,
                  cancel: threading.Event):
@@ -67,6 +68,7 @@ class TaskExecutors:
         self.outcome = COMPLETE
         self.reason = ""
         self.notes: list[str] = []
+        self.metadata: dict[str, str] = {}
         self._budget_s = job.runtime_limit_s   # container time left under the runtime limit
         self._a_container_failed = False       # one ran and exited non-zero
         self._images_present: set[str] = set()
@@ -106,11 +108,12 @@ class TaskExecutors:
             return self._not_run(now_us(), failure, stdout_log, stderr_log)
 
         start = now_us()
+        result_mount = task_result.result_mount(self.job.run_dir, index)
         try:
             # Unbuffered: a write that fails (a full disk) fails in the engine's log copy, not
             # again at the close.
             with open(stdout_log, "wb", buffering=0) as out, open(stderr_log, "wb", buffering=0) as err:
-                container = self.runtime.start(self._spec(index, executor), out, err)
+                container = self.runtime.start(self._spec(index, executor, result_mount), out, err)
                 exit_code, failure = self._wait(index, container)
         except ContainerNotStarted as exc:
             failure = _Failure(SYSTEM_ERROR, f"executor {index}: the container could not start: {exc}")
@@ -119,6 +122,9 @@ class TaskExecutors:
             self._record(start, NOT_RUN_EXIT_CODE, stdout_log, stderr_log)
             return _Failure(SYSTEM_ERROR, f"executor {index}: the container engine failed while the container ran: {exc}")
         self._record(start, exit_code, stdout_log, stderr_log)
+        said, problems = task_result.read_task_result(result_mount, index)
+        self.metadata.update(said)
+        self.notes += problems
         lost = container.lost_output()
         if lost:
             self.notes.append(f"executor {index}: {lost}")
@@ -168,16 +174,16 @@ class TaskExecutors:
         return _Failure(EXECUTOR_ERROR,
                         f"executor {index}: stdin {path} does not exist (not an input, nor written by an earlier executor)")
 
-    def _spec(self, index: int, executor: dict) -> ContainerSpec:
+    def _spec(self, index: int, executor: dict, result_mount: Mount) -> ContainerSpec:
         resources = self.job.task.get("resources") or {}
         return ContainerSpec(
             name=f"{self.job.container_prefix}-{index}",
             image=executor["image"],
             command=tuple(executor["command"]),
             labels=attempt_labels(self.job.task_id, self.job.attempt),
-            mounts=tuple(self.mounts),
+            mounts=(*self.mounts, result_mount),
             workdir=executor.get("workdir"),
-            env=dict(executor.get("env") or {}),
+            env={**(executor.get("env") or {}), task_result.VARIABLE: task_result.CONTAINER_PATH},
             stdin=self.mapper.host_path(executor["stdin"]) if executor.get("stdin") is not None else None,
             cpu_cores=resources.get("cpu_cores"),
             ram_gb=resources.get("ram_gb"),

@@ -130,6 +130,7 @@ def _execute(job: Job, mapper: FileMapper, runtime: ContainerRuntime, cancel: th
     finally:
         result.executor_logs = executors.logs
         result.system_logs += executors.notes
+        result.metadata.update(executors.metadata)
     result.outcome, result.reason = executors.outcome, executors.reason
     return result.outcome in (COMPLETE, EXECUTOR_ERROR)
 
