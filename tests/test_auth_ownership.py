@@ -196,8 +196,8 @@ def test_unknown_and_foreign_ids_cost_the_same_database_work(make_settings):
     alice, bob = basic_auth("alice", "a"), basic_auth("bob", "b")
     with build_app(settings, database).test_client() as client:
         theirs = client.post("/v1/tasks", json=echo_task(), headers=alice).json()["id"]
-        # GET reads the stored view, a cancel the record: one read each, whoever owns the id.
-        for path, read in (("/v1/tasks/{}", "get_view"), ("/v1/tasks/{}:cancel", "get")):
+        # GET reads the stored view, a cancel the phase and size: one read each, whoever owns the id.
+        for path, read in (("/v1/tasks/{}", "get_view"), ("/v1/tasks/{}:cancel", "phase_and_size")):
             method = client.post if path.endswith("cancel") else client.get
             database.calls.clear()
             foreign = method(path.format(theirs), headers=bob)

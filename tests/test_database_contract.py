@@ -13,6 +13,7 @@ import multiprocessing
 import os
 import sqlite3
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
@@ -30,6 +31,7 @@ from tes_cts.model.record import TaskRecord, new_task_id
 from tes_cts.model.states import Phase, TesState
 from tes_cts.model.views import View, render_task, view_json
 from tes_cts.settings import load_settings
+from tes_cts.tasks.cancel import DIRECT_CANCEL_MAX_CHARS
 from tes_cts.urls import without_password
 
 from .builders import task_record, view_page_of
@@ -522,6 +524,66 @@ def test_minimal_views_are_the_json_python_writes_for_any_id(any_db, task_id):
     assert any_db.view_page(TaskQuery(limit=5), View.MINIMAL) == ViewPage(expected, None)
 
 
+# -- what a cancel reads and writes ----------------------------------------------------------
+
+
+def test_phase_and_size_are_the_phase_and_the_length_of_the_basic_view(any_db):
+    small, large = task_record(owner="alice"), task_record(owner="alice", phase=Phase.RUNNING, description="x" * 5000)
+    for record in (small, large):
+        any_db.insert(record)
+
+    for record in (small, large):
+        assert any_db.phase_and_size(record.id) == (record.phase, len(view_json(record, View.BASIC)))
+        assert any_db.phase_and_size(record.id, owner="alice") == any_db.phase_and_size(record.id)
+        assert any_db.phase_and_size(record.id, owner="bob") is None
+    assert any_db.phase_and_size(large.id)[1] > any_db.phase_and_size(small.id)[1] + 5000
+    assert any_db.phase_and_size("no-such-task") is None
+
+    moved = small.with_phase(Phase.PREFLIGHT, "claimed")
+    moved.task["description"] = "é" * 100  # a length in characters, as len() counts them
+    assert any_db.compare_and_set(moved, expected_version=0)
+    assert any_db.phase_and_size(small.id) == (Phase.PREFLIGHT, len(view_json(moved, View.BASIC)))
+
+
+def requested(db, *task_ids: str) -> None:
+    """Cancel requests for `task_ids`, in that order, each at a later microsecond."""
+    for task_id in task_ids:
+        db.request_cancel(task_id)
+        time.sleep(0.002)
+
+
+def test_cancel_requests_come_oldest_first_and_up_to_the_limit(any_db):
+    requested(any_db, "c", "a", "b")
+
+    assert any_db.cancel_requests(10) == ["c", "a", "b"]
+    assert any_db.cancel_requests(2) == ["c", "a"]
+    assert any_db.cancel_requests(0) == []
+
+
+def test_a_cancel_request_asked_again_keeps_its_place(any_db):
+    requested(any_db, "first", "second", "first")
+
+    assert any_db.cancel_requests(10) == ["first", "second"]
+
+
+def test_a_dropped_cancel_request_is_gone_and_may_be_asked_again(any_db):
+    requested(any_db, "a", "b")
+
+    any_db.drop_cancel_request("a")
+    any_db.drop_cancel_request("never-requested")
+    assert any_db.cancel_requests(10) == ["b"]
+    requested(any_db, "a")
+    assert any_db.cancel_requests(10) == ["b", "a"]
+
+
+def test_a_cancel_request_leaves_the_record_as_it_was(any_db):
+    any_db.insert(record := task_record(phase=Phase.RUNNING))
+
+    any_db.request_cancel(record.id)
+
+    assert any_db.get(record.id) == record and any_db.get(record.id).version == 0
+
+
 # -- MongoDB only -----------------------------------------------------------------------------
 
 
@@ -565,11 +627,27 @@ def test_mongodb_gives_version_1_documents_their_views(mongo_database):
         assert database.query(TaskQuery(limit=10)) == records[::-1]
         for record in records:
             assert_views_are_fresh_renders(database, record)
+            assert database.phase_and_size(record.id) == (record.phase, len(view_json(record, View.BASIC)))
         assert database.view_page(TaskQuery(limit=10, tags={"k": "v"}), View.BASIC) == view_page_of(
             records[::-1], 10, View.BASIC)
     finally:
         database.close()
     assert client[name][mongo.SCHEMA_COLLECTION].find_one({"_id": mongo.COLLECTION})["version"] == mongo.SCHEMA_VERSION
+
+
+def test_mongodb_says_a_document_without_its_view_length_is_too_large_to_cancel_at_once(mongo_database):
+    client, name = mongo_database
+    database = MongoTaskDatabase(client, name)
+    try:
+        database.insert(record := task_record(phase=Phase.RUNNING))
+        client[name][mongo.COLLECTION].update_one({"_id": record.id}, {"$unset": {"basic_view_chars": ""}})
+
+        phase, size = database.phase_and_size(record.id)
+        assert phase is Phase.RUNNING and size > DIRECT_CANCEL_MAX_CHARS
+        assert database.compare_and_set(record.with_phase(Phase.CANCELING, "cancel"), expected_version=0)
+        assert database.phase_and_size(record.id)[1] == len(view_json(database.get(record.id), View.BASIC))
+    finally:
+        database.close()
 
 
 def test_mongodb_refuses_a_newer_schema(mongo_database):

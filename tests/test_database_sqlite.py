@@ -22,7 +22,7 @@ import pytest
 from tes_cts.database import DuplicateTaskId, sqlite, sqlite_checkpoint, sqlite_select
 from tes_cts.database.base import DatabaseUnavailable
 from tes_cts.database.sqlite import SCHEMA_VERSION, SqliteTaskDatabase
-from tes_cts.database.sqlite_schema import INDEXES, TRIGGERS
+from tes_cts.database.sqlite_schema import INDEXES, TABLES, TRIGGERS
 from tes_cts.model.query import Cursor, TaskQuery
 from tes_cts.model.record import TaskRecord
 from tes_cts.model.states import Phase, TesState
@@ -382,7 +382,7 @@ def test_a_committed_task_survives_kill_9_of_its_process(tmp_path):
         reopened.close()
 
 
-# -- migration from schema version 1 ----------------------------------------------------------
+# -- migrations from schema versions 1, 2 and 3 -----------------------------------------------
 
 # The schema version 1 made (its statements, each on one line).
 V1_SCHEMA = (
@@ -447,10 +447,9 @@ def test_a_version_1_file_is_migrated_on_open_with_every_task_listable(tmp_path)
     finally:
         database.close()
     with closing(sqlite3.connect(path)) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
         assert [row[1] for row in conn.execute("PRAGMA table_info(tasks)")][-2:] == ["basic_view", "doc"]
-        found = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE sql IS NOT NULL")}
-        assert found == {"tasks", "task_tags", "task_counts", *INDEXES, *TRIGGERS}
+        assert schema_objects(conn) == {*TABLES, *INDEXES, *TRIGGERS}
         assert kept_counts(conn) == counted_now(conn)
 
 
@@ -461,6 +460,7 @@ def test_a_version_2_file_gets_the_tag_triggers_and_keeps_its_rows(tmp_path):
     database.insert_many(old)
     database.close()
     with closing(sqlite3.connect(path, isolation_level=None)) as conn:  # as version 2 left it
+        conn.execute("DROP TABLE cancel_requests")
         for name in TRIGGERS:
             conn.execute(f"DROP TRIGGER {name}")
         conn.execute("DROP TABLE task_counts")
@@ -474,7 +474,8 @@ def test_a_version_2_file_gets_the_tag_triggers_and_keeps_its_rows(tmp_path):
     try:
         with closing(sqlite3.connect(path)) as conn:
             assert stored_rows_of(conn) == before
-            assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+            assert schema_objects(conn) == {*TABLES, *INDEXES, *TRIGGERS}
             indexes = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"))
             assert indexes == {name: f"CREATE INDEX {name} ON {columns}" for name, columns in INDEXES.items()}
         assert database.query_plan(TaskQuery(limit=5), "tasks.id, tasks.state") == [
@@ -489,6 +490,33 @@ def test_a_version_2_file_gets_the_tag_triggers_and_keeps_its_rows(tmp_path):
             assert kept_counts(conn) == counted_now(conn) == {("owner", ""): 5, ("state", "QUEUED"): 5}
     finally:
         database.close()
+
+
+def test_a_version_3_file_gets_the_cancel_requests_and_keeps_its_rows(tmp_path):
+    path = tmp_path / "tasks.sqlite3"
+    database = SqliteTaskDatabase(path)
+    database.insert_many([task_record(f"v3-{i}", created_us=i, tags={"batch": str(i % 2)}) for i in range(4)])
+    database.close()
+    with closing(sqlite3.connect(path, isolation_level=None)) as conn:  # as version 3 left it
+        conn.execute("DROP TABLE cancel_requests")
+        conn.execute("PRAGMA user_version = 3")
+        before = stored_rows_of(conn)
+
+    database = SqliteTaskDatabase(path)
+    try:
+        with closing(sqlite3.connect(path)) as conn:
+            assert stored_rows_of(conn) == before
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+            assert schema_objects(conn) == {*TABLES, *INDEXES, *TRIGGERS}
+        database.request_cancel("v3-1")
+        assert database.cancel_requests(10) == ["v3-1"]
+    finally:
+        database.close()
+
+
+def schema_objects(conn: sqlite3.Connection) -> set[str]:
+    """The names of the tables, indexes and triggers the file's schema made (not SQLite's own)."""
+    return {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE sql IS NOT NULL")}
 
 
 def kept_counts(conn: sqlite3.Connection) -> dict:

@@ -3,7 +3,9 @@
 Databases hold records and apply compare-and-set on the record version; they know no state rules.
 The query they answer is `model.query.TaskQuery`. Besides records, they answer MINIMAL and BASIC
 views as JSON text (`model.views.view_json`) without decoding a record: BASIC is stored with
-every write, in the same transaction, and MINIMAL is built from the id and state.
+every write, in the same transaction, and MINIMAL is built from the id and state. They also keep
+the cancels users asked for, apart from the records: a request is one small write that no
+progress update of the task can lose to, and the poller applies it (`poller/cancels.py`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from contextlib import contextmanager
 
 from ..model.query import StoredView, TaskQuery, TaskSummary, ViewPage
 from ..model.record import TaskRecord
+from ..model.states import Phase
 from ..model.views import View
 
 # The views a database keeps rendered, as JSON text. FULL shows what BASIC drops (input contents,
@@ -47,6 +50,14 @@ class TaskDatabase(ABC):
         """
 
     @abstractmethod
+    def phase_and_size(self, task_id: str, owner: str | None = None) -> tuple[Phase, int] | None:
+        """The task's phase and the length of its stored BASIC view, without reading its record,
+        or None; with `owner`, None also if it is not that owner's. The length is a cheap measure
+        of what reading and rewriting the record costs; a store that has not measured a task's
+        view says a length above any real one.
+        """
+
+    @abstractmethod
     def query(self, query: TaskQuery) -> list[TaskRecord]:
         """Up to `query.limit` records matching every filter, strictly after `query.after`."""
 
@@ -69,6 +80,20 @@ class TaskDatabase(ABC):
         On success the stored version becomes expected_version + 1 and `record.version` is set to
         it; returns False, storing nothing, if the version differs or the task does not exist.
         """
+
+    @abstractmethod
+    def request_cancel(self, task_id: str) -> None:
+        """Record that the task's cancel was asked for, committed when this returns: one small
+        write beside the record, which it leaves as it is. A request already pending is kept
+        with its first time."""
+
+    @abstractmethod
+    def cancel_requests(self, limit: int) -> list[str]:
+        """The ids of up to `limit` tasks whose cancel request is pending, oldest request first."""
+
+    @abstractmethod
+    def drop_cancel_request(self, task_id: str) -> None:
+        """Forget the task's cancel request, once it is applied (nothing if there is none)."""
 
     @abstractmethod
     def close(self) -> None:

@@ -1,10 +1,11 @@
 """The shared store for more than one host: one MongoDB collection, one document per task.
 
 A document is `TaskRecord.to_document()` with the id as `_id`, plus fields kept only for queries
-and views, left out when a record is read: `name`, `tag_pairs` and `basic_view` (the BASIC view as
-`view_json` renders it, rewritten with every write). Tags are stored as [{k, v}] because tag keys
-may contain `.` or `$`, which a dotted-path query on the `task.tags` map would misread. Storing
-such keys inside `task` needs MongoDB 5.0 or later.
+and views, left out when a record is read: `name`, `tag_pairs`, `basic_view` (the BASIC view as
+`view_json` renders it, rewritten with every write) and `basic_view_chars` (its length, what a
+cancel reads to choose between moving the task at once and leaving it to the poller). Tags are
+stored as [{k, v}] because tag keys may contain `.` or `$`, which a dotted-path query on the
+`task.tags` map would misread. Storing such keys inside `task` needs MongoDB 5.0 or later.
 
 Every filter has an index. Those on a tag pair, a tag key, the state and the owner go on with the
 creation time and id, so their matches come newest first and a page stops early (the tag indexes
@@ -12,6 +13,11 @@ are multikey on `tag_pairs`; the fields after it are scalars, which an index can
 name index serves an anchored regex of the escaped prefix as a range; MongoDB's planner decides
 between it and a walk newest first. Opening the collection creates missing indexes, drops the one
 version 1 made for tags, and gives the documents version 1 wrote their `basic_view`.
+
+Cancels asked for and not yet applied by the poller are documents {_id: task id, requested_us} of
+the collection `cancel_requests`, indexed oldest first. Neither it nor `basic_view_chars` changes
+SCHEMA_VERSION: a new collection is created by its first write, and a document written before
+`basic_view_chars` existed counts as too large to cancel at once until its next write.
 """
 
 from __future__ import annotations
@@ -22,14 +28,16 @@ from dataclasses import replace
 from pymongo import ASCENDING, DESCENDING, MongoClient
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
+from ..clock import now_us
 from ..model.query import Cursor, StoredView, TaskQuery, TaskSummary, ViewPage, tag_pairs
 from ..model.record import TaskRecord
-from ..model.states import TesState
+from ..model.states import Phase, TesState
 from ..model.views import View, minimal_json, view_json
 from ..urls import without_password
 from .base import DatabaseUnavailable, DuplicateTaskId, TaskDatabase, check_stored, unavailable_on
 
 COLLECTION = "tasks"
+CANCEL_REQUESTS = "cancel_requests"
 # One document {_id: COLLECTION, version}: the version of the documents' form. 2 added basic_view.
 SCHEMA_COLLECTION = "schema"
 SCHEMA_VERSION = 2
@@ -47,7 +55,10 @@ INDEXES = [
     [("name", ASCENDING), ("created_us", ASCENDING), ("_id", ASCENDING)],
 ]
 _OBSOLETE_INDEXES = ["tag_pairs.k_1_tag_pairs.v_1"]
-_QUERY_ONLY_FIELDS = {"name": 0, "tag_pairs": 0, "basic_view": 0}
+_QUERY_ONLY_FIELDS = {"name": 0, "tag_pairs": 0, "basic_view": 0, "basic_view_chars": 0}
+_REQUESTS_OLDEST_FIRST = [("requested_us", ASCENDING), ("_id", ASCENDING)]
+# The length phase_and_size says of a document written before basic_view_chars: above any real one.
+_UNMEASURED_CHARS = 1 << 62
 _VIEW_FIELDS = {View.MINIMAL: {"created_us": 1, "state": 1}, View.BASIC: {"created_us": 1, "basic_view": 1}}
 
 
@@ -67,7 +78,9 @@ class MongoTaskDatabase(TaskDatabase):
             self._client.admin.command("ping")
             database = self._client[database_name]
             self._tasks = database[COLLECTION]
+            self._cancel_requests = database[CANCEL_REQUESTS]
             _create_indexes(self._tasks)
+            self._cancel_requests.create_index(_REQUESTS_OLDEST_FIRST)
             _upgrade(database[SCHEMA_COLLECTION], self._tasks)
         except DatabaseUnavailable:
             self.close()
@@ -97,6 +110,11 @@ class MongoTaskDatabase(TaskDatabase):
         with self._unavailable():
             doc = self._tasks.find_one(_by_id(task_id, owner), _VIEW_FIELDS[view])
         return StoredView(_view_text(doc, view)) if doc else None
+
+    def phase_and_size(self, task_id: str, owner: str | None = None) -> tuple[Phase, int] | None:
+        with self._unavailable():
+            doc = self._tasks.find_one(_by_id(task_id, owner), {"phase": 1, "basic_view_chars": 1})
+        return (Phase(doc["phase"]), doc.get("basic_view_chars", _UNMEASURED_CHARS)) if doc else None
 
     def query(self, query: TaskQuery) -> list[TaskRecord]:
         return [_record(doc) for doc in self._find(query, _QUERY_ONLY_FIELDS)]
@@ -131,6 +149,25 @@ class MongoTaskDatabase(TaskDatabase):
             record.version = expected_version + 1
             return True
 
+    def request_cancel(self, task_id: str) -> None:
+        with self._unavailable():
+            try:
+                self._cancel_requests.update_one({"_id": task_id}, {"$setOnInsert": {"requested_us": now_us()}},
+                                                 upsert=True)
+            except DuplicateKeyError:  # a concurrent request inserted it first: it is pending
+                pass
+
+    def cancel_requests(self, limit: int) -> list[str]:
+        with self._unavailable():
+            if limit < 1:  # MongoDB reads limit 0 as "no limit"
+                return []
+            found = self._cancel_requests.find({}, {"_id": 1}).sort(_REQUESTS_OLDEST_FIRST).limit(limit)
+            return [doc["_id"] for doc in found]
+
+    def drop_cancel_request(self, task_id: str) -> None:
+        with self._unavailable():
+            self._cancel_requests.delete_one({"_id": task_id})
+
     def _unavailable(self):
         # DuplicateKeyError is turned into DuplicateTaskId inside insert, before this sees it.
         return unavailable_on((PyMongoError,), self._where)
@@ -146,6 +183,7 @@ def _document(record: TaskRecord, version: int) -> dict:
     doc["name"] = record.name
     doc["tag_pairs"] = [{"k": key, "v": value} for key, value in tag_pairs(record)]
     doc["basic_view"] = view_json(record, View.BASIC)
+    doc["basic_view_chars"] = len(doc["basic_view"])
     return doc
 
 
@@ -179,8 +217,9 @@ def _add_missing_views(tasks) -> None:
     the view itself) wins: the view is set only on the version it was rendered from."""
     for doc in tasks.find({"basic_view": {"$exists": False}}, _QUERY_ONLY_FIELDS):
         record = _record(doc)
+        view = view_json(record, View.BASIC)
         tasks.update_one({"_id": record.id, "version": record.version, "basic_view": {"$exists": False}},
-                         {"$set": {"basic_view": view_json(record, View.BASIC)}})
+                         {"$set": {"basic_view": view, "basic_view_chars": len(view)}})
 
 
 def _record(doc: dict) -> TaskRecord:

@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from ..clock import now_us
 from ..model.query import Cursor, StoredView, TaskQuery, TaskSummary, ViewPage
 from ..model.record import TaskRecord
-from ..model.states import TesState
+from ..model.states import Phase, TesState
 from ..model.views import View, minimal_json
 from .base import DatabaseUnavailable, TaskDatabase, check_stored, unavailable_on
 from .sqlite_checkpoint import WalCheckpointer, leave_checkpoints_to_the_thread
@@ -130,6 +131,14 @@ class SqliteTaskDatabase(TaskDatabase):
         task_id, _, text = row
         return StoredView(minimal_json(task_id, text) if view is View.MINIMAL else text)
 
+    def phase_and_size(self, task_id: str, owner: str | None = None) -> tuple[Phase, int] | None:
+        where, parameters = _by_id(task_id, owner)
+        with self._unavailable():
+            row = self._connection().execute(
+                f"SELECT phase, length(basic_view) FROM tasks WHERE {where}", parameters
+            ).fetchone()
+        return (Phase(row[0]), row[1]) if row else None
+
     def query(self, query: TaskQuery) -> list[TaskRecord]:
         return [record_of(doc) for (doc,) in self._select(RECORD_COLUMNS, query)]
 
@@ -181,6 +190,26 @@ class SqliteTaskDatabase(TaskDatabase):
         self._wrote()
         record.version = expected_version + 1
         return True
+
+    def request_cancel(self, task_id: str) -> None:
+        with self._unavailable(), self._writing() as conn:
+            conn.execute("INSERT OR IGNORE INTO cancel_requests (task_id, requested_us) VALUES (?, ?)",
+                         (task_id, now_us()))
+        self._wrote()
+
+    def cancel_requests(self, limit: int) -> list[str]:
+        if limit < 1:  # SQLite reads a negative LIMIT as "no limit"
+            return []
+        with self._unavailable():
+            rows = self._connection().execute(
+                "SELECT task_id FROM cancel_requests ORDER BY requested_us, task_id LIMIT ?", (limit,)
+            ).fetchall()
+        return [task_id for (task_id,) in rows]
+
+    def drop_cancel_request(self, task_id: str) -> None:
+        with self._unavailable(), self._writing() as conn:
+            conn.execute("DELETE FROM cancel_requests WHERE task_id = ?", (task_id,))
+        self._wrote()
 
     def _unavailable(self):
         # IntegrityError (a duplicate id) is not an OperationalError and passes through.

@@ -1,5 +1,5 @@
-"""The SQLite schema (version 3), its migrations from versions 1 and 2, and the rows a record is
-stored as.
+"""The SQLite schema (version 4), its migrations from versions 1, 2 and 3, and the rows a record
+is stored as.
 
 `tasks` holds one row per task: the record as JSON (`doc`), its BASIC view as the JSON text the
 API sends (`basic_view`, `model.views.view_json`), and the columns queries filter on. Every write
@@ -9,6 +9,8 @@ that a tag filter reads its index in page order; triggers keep it from the tags 
 same statement. Triggers also keep `task_counts`, how many tasks each owner and each state has,
 which choosing a query's index reads. One statement per write, because Python's sqlite3 lets go of the GIL at every
 statement, and taking it back costs a request more than the statement does when others are busy.
+`cancel_requests` (new in version 4) holds the cancels asked for and not yet applied by the
+poller, one small row per task, so that asking never rewrites a record.
 """
 
 from __future__ import annotations
@@ -21,11 +23,11 @@ from ..model.record import TaskRecord
 from ..model.views import View, view_json
 from .base import DatabaseUnavailable, DuplicateTaskId
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
-_TABLES = (
+TABLES = {
     # basic_view stands before doc: reading it then never walks the overflow pages of a long doc.
-    """CREATE TABLE tasks (
+    "tasks": """CREATE TABLE tasks (
         id TEXT PRIMARY KEY,
         owner TEXT NOT NULL,
         created_us INTEGER NOT NULL,
@@ -36,7 +38,7 @@ _TABLES = (
         basic_view TEXT NOT NULL,  -- view_json(record, View.BASIC)
         doc TEXT NOT NULL  -- JSON of TaskRecord.to_document(); the columns above are for queries
     )""",
-    """CREATE TABLE task_tags (
+    "task_tags": """CREATE TABLE task_tags (
         task_id TEXT NOT NULL,
         key TEXT NOT NULL,
         value TEXT NOT NULL,
@@ -45,13 +47,19 @@ _TABLES = (
     ) WITHOUT ROWID""",
     # How many tasks each owner and each state has, kept by triggers: what choosing a query's
     # index asks of an owner or a state without reading thousands of index entries.
-    """CREATE TABLE task_counts (
+    "task_counts": """CREATE TABLE task_counts (
         kind TEXT NOT NULL,  -- 'owner' or 'state'
         value TEXT NOT NULL,
         tasks INTEGER NOT NULL,
         PRIMARY KEY (kind, value)
     ) WITHOUT ROWID""",
-)
+    # Cancels not yet applied: a few rows at a time (the poller drops each once applied), read
+    # oldest first without an index.
+    "cancel_requests": """CREATE TABLE cancel_requests (
+        task_id TEXT PRIMARY KEY,
+        requested_us INTEGER NOT NULL
+    ) WITHOUT ROWID""",
+}
 INDEXES = {
     # With the state in them, a MINIMAL page (id and state) of all tasks or of an owner's is read
     # from the index alone.
@@ -98,7 +106,7 @@ _UPDATE_TASK = (f"UPDATE tasks SET {', '.join(f'{column} = :{column}' for column
 
 
 def create_schema(conn: sqlite3.Connection) -> None:
-    """Bring the file to SCHEMA_VERSION: create it, or migrate a version 1 file, in one transaction
+    """Bring the file to SCHEMA_VERSION: create it, or migrate an older file, in one transaction
     (processes opening it together wait for the first one's)."""
     if user_version(conn) == SCHEMA_VERSION:
         return
@@ -110,26 +118,21 @@ def create_schema(conn: sqlite3.Connection) -> None:
             raise DatabaseUnavailable(
                 f"the SQLite store has schema version {found}, newer than this program's {SCHEMA_VERSION}"
             )
-        if found == 1:
-            _migrate_from_v1(conn)
-        elif found == 0:
+        if found == 0:
             _create_tables(conn)
             _create_triggers(conn)
             _create_indexes(conn)
-        else:  # version 2: the same tables but the counts, with the tags written by the program
-            conn.execute(_TABLES[-1])
-            for kind in ("owner", "state"):
-                conn.execute(f"INSERT INTO task_counts (kind, value, tasks) "
-                             f"SELECT '{kind}', {kind}, count(*) FROM tasks GROUP BY {kind}")
-            _create_triggers(conn)
-            for name in _COVERING_SINCE_V3:
-                conn.execute(f"DROP INDEX {name}")
-                conn.execute(f"CREATE INDEX {name} ON {INDEXES[name]}")
+        elif found == 1:
+            _migrate_from_v1(conn)  # into new tables: every table of this version
+        else:
+            if found == 2:
+                _migrate_v2_to_v3(conn)
+            conn.execute(TABLES["cancel_requests"])  # version 3 had every other table
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 def _create_tables(conn: sqlite3.Connection) -> None:
-    for statement in _TABLES:
+    for statement in TABLES.values():
         conn.execute(statement)
 
 
@@ -159,6 +162,19 @@ def _migrate_from_v1(conn: sqlite3.Connection) -> None:
     conn.execute("DROP TABLE task_tags_v1")
     conn.execute("DROP TABLE tasks_v1")
     _create_indexes(conn)
+
+
+def _migrate_v2_to_v3(conn: sqlite3.Connection) -> None:
+    """Version 2 had the same tables but the counts, with the tags written by the program, and
+    the indexes of owners and ages without the state."""
+    conn.execute(TABLES["task_counts"])
+    for kind in ("owner", "state"):
+        conn.execute(f"INSERT INTO task_counts (kind, value, tasks) "
+                     f"SELECT '{kind}', {kind}, count(*) FROM tasks GROUP BY {kind}")
+    _create_triggers(conn)
+    for name in _COVERING_SINCE_V3:
+        conn.execute(f"DROP INDEX {name}")
+        conn.execute(f"CREATE INDEX {name} ON {INDEXES[name]}")
 
 
 def _v1_record(task_id: str, doc: str) -> TaskRecord:

@@ -1,4 +1,5 @@
-"""The poller's loop: a cycle reconciles the tasks backends hold, then dispatches queued ones."""
+"""The poller's loop: a cycle applies the cancels asked for, reconciles the tasks backends hold,
+then dispatches queued ones."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import threading
 from ..backends.base import Backend
 from ..database.base import DatabaseUnavailable, TaskDatabase
 from ..wakeup import WakeupFifo
+from .cancels import CancelRequests
 from .config import PollerConfig
 from .dispatch import Dispatcher
 from .reconcile import Reconciler
@@ -29,6 +31,7 @@ class Poller:
         self.config = config
         self.wakeups = wakeups
         self.id = poller_id or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.cancels = CancelRequests(database)
         self.reconciler = Reconciler(database, backend, config)
         self.dispatcher = Dispatcher(database, backend, config, self.id)
         self.retention = RunRetention(backend.runs, config.run_retention_s, database)
@@ -47,6 +50,7 @@ class Poller:
             self._pause(stop)
 
     def cycle(self) -> None:
+        self.cancels.apply()
         self.reconciler.reconcile()
         self.dispatcher.dispatch()
         self.retention.maybe_sweep()

@@ -9,17 +9,12 @@ from ..clock import now_us
 from ..database.base import STORED_VIEWS, DuplicateTaskId, TaskDatabase
 from ..model.query import Cursor, TaskQuery
 from ..model.record import TaskRecord, history_entry, new_task_id
-from ..model.states import TERMINAL_PHASES, Phase, TesState
+from ..model.states import Phase, TesState
 from ..model.views import View, render_task
 from ..storage.preflight import InputPreflight
-from .lifecycle import move
+from .cancel import DIRECT_CANCEL_MAX_CHARS, apply_cancel, finished_for_cancel
 from .paging import BadListRequest, decode_token, encode_token, page_size_or_default
 from .validation import Problem, TaskValidationError, ValidationLimits, validate_task
-
-# A cancel competes with the poller for the same record; each lost compare-and-set is re-read
-# and decided again. Losing this many times in a row means something is looping on the task.
-_CANCEL_ATTEMPTS = 20
-
 
 class JsonText(str):
     """A response already encoded as JSON: the API sends it as it is."""
@@ -120,19 +115,24 @@ class TaskService:
         return JsonText('{"tasks":[' + page.joined + "]" + more + "}")
 
     def cancel(self, task_id: str, owner: str | None = None) -> None:
-        """Cancel now if no backend can hold the task yet; otherwise ask the poller to."""
-        for _ in range(_CANCEL_ATTEMPTS):
-            record = self._visible(task_id, owner)
-            if record.phase in TERMINAL_PHASES or record.phase is Phase.CANCELING:
-                return
-            if record.phase is Phase.CREATED:
-                moved = move(self.database, record, Phase.CANCELED, "canceled by the user before dispatch")
-            else:
-                moved = move(self.database, record, Phase.CANCELING, "cancel requested by the user")
-            if moved is not None:
-                self._poller_has_work()
-                return
-        raise RuntimeError(f"task {task_id}: cancel kept losing to concurrent updates")
+        """Cancel a small task at once (CANCELED before dispatch, else CANCELING for the poller);
+        for a large one, or one whose single try lost to a concurrent write, record a cancel
+        request, which the poller applies at its next cycle. Neither way reads a large record or
+        retries: the answer takes milliseconds whatever the task's size and however often the
+        poller rewrites it (at worst, it waits for one write of the poller's to end)."""
+        found = self.database.phase_and_size(task_id, owner)
+        if found is None:
+            raise TaskNotFound(task_id)
+        phase, size = found
+        if finished_for_cancel(phase):
+            return
+        if size > DIRECT_CANCEL_MAX_CHARS or not self._canceled_now(task_id, owner):
+            self.database.request_cancel(task_id)
+        self._poller_has_work()
+
+    def _canceled_now(self, task_id: str, owner: str | None) -> bool:
+        record = self.database.get(task_id, owner)
+        return record is not None and apply_cancel(self.database, record)
 
     def _poller_has_work(self) -> None:
         if self.wake_poller is not None:
