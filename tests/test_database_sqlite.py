@@ -22,7 +22,8 @@ import pytest
 from tes_cts.database import DuplicateTaskId, sqlite, sqlite_checkpoint, sqlite_select
 from tes_cts.database.base import DatabaseUnavailable
 from tes_cts.database.sqlite import SCHEMA_VERSION, SqliteTaskDatabase
-from tes_cts.database.sqlite_schema import INDEXES, TABLES, TRIGGERS
+from tes_cts.database.sqlite_schema import INDEXES, SINCE_V4, TABLES, TRIGGERS
+from tes_cts.model.events import EventQuery
 from tes_cts.model.query import Cursor, TaskQuery
 from tes_cts.model.record import TaskRecord
 from tes_cts.model.states import Phase, TesState
@@ -443,7 +444,9 @@ def test_a_version_1_file_is_migrated_on_open_with_every_task_listable(tmp_path)
             r.id for r in reversed(newest_first)]
         assert [r.id for r in database.query(TaskQuery(limit=100, name_prefix="job 2", owner="o0"))] == [
             r.id for r in newest_first if r.name == "job 2" and r.owner == "o0"]
+        assert database.events(EventQuery()) == []  # none made up for the changes before
         assert database.compare_and_set(records[1].with_phase(Phase.PREFLIGHT, "claimed"), expected_version=0)
+        assert [e.phase for e in database.events(EventQuery())] == ["preflight"]
     finally:
         database.close()
     with closing(sqlite3.connect(path)) as conn:
@@ -460,9 +463,10 @@ def test_a_version_2_file_gets_the_tag_triggers_and_keeps_its_rows(tmp_path):
     database.insert_many(old)
     database.close()
     with closing(sqlite3.connect(path, isolation_level=None)) as conn:  # as version 2 left it
-        conn.execute("DROP TABLE cancel_requests")
+        as_version_3(conn)
         for name in TRIGGERS:
-            conn.execute(f"DROP TRIGGER {name}")
+            if name not in SINCE_V4["triggers"]:
+                conn.execute(f"DROP TRIGGER {name}")
         conn.execute("DROP TABLE task_counts")
         for name, columns in (("tasks_by_owner", "owner, created_us DESC, id DESC"), ("tasks_by_age", "created_us DESC, id DESC")):
             conn.execute(f"DROP INDEX {name}")
@@ -498,7 +502,7 @@ def test_a_version_3_file_gets_the_cancel_requests_and_keeps_its_rows(tmp_path):
     database.insert_many([task_record(f"v3-{i}", created_us=i, tags={"batch": str(i % 2)}) for i in range(4)])
     database.close()
     with closing(sqlite3.connect(path, isolation_level=None)) as conn:  # as version 3 left it
-        conn.execute("DROP TABLE cancel_requests")
+        as_version_3(conn)
         conn.execute("PRAGMA user_version = 3")
         before = stored_rows_of(conn)
 
@@ -510,13 +514,25 @@ def test_a_version_3_file_gets_the_cancel_requests_and_keeps_its_rows(tmp_path):
             assert schema_objects(conn) == {*TABLES, *INDEXES, *TRIGGERS}
         database.request_cancel("v3-1")
         assert database.cancel_requests(10) == ["v3-1"]
+        assert database.events(EventQuery()) == []  # none made up for the changes before
+        database.compare_and_set(database.get("v3-2").with_phase(Phase.PREFLIGHT, "claimed"), expected_version=0)
+        assert [(e.task_id, e.phase) for e in database.events(EventQuery())] == [("v3-2", "preflight")]
     finally:
         database.close()
 
 
 def schema_objects(conn: sqlite3.Connection) -> set[str]:
     """The names of the tables, indexes and triggers the file's schema made (not SQLite's own)."""
-    return {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE sql IS NOT NULL")}
+    return {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE sql IS NOT NULL")
+            if not name.startswith("sqlite_")}
+
+
+def as_version_3(conn: sqlite3.Connection) -> None:
+    """Take away what version 4 added."""
+    for name in SINCE_V4["triggers"]:
+        conn.execute(f"DROP TRIGGER {name}")
+    for name in SINCE_V4["tables"]:  # with their indexes
+        conn.execute(f"DROP TABLE {name}")
 
 
 def kept_counts(conn: sqlite3.Connection) -> dict:

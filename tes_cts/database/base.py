@@ -13,6 +13,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 
+from ..model.events import EventQuery, TaskEvent
 from ..model.query import StoredView, TaskQuery, TaskSummary, ViewPage
 from ..model.record import TaskRecord
 from ..model.states import Phase
@@ -94,6 +95,34 @@ class TaskDatabase(ABC):
     @abstractmethod
     def drop_cancel_request(self, task_id: str) -> None:
         """Forget the task's cancel request, once it is applied (nothing if there is none)."""
+
+    @abstractmethod
+    def events(self, query: EventQuery) -> list[TaskEvent]:
+        """The published events `query` asks for (model/events.py), oldest first."""
+
+    @abstractmethod
+    def last_event_seq(self) -> int:
+        """The number of the latest published event (0 if none): where a reader that wants only
+        what happens from now on starts."""
+
+    @abstractmethod
+    def publish_events(self) -> int:
+        """Publish the events of writes that could not publish them themselves (MongoDB); how
+        many. The poller calls it every cycle; a store whose writes publish (SQLite) does nothing."""
+
+    @abstractmethod
+    def prune_events(self, before: str) -> int:
+        """Forget the events older than the RFC 3339 time `before`, but the newest one (numbers
+        go on from it); how many."""
+
+    @abstractmethod
+    def delivery(self, receiver: str) -> tuple[int | None, int]:
+        """How far the events went to `receiver` (a webhook): the last event delivered (or
+        passed over as a dead letter), and how many were dead letters; (None, 0) never asked."""
+
+    @abstractmethod
+    def record_delivery(self, receiver: str, seq: int, dead_letter: bool = False) -> None:
+        """The events up to `seq` went to `receiver` (the one at `seq` given up on, if `dead_letter`)."""
 
     @abstractmethod
     def close(self) -> None:

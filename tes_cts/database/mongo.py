@@ -18,6 +18,9 @@ Cancels asked for and not yet applied by the poller are documents {_id: task id,
 the collection `cancel_requests`, indexed oldest first. Neither it nor `basic_view_chars` changes
 SCHEMA_VERSION: a new collection is created by its first write, and a document written before
 `basic_view_chars` existed counts as too large to cancel at once until its next write.
+
+A task's events (its state changes) are published from a mark in its document, as
+`mongo_events.py` describes; version 3 counts the history of older documents as published.
 """
 
 from __future__ import annotations
@@ -29,18 +32,21 @@ from pymongo import ASCENDING, DESCENDING, MongoClient
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from ..clock import now_us
+from ..model.events import EventQuery, TaskEvent
 from ..model.query import Cursor, StoredView, TaskQuery, TaskSummary, ViewPage, tag_pairs
 from ..model.record import TaskRecord
 from ..model.states import Phase, TesState
 from ..model.views import View, minimal_json, view_json
 from ..urls import without_password
 from .base import DatabaseUnavailable, DuplicateTaskId, TaskDatabase, check_stored, unavailable_on
+from .mongo_events import PENDING, PUBLISHED, MongoEvents, mark_all_published, mark_pending
 
 COLLECTION = "tasks"
 CANCEL_REQUESTS = "cancel_requests"
-# One document {_id: COLLECTION, version}: the version of the documents' form. 2 added basic_view.
+# One document {_id: COLLECTION, version}: the version of the documents' form. 2 added basic_view,
+# 3 the events' fields (mongo_events.py).
 SCHEMA_COLLECTION = "schema"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Also the longest any operation waits for a reachable server: fail fast, let clients retry.
 SERVER_SELECTION_TIMEOUT_MS = 5000
 
@@ -55,7 +61,7 @@ INDEXES = [
     [("name", ASCENDING), ("created_us", ASCENDING), ("_id", ASCENDING)],
 ]
 _OBSOLETE_INDEXES = ["tag_pairs.k_1_tag_pairs.v_1"]
-_QUERY_ONLY_FIELDS = {"name": 0, "tag_pairs": 0, "basic_view": 0, "basic_view_chars": 0}
+_QUERY_ONLY_FIELDS = {"name": 0, "tag_pairs": 0, "basic_view": 0, "basic_view_chars": 0, PENDING: 0, PUBLISHED: 0}
 _REQUESTS_OLDEST_FIRST = [("requested_us", ASCENDING), ("_id", ASCENDING)]
 # The length phase_and_size says of a document written before basic_view_chars: above any real one.
 _UNMEASURED_CHARS = 1 << 62
@@ -81,6 +87,7 @@ class MongoTaskDatabase(TaskDatabase):
             self._cancel_requests = database[CANCEL_REQUESTS]
             _create_indexes(self._tasks)
             self._cancel_requests.create_index(_REQUESTS_OLDEST_FIRST)
+            self._events = MongoEvents(database)
             _upgrade(database[SCHEMA_COLLECTION], self._tasks)
         except DatabaseUnavailable:
             self.close()
@@ -96,7 +103,7 @@ class MongoTaskDatabase(TaskDatabase):
     def insert(self, record: TaskRecord) -> None:
         with self._unavailable():
             try:
-                self._tasks.insert_one(_document(record, record.version))
+                self._tasks.insert_one({**mark_pending(_document(record, record.version)), PUBLISHED: 0})
             except DuplicateKeyError:
                 raise DuplicateTaskId(record.id) from None
 
@@ -140,10 +147,10 @@ class MongoTaskDatabase(TaskDatabase):
 
     def compare_and_set(self, record: TaskRecord, expected_version: int) -> bool:
         with self._unavailable():
-            result = self._tasks.replace_one(
-                {"_id": record.id, "version": expected_version},
-                _document(record, expected_version + 1),
-            )
+            # $set of every field, not a replacement: what the event publisher keeps stays.
+            changed = mark_pending(_document(record, expected_version + 1))
+            del changed["_id"]
+            result = self._tasks.update_one({"_id": record.id, "version": expected_version}, {"$set": changed})
             if result.matched_count != 1:
                 return False
             record.version = expected_version + 1
@@ -167,6 +174,30 @@ class MongoTaskDatabase(TaskDatabase):
     def drop_cancel_request(self, task_id: str) -> None:
         with self._unavailable():
             self._cancel_requests.delete_one({"_id": task_id})
+
+    def events(self, query: EventQuery) -> list[TaskEvent]:
+        with self._unavailable():
+            return self._events.query(query)
+
+    def last_event_seq(self) -> int:
+        with self._unavailable():
+            return self._events.last_seq()
+
+    def publish_events(self) -> int:
+        with self._unavailable():
+            return self._events.publish()
+
+    def prune_events(self, before: str) -> int:
+        with self._unavailable():
+            return self._events.prune(before)
+
+    def delivery(self, receiver: str) -> tuple[int | None, int]:
+        with self._unavailable():
+            return self._events.delivery(receiver)
+
+    def record_delivery(self, receiver: str, seq: int, dead_letter: bool = False) -> None:
+        with self._unavailable():
+            self._events.record_delivery(receiver, seq, dead_letter)
 
     def _unavailable(self):
         # DuplicateKeyError is turned into DuplicateTaskId inside insert, before this sees it.
@@ -207,8 +238,11 @@ def _upgrade(schema, tasks) -> None:
     if found > SCHEMA_VERSION:
         raise DatabaseUnavailable(f"the MongoDB collection {COLLECTION!r} has schema version {found}, "
                                   f"newer than this program's {SCHEMA_VERSION}")
-    if found < SCHEMA_VERSION:
+    if found < 2:
         _add_missing_views(tasks)
+    if found < 3:
+        mark_all_published(tasks)
+    if found < SCHEMA_VERSION:
         schema.update_one({"_id": COLLECTION}, {"$set": {"version": SCHEMA_VERSION}}, upsert=True)
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Iterable
 
 from ..clock import now_us
+from ..model.events import EventQuery, TaskEvent
 from ..model.query import Cursor, StoredView, TaskQuery, TaskSummary, ViewPage
 from ..model.record import TaskRecord
 from ..model.states import Phase, TesState
@@ -211,6 +212,51 @@ class SqliteTaskDatabase(TaskDatabase):
             conn.execute("DELETE FROM cancel_requests WHERE task_id = ?", (task_id,))
         self._wrote()
 
+    def events(self, query: EventQuery) -> list[TaskEvent]:
+        if query.limit < 1:
+            return []
+        where, params = ["seq > ?"], [query.after]
+        for column, value in (("owner", query.owner), ("task_id", query.task_id)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if query.states:
+            where.append(f"state IN ({', '.join('?' * len(query.states))})")
+            params += sorted(query.states)
+        with self._unavailable():
+            rows = self._connection().execute(
+                f"SELECT {', '.join(_EVENT_COLUMNS)} FROM task_events WHERE {' AND '.join(where)} ORDER BY seq LIMIT ?",
+                [*params, query.limit]).fetchall()
+        return [TaskEvent(*row) for row in rows]
+
+    def last_event_seq(self) -> int:
+        with self._unavailable():
+            return self._connection().execute("SELECT coalesce(max(seq), 0) FROM task_events").fetchone()[0]
+
+    def publish_events(self) -> int:
+        return 0  # the triggers of every write published its events
+
+    def prune_events(self, before: str) -> int:
+        with self._unavailable(), self._writing() as conn:
+            # The newest stays: the next number is the highest + 1, and must not be one given before.
+            pruned = conn.execute("DELETE FROM task_events WHERE time < ? AND seq < (SELECT max(seq) FROM task_events)",
+                                  (before,)).rowcount
+        self._wrote()
+        return pruned
+
+    def delivery(self, receiver: str) -> tuple[int | None, int]:
+        with self._unavailable():
+            row = self._connection().execute(
+                "SELECT delivered_seq, dead_letters FROM event_deliveries WHERE receiver = ?", (receiver,)).fetchone()
+        return (row[0], row[1]) if row else (None, 0)
+
+    def record_delivery(self, receiver: str, seq: int, dead_letter: bool = False) -> None:
+        with self._unavailable(), self._writing() as conn:
+            conn.execute("INSERT INTO event_deliveries (receiver, delivered_seq, dead_letters) VALUES (?, ?, ?) "
+                         "ON CONFLICT (receiver) DO UPDATE SET delivered_seq = excluded.delivered_seq, "
+                         "dead_letters = dead_letters + excluded.dead_letters", (receiver, seq, int(dead_letter)))
+        self._wrote()
+
     def _unavailable(self):
         # IntegrityError (a duplicate id) is not an OperationalError and passes through.
         return unavailable_on((sqlite3.OperationalError,), f"the SQLite store {self.path}")
@@ -263,6 +309,9 @@ class SqliteTaskDatabase(TaskDatabase):
             with self._lock:
                 self._connections.add(conn)
         return conn
+
+
+_EVENT_COLUMNS = ("seq", "task_id", "owner", "state", "phase", "reason", "time")  # TaskEvent's fields
 
 
 class _Connection(sqlite3.Connection):

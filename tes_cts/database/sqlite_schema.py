@@ -10,7 +10,10 @@ same statement. Triggers also keep `task_counts`, how many tasks each owner and 
 which choosing a query's index reads. One statement per write, because Python's sqlite3 lets go of the GIL at every
 statement, and taking it back costs a request more than the statement does when others are busy.
 `cancel_requests` (new in version 4) holds the cancels asked for and not yet applied by the
-poller, one small row per task, so that asking never rewrites a record.
+poller, one small row per task, so that asking never rewrites a record. `task_events` (new in
+version 4) holds one row per history entry a write adds, numbered in commit order: triggers
+write them in the task's own statement, so that a state change and its event are one write
+(model/events.py). `event_deliveries` says how far each webhook got.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from contextlib import contextmanager
+from typing import Iterable
 
 from ..model.record import TaskRecord
 from ..model.views import View, view_json
@@ -59,6 +63,21 @@ TABLES = {
         task_id TEXT PRIMARY KEY,
         requested_us INTEGER NOT NULL
     ) WITHOUT ROWID""",
+    # A new seq is the highest + 1; pruning never removes the newest event, so none is given twice.
+    "task_events": """CREATE TABLE task_events (
+        seq INTEGER PRIMARY KEY,
+        task_id TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        state TEXT NOT NULL,
+        phase TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        time TEXT NOT NULL  -- RFC 3339 with microseconds: ordered as text
+    )""",
+    "event_deliveries": """CREATE TABLE event_deliveries (
+        receiver TEXT PRIMARY KEY,
+        delivered_seq INTEGER NOT NULL,
+        dead_letters INTEGER NOT NULL
+    ) WITHOUT ROWID""",
 }
 INDEXES = {
     # With the state in them, a MINIMAL page (id and state) of all tasks or of an owner's is read
@@ -69,6 +88,8 @@ INDEXES = {
     "tasks_by_name": "tasks (name, created_us DESC, id DESC)",
     "task_tags_by_pair": "task_tags (key, value, created_us DESC, task_id DESC)",
     "task_tags_by_key": "task_tags (key, created_us DESC, task_id DESC)",
+    "task_events_by_owner": "task_events (owner, seq)",
+    "task_events_by_time": "task_events (time)",
 }
 
 # A task's tags, from its doc: json_each yields one row per member of the tags object (and one
@@ -83,6 +104,17 @@ def _counted(row: str, change: str) -> str:
                    f"ON CONFLICT (kind, value) DO UPDATE SET tasks = tasks + {change}; " for kind in ("owner", "state"))
 
 
+_OLD_HISTORY_LENGTH = "(SELECT json_array_length(OLD.doc, '$.history'))"  # a subquery: computed once
+
+
+def _events_of_new(first: str) -> str:
+    """The events of the history entries of NEW from the `first` one on (an SQL expression)."""
+    return ("INSERT INTO task_events (task_id, owner, state, phase, reason, time) "
+            "SELECT NEW.id, NEW.owner, json_extract(value, '$.state'), json_extract(value, '$.phase'), "
+            "json_extract(value, '$.reason'), json_extract(value, '$.time') "
+            f"FROM json_each(NEW.doc, '$.history') WHERE key >= {first} ORDER BY key")
+
+
 TRIGGERS = {
     "task_tags_at_insert": f"AFTER INSERT ON tasks BEGIN {_TAGS_OF_NEW}; END",
     "task_counts_at_insert": f"AFTER INSERT ON tasks BEGIN {_counted('NEW', '1')}END",
@@ -94,7 +126,15 @@ TRIGGERS = {
     "task_tags_at_update": "AFTER UPDATE OF doc ON tasks "
                            "WHEN json_extract(OLD.doc, '$.task.tags') IS NOT json_extract(NEW.doc, '$.task.tags') "
                            f"BEGIN DELETE FROM task_tags WHERE task_id = NEW.id; {_TAGS_OF_NEW}; END",
+    # Since version 4. A history only grows: what a write adds is what lies past the old length.
+    "task_events_at_insert": f"AFTER INSERT ON tasks BEGIN {_events_of_new('0')}; END",
+    "task_events_at_update": "AFTER UPDATE OF doc ON tasks "
+                             f"BEGIN {_events_of_new(_OLD_HISTORY_LENGTH)}; END",
 }
+SINCE_V4 = {"tables": ("cancel_requests", "task_events", "event_deliveries"),
+             "triggers": ("task_events_at_insert", "task_events_at_update"),
+             "indexes": ("task_events_by_owner", "task_events_by_time")}
+_UNTIL_V3_TRIGGERS = tuple(name for name in TRIGGERS if name not in SINCE_V4["triggers"])
 
 _COVERING_SINCE_V3 = ("tasks_by_owner", "tasks_by_age")  # version 2 had them without the state
 
@@ -127,23 +167,23 @@ def create_schema(conn: sqlite3.Connection) -> None:
         else:
             if found == 2:
                 _migrate_v2_to_v3(conn)
-            conn.execute(TABLES["cancel_requests"])  # version 3 had every other table
+            _migrate_v3_to_v4(conn)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
-def _create_tables(conn: sqlite3.Connection) -> None:
-    for statement in TABLES.values():
-        conn.execute(statement)
+def _create_tables(conn: sqlite3.Connection, names: Iterable[str] = TABLES) -> None:
+    for name in names:
+        conn.execute(TABLES[name])
 
 
-def _create_triggers(conn: sqlite3.Connection) -> None:
-    for name, body in TRIGGERS.items():
-        conn.execute(f"CREATE TRIGGER {name} {body}")
+def _create_triggers(conn: sqlite3.Connection, names: Iterable[str] = TRIGGERS) -> None:
+    for name in names:
+        conn.execute(f"CREATE TRIGGER {name} {TRIGGERS[name]}")
 
 
-def _create_indexes(conn: sqlite3.Connection) -> None:
-    for name, columns in INDEXES.items():
-        conn.execute(f"CREATE INDEX {name} ON {columns}")
+def _create_indexes(conn: sqlite3.Connection, names: Iterable[str] = INDEXES) -> None:
+    for name in names:
+        conn.execute(f"CREATE INDEX {name} ON {INDEXES[name]}")
 
 
 def _migrate_from_v1(conn: sqlite3.Connection) -> None:
@@ -153,11 +193,12 @@ def _migrate_from_v1(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE tasks RENAME TO tasks_v1")
     conn.execute("ALTER TABLE task_tags RENAME TO task_tags_v1")
     _create_tables(conn)
-    _create_triggers(conn)
+    _create_triggers(conn, _UNTIL_V3_TRIGGERS)
     old = conn.execute("SELECT id, doc FROM tasks_v1")
     while batch := old.fetchmany(1000):
         for task_id, doc in batch:
             insert_task(conn, _v1_record(task_id, doc))
+    _create_triggers(conn, SINCE_V4["triggers"])  # after the copy: no events made up for old changes
     # Dropping the tables drops their indexes, whose names the new ones reuse.
     conn.execute("DROP TABLE task_tags_v1")
     conn.execute("DROP TABLE tasks_v1")
@@ -171,10 +212,17 @@ def _migrate_v2_to_v3(conn: sqlite3.Connection) -> None:
     for kind in ("owner", "state"):
         conn.execute(f"INSERT INTO task_counts (kind, value, tasks) "
                      f"SELECT '{kind}', {kind}, count(*) FROM tasks GROUP BY {kind}")
-    _create_triggers(conn)
+    _create_triggers(conn, _UNTIL_V3_TRIGGERS)
     for name in _COVERING_SINCE_V3:
         conn.execute(f"DROP INDEX {name}")
         conn.execute(f"CREATE INDEX {name} ON {INDEXES[name]}")
+
+
+def _migrate_v3_to_v4(conn: sqlite3.Connection) -> None:
+    """Version 4 added the cancel requests and the events (those of earlier changes are not made up)."""
+    _create_tables(conn, SINCE_V4["tables"])
+    _create_triggers(conn, SINCE_V4["triggers"])
+    _create_indexes(conn, SINCE_V4["indexes"])
 
 
 def _v1_record(task_id: str, doc: str) -> TaskRecord:
