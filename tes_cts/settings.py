@@ -176,6 +176,7 @@ VALIDATORS = [
     Validator("local.min_free_gb", is_type_of=(int, float), gte=0, messages={"operations": _RANGE_MESSAGE}),
     Validator("poller.embedded", default=True, is_type_of=bool),
     Validator("poller.run_retention", default="P30D", is_type_of=str),
+    Validator("poller.event_retention", default="P7D", is_type_of=str),
     Validator("poller.interval_s", default=1.0),
     Validator("poller.interval_s", is_type_of=(int, float), gt=0, messages={"operations": _RANGE_MESSAGE}),
     Validator("poller.lease_s", default=30),
@@ -236,6 +237,7 @@ def load_settings(overrides: dict | None = None, settings_file: str | os.PathLik
     _check_http_allow(settings.storage.http_allow)
     _check_duration("containers.runtime_limit", settings.containers.runtime_limit)
     _check_duration("poller.run_retention", settings.poller.run_retention)
+    _check_duration("poller.event_retention", settings.poller.event_retention)
     _check_extra_args(settings.containers.runtime, settings.containers.extra_args)
     _check_duration("htcondor.unmatched_timeout", settings.htcondor.unmatched_timeout)
     _check_s3_stores(named_s3_stores(settings))

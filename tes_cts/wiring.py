@@ -191,6 +191,7 @@ def poller_config(settings) -> PollerConfig:
         unmatched_wait_s=_seconds_or_zero(settings.htcondor.unmatched_timeout),
         runtime_limit_s=parse_duration(limit) if limit else None,
         run_retention_s=parse_duration(poller.run_retention) if poller.run_retention else None,
+        event_retention_s=parse_duration(poller.event_retention) if poller.event_retention else None,
         containers=container_settings(settings),
         file_roots=tuple(settings.storage.file_roots),
         http_allow=tuple(settings.storage.http_allow),

@@ -1,12 +1,15 @@
-"""Finished tasks' run directories go after `poller.run_retention`; active and unknown ones stay."""
+"""Finished tasks' run directories go after `poller.run_retention`, active and unknown ones stay;
+events go after `poller.event_retention`."""
 
 from __future__ import annotations
 
 import os
 import time
 
+from tes_cts.clock import now_us
+from tes_cts.model.events import EventQuery
 from tes_cts.model.states import Phase
-from tes_cts.poller.retention import SWEEP_EVERY_S, RunRetention
+from tes_cts.poller.retention import SWEEP_EVERY_S, EventRetention, RunRetention
 
 from .builders import task_record
 
@@ -54,3 +57,19 @@ def test_a_sweep_runs_once_an_hour_and_not_at_all_without_a_retention(sqlite_db,
 
     run_dir_of(runs, record.id, age_s=8 * DAY_S)
     assert RunRetention(runs, None, sqlite_db).maybe_sweep() == [] and (runs / record.id).exists()
+
+
+def test_events_older_than_their_retention_are_pruned_at_most_once_per_sweep_period(sqlite_db):
+    old, new = (task_record(created_us=now_us() - int(age * 1e6)) for age in (3 * DAY_S, 60.0))
+    for record in (old, new):
+        sqlite_db.insert(record)
+    now = [time.time()]
+    retention = EventRetention(DAY_S, sqlite_db, clock=lambda: now[0])
+    assert retention.maybe_sweep() == 1
+    assert [e.task_id for e in sqlite_db.events(EventQuery())] == [new.id]
+    sqlite_db.insert(task_record(created_us=now_us() - int(2 * DAY_S * 1e6)))
+    sqlite_db.insert(task_record())  # the newest event always stays: this one is newer
+    assert retention.maybe_sweep() == 0  # swept already within the period
+    now[0] += SWEEP_EVERY_S
+    assert retention.maybe_sweep() == 1
+    assert EventRetention(None, sqlite_db).maybe_sweep() == 0

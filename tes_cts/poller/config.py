@@ -18,6 +18,7 @@ class PollerConfig:
     unmatched_wait_s: float             # fail a job no machine can run after this long (0: never)
     runtime_limit_s: float | None       # when a task has no `runtime` parameter (None: no limit)
     run_retention_s: float | None       # finished tasks' run directories go after this long (None: kept)
+    event_retention_s: float | None     # events go after this long (None: kept)
     containers: ContainerSettings
     file_roots: tuple[str, ...]
     http_allow: tuple[str, ...]         # storage.http_allow, for the workers' http(s) inputs

@@ -16,7 +16,7 @@ from .cancels import CancelRequests
 from .config import PollerConfig
 from .dispatch import Dispatcher
 from .reconcile import Reconciler
-from .retention import RunRetention
+from .retention import EventRetention, RunRetention
 
 log = logging.getLogger("tes_cts.poller")
 
@@ -35,6 +35,7 @@ class Poller:
         self.reconciler = Reconciler(database, backend, config)
         self.dispatcher = Dispatcher(database, backend, config, self.id)
         self.retention = RunRetention(backend.runs, config.run_retention_s, database)
+        self.event_retention = EventRetention(config.event_retention_s, database)
 
     def run(self, stop: threading.Event) -> None:
         log.info("poller %s started (backend %s)", self.id, self.backend.kind)
@@ -53,7 +54,9 @@ class Poller:
         self.cancels.apply()
         self.reconciler.reconcile()
         self.dispatcher.dispatch()
+        self.database.publish_events()  # what this cycle changed, where writes do not publish (MongoDB)
         self.retention.maybe_sweep()
+        self.event_retention.maybe_sweep()
 
     def _pause(self, stop: threading.Event) -> None:
         if self.wakeups is None:
