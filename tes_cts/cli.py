@@ -133,13 +133,14 @@ class EmbeddedPoller:
 
 def _poller(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    from .wiring import STARTUP_ERRORS, build_poller, check_storage, load_checked_settings, open_database
+    from .wiring import STARTUP_ERRORS, build_poller, build_webhook_senders, check_storage, load_checked_settings, open_database
 
     try:
         settings = load_checked_settings()
         check_storage(settings)  # the same start-up checks as serve: bad settings stop it here
         database = open_database(settings)
         poller = build_poller(settings, database)
+        senders = build_webhook_senders(settings, database)
     except STARTUP_ERRORS as exc:
         print(f"tes-cts: {exc}", file=sys.stderr)
         return 2
@@ -149,9 +150,17 @@ def _poller(args) -> int:
         signal.signal(sig, lambda *_: stop.set())
     if args.exit_with_parent:
         threading.Thread(target=_stop_when_orphaned, args=(args.exit_with_parent, stop), daemon=True).start()
+    # Webhooks go out apart from the cycle: a receiver that is down never slows the poller.
+    threads = [threading.Thread(target=sender.run, args=(stop,), name=f"webhook-{index}")
+               for index, sender in enumerate(senders)]
+    for thread in threads:
+        thread.start()
     try:
         poller.run(stop)
     finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
         database.close()
     return 0
 

@@ -177,6 +177,7 @@ VALIDATORS = [
     Validator("poller.embedded", default=True, is_type_of=bool),
     Validator("poller.run_retention", default="P30D", is_type_of=str),
     Validator("poller.event_retention", default="P7D", is_type_of=str),
+    Validator("events.webhooks", default=[], is_type_of=list),
     Validator("poller.interval_s", default=1.0),
     Validator("poller.interval_s", is_type_of=(int, float), gt=0, messages={"operations": _RANGE_MESSAGE}),
     Validator("poller.lease_s", default=30),
@@ -238,6 +239,7 @@ def load_settings(overrides: dict | None = None, settings_file: str | os.PathLik
     _check_duration("containers.runtime_limit", settings.containers.runtime_limit)
     _check_duration("poller.run_retention", settings.poller.run_retention)
     _check_duration("poller.event_retention", settings.poller.event_retention)
+    _check_webhooks(settings.events.webhooks)
     _check_extra_args(settings.containers.runtime, settings.containers.extra_args)
     _check_duration("htcondor.unmatched_timeout", settings.htcondor.unmatched_timeout)
     _check_s3_stores(named_s3_stores(settings))
@@ -282,6 +284,15 @@ def _check_http_allow(entries: list) -> None:
     for entry in entries:
         if not isinstance(entry, str) or not entry or "/" in entry and allowed_network(entry) is None:
             raise InvalidSettings(f"storage.http_allow entries are host names or networks (10.1.0.0/16), got {entry!r}")
+
+
+def _check_webhooks(entries: list) -> None:
+    from .webhooks import webhooks_of
+
+    try:
+        webhooks_of(list(entries))
+    except ValueError as exc:
+        raise InvalidSettings(str(exc)) from None
 
 
 def _check_duration(name: str, value: str) -> None:

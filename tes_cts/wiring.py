@@ -220,6 +220,13 @@ def build_poller(settings, database: TaskDatabase) -> Poller:
     return Poller(database, open_backend(settings), poller_config(settings), wakeups=_wakeups(settings))
 
 
+def build_webhook_senders(settings, database: TaskDatabase) -> list:
+    """One sender per webhook of `events.webhooks` (webhooks.py), run beside the poller."""
+    from .webhooks import WebhookSender, webhooks_of
+
+    return [WebhookSender(database, webhook, source=settings.service.id) for webhook in webhooks_of(list(settings.events.webhooks))]
+
+
 def _store_paths(settings) -> tuple[str, ...]:
     """Where the task store writes, when it is on this host (SQLite): its directory."""
     return (str(Path(sqlite_path(settings)).resolve().parent),) if settings.database.kind == "sqlite" else ()
