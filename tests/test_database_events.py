@@ -136,3 +136,15 @@ def test_mongodb_one_publisher_at_a_time(mongo_database):
     second.insert(task_record())
     assert second.publish_events() == 0  # the first one's lease holds
     assert first.publish_events() == 1
+
+
+def test_counts_by_state_of_everyone_and_of_one_owner_follow_every_write(any_db):
+    alices = [task_record(owner="alice") for _ in range(3)]
+    for record in (*alices, task_record(owner="bob b")):
+        any_db.insert(record)
+    walk(any_db, any_db.get(alices[0].id), Phase.PREFLIGHT, Phase.SUBMITTED)
+    walk(any_db, any_db.get(alices[1].id), Phase.CANCELED)
+    assert any_db.count_by_state() == {"QUEUED": 2, "INITIALIZING": 1, "CANCELED": 1}
+    assert any_db.count_by_state("alice") == {"QUEUED": 1, "INITIALIZING": 1, "CANCELED": 1}
+    assert any_db.count_by_state("bob b") == {"QUEUED": 1}
+    assert any_db.count_by_state("nobody") == {}

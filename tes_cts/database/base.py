@@ -97,6 +97,11 @@ class TaskDatabase(ABC):
         """Forget the task's cancel request, once it is applied (nothing if there is none)."""
 
     @abstractmethod
+    def count_by_state(self, owner: str | None = None) -> dict[str, int]:
+        """How many tasks are in each TES state (those with none left out): every owner's, or
+        `owner`'s; read from counts the store keeps, not by counting tasks."""
+
+    @abstractmethod
     def events(self, query: EventQuery) -> list[TaskEvent]:
         """The published events `query` asks for (model/events.py), oldest first."""
 

@@ -175,6 +175,13 @@ class MongoTaskDatabase(TaskDatabase):
         with self._unavailable():
             self._cancel_requests.delete_one({"_id": task_id})
 
+    def count_by_state(self, owner: str | None = None) -> dict[str, int]:
+        # Answered from the index on (state, ...) or (owner, ...): MongoDB keeps no counts.
+        with self._unavailable():
+            matched = [] if owner is None else [{"$match": {"owner": owner}}]
+            return {group["_id"]: group["tasks"] for group in
+                    self._tasks.aggregate([*matched, {"$group": {"_id": "$state", "tasks": {"$sum": 1}}}])}
+
     def events(self, query: EventQuery) -> list[TaskEvent]:
         with self._unavailable():
             return self._events.query(query)

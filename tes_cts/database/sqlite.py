@@ -212,6 +212,18 @@ class SqliteTaskDatabase(TaskDatabase):
             conn.execute("DELETE FROM cancel_requests WHERE task_id = ?", (task_id,))
         self._wrote()
 
+    def count_by_state(self, owner: str | None = None) -> dict[str, int]:
+        with self._unavailable():
+            if owner is None:
+                rows = self._connection().execute(
+                    "SELECT value, tasks FROM task_counts WHERE kind = 'state' AND tasks > 0").fetchall()
+            else:  # 'owner_state' values are the state, a space, the owner: one key per state
+                keys = [f"{state.value} {owner}" for state in TesState]
+                rows = [(value.split(" ", 1)[0], tasks) for value, tasks in self._connection().execute(
+                    f"SELECT value, tasks FROM task_counts WHERE kind = 'owner_state' AND tasks > 0 "
+                    f"AND value IN ({', '.join('?' * len(keys))})", keys)]
+        return dict(rows)
+
     def events(self, query: EventQuery) -> list[TaskEvent]:
         if query.limit < 1:
             return []

@@ -6,8 +6,8 @@ API sends (`basic_view`, `model.views.view_json`), and the columns queries filte
 goes through `insert_task` or `update_task`, one statement that writes the whole row: the stored
 view never lags the record. `task_tags` holds one row per tag with the task's creation time, so
 that a tag filter reads its index in page order; triggers keep it from the tags in `doc`, in the
-same statement. Triggers also keep `task_counts`, how many tasks each owner and each state has,
-which choosing a query's index reads. One statement per write, because Python's sqlite3 lets go of the GIL at every
+same statement. Triggers also keep `task_counts`, how many tasks each owner and each state has
+(which choosing a query's index reads) and, since version 4, each owner per state. One statement per write, because Python's sqlite3 lets go of the GIL at every
 statement, and taking it back costs a request more than the statement does when others are busy.
 `cancel_requests` (new in version 4) holds the cancels asked for and not yet applied by the
 poller, one small row per task, so that asking never rewrites a record. `task_events` (new in
@@ -98,10 +98,15 @@ _TAGS_OF_NEW = ("INSERT INTO task_tags (task_id, key, value, created_us) "
                 "SELECT NEW.id, key, value, NEW.created_us FROM json_each(NEW.doc, '$.task.tags') WHERE key IS NOT NULL")
 
 
+# What task_counts counts: each kind's value, an SQL expression on a row (NEW, OLD). Since version 4
+# also each owner's tasks per state ('owner_state': the state, a space, the owner).
+COUNTED = {"owner": "{row}.owner", "state": "{row}.state", "owner_state": "{row}.state || ' ' || {row}.owner"}
+
+
 def _counted(row: str, change: str) -> str:
-    """Statements adding `change` to the counts of the owner and the state of `row` (NEW, OLD)."""
-    return "".join(f"INSERT INTO task_counts (kind, value, tasks) VALUES ('{kind}', {row}.{kind}, {change}) "
-                   f"ON CONFLICT (kind, value) DO UPDATE SET tasks = tasks + {change}; " for kind in ("owner", "state"))
+    """Statements adding `change` to every count `row` (NEW, OLD) is in."""
+    return "".join(f"INSERT INTO task_counts (kind, value, tasks) VALUES ('{kind}', {value.format(row=row)}, {change}) "
+                   f"ON CONFLICT (kind, value) DO UPDATE SET tasks = tasks + {change}; " for kind, value in COUNTED.items())
 
 
 _OLD_HISTORY_LENGTH = "(SELECT json_array_length(OLD.doc, '$.history'))"  # a subquery: computed once
@@ -131,6 +136,7 @@ TRIGGERS = {
     "task_events_at_update": "AFTER UPDATE OF doc ON tasks "
                              f"BEGIN {_events_of_new(_OLD_HISTORY_LENGTH)}; END",
 }
+_COUNT_TRIGGERS = ("task_counts_at_insert", "task_counts_at_update", "task_counts_at_delete")
 SINCE_V4 = {"tables": ("cancel_requests", "task_events", "event_deliveries"),
              "triggers": ("task_events_at_insert", "task_events_at_update"),
              "indexes": ("task_events_by_owner", "task_events_by_time")}
@@ -219,7 +225,13 @@ def _migrate_v2_to_v3(conn: sqlite3.Connection) -> None:
 
 
 def _migrate_v3_to_v4(conn: sqlite3.Connection) -> None:
-    """Version 4 added the cancel requests and the events (those of earlier changes are not made up)."""
+    """Version 4 added the cancel requests, the events (those of earlier changes are not made up)
+    and each owner's counts per state."""
+    for name in _COUNT_TRIGGERS:
+        conn.execute(f"DROP TRIGGER {name}")
+    _create_triggers(conn, _COUNT_TRIGGERS)
+    conn.execute("INSERT INTO task_counts (kind, value, tasks) "
+                 f"SELECT 'owner_state', {COUNTED['owner_state'].format(row='tasks')}, count(*) FROM tasks GROUP BY owner, state")
     _create_tables(conn, SINCE_V4["tables"])
     _create_triggers(conn, SINCE_V4["triggers"])
     _create_indexes(conn, SINCE_V4["indexes"])
