@@ -91,6 +91,10 @@ def _serve(args) -> int:
     except BindError as exc:
         print(f"tes-cts: {exc}", file=sys.stderr)
         return 2
+    if settings.metrics.enabled:  # before the poller starts and the workers fork: they count there too
+        from .metrics.process import share_across_processes
+
+        share_across_processes(settings.work_dir, fresh=True)
     poller = EmbeddedPoller() if settings.poller.embedded else None
     try:
         GunicornServer(overrides).run()
@@ -138,6 +142,10 @@ def _poller(args) -> int:
     try:
         settings = load_checked_settings()
         check_storage(settings)  # the same start-up checks as serve: bad settings stop it here
+        if settings.metrics.enabled:  # where serve's /metrics reads them (serve's own poller: already set)
+            from .metrics.process import share_across_processes
+
+            share_across_processes(settings.work_dir, fresh=False)
         database = open_database(settings)
         poller = build_poller(settings, database)
         senders = build_webhook_senders(settings, database)

@@ -28,6 +28,8 @@ RESULT_RESERVE_FILE = ".result.json.reserved"
 RESULT_RESERVE_BYTES = 512 * 1024
 LOGS_DIR = "logs"
 MOUNTS_DIR = "mounts"
+RUNS_DIR = "runs"                              # under the work dir: runs/<task>/<attempt> is a run_dir
+EXECUTOR_STREAMS = ("stdout", "stderr")        # the two logs of each executor, by their file suffix
 
 # Worker progress steps, in order, and result outcomes: each is the task phase it reports, so the
 # poller reads a file's step or outcome as a Phase.
@@ -107,6 +109,27 @@ class Result:
     outputs: list[dict] = field(default_factory=list)         # tesOutputFileLog dicts (size_bytes int)
     system_logs: list[str] = field(default_factory=list)
     metadata: dict[str, str] = field(default_factory=dict)    # e.g. host
+    # What the worker measured, for the service's metrics, never shown in the task (the worker
+    # counts nothing itself; the poller counts these once it records the result):
+    # {"staging": [{"scheme", "direction", "bytes", "seconds"}],   direction: input or output
+    #  "checksum_mismatches": [{"scheme", "direction", "count"}]}
+    measurements: dict = field(default_factory=dict)
+
+
+def runs_of(work_dir: str | os.PathLike) -> Path:
+    """Where every attempt's run directory is, for the backends that make them and the API that
+    reads their logs."""
+    return Path(work_dir).resolve() / RUNS_DIR
+
+
+def run_dir_in(runs: Path, task_id: str, attempt: int) -> Path:
+    """The run directory of `attempt` (1 for the first) of the task: the one rule of where it is."""
+    return runs / task_id / str(attempt)
+
+
+def executor_log(run_dir: str | os.PathLike, index: int, stream: str) -> Path:
+    """The file executor `index` writes its `stream` (one of EXECUTOR_STREAMS) to as it runs."""
+    return Path(run_dir) / LOGS_DIR / f"executor-{index}.{stream}"
 
 
 def write_json_atomically(path: Path, value, durable: bool = True) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from dynaconf import Dynaconf, ValidationError, Validator
 
+from .auth.hashing import is_token_digest
 from .durations import parse_duration
 from .jobfiles import ContainerSettings
 from .model.limits import SIZE_LIMITS, SizeLimits
@@ -205,6 +206,12 @@ VALIDATORS = [
     Validator("s3.stores", default={}, is_type_of=dict),
     Validator("poller.engine_wait_s", default=0),
     Validator("poller.engine_wait_s", is_type_of=(int, float), gte=0, messages={"operations": _RANGE_MESSAGE}),
+    _typed("metrics.enabled", True, bool),
+    # A digest, as auth.bearer.tokens holds them: the settings never hold the token itself.
+    _typed("metrics.token_digest", ""),
+    Validator("metrics.token_digest", condition=lambda digest: digest == "" or is_token_digest(digest), messages={
+        "condition": "setting metrics.token_digest must be empty or a digest made by `tes-cts hash-password --token` "
+                     "($sha256$ and 64 hex digits)"}),
     *AUTH_VALIDATORS,
     *HTCONDOR_VALIDATORS,
 ]

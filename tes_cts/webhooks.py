@@ -30,6 +30,7 @@ import requests
 
 from .database.base import DatabaseUnavailable, TaskDatabase
 from .durations import parse_duration
+from .metrics import record as metrics
 from .model.events import EventQuery, TaskEvent
 from .model.views import JSON_SEPARATORS
 
@@ -157,6 +158,7 @@ class WebhookSender:
         first_try, backoff = self._clock(), 1.0
         while True:
             problem = self._post(body, headers)
+            metrics.webhook_post(self.webhook.name, self.webhook.url, taken=problem is None)
             if problem is None:
                 self.counts.delivered += 1
                 return True

@@ -7,7 +7,7 @@ settings their meaning. The one module that knows them all; nothing imports it b
 from __future__ import annotations
 
 import logging
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,11 +15,13 @@ from .api.service_info import build_service_info
 from .auth.config import check_auth_settings
 from .backends import supported_backend_parameters
 from .backends.base import Backend
+from .backends.metered import MeteredBackend
 from .clock import now_us, rfc3339
 from .database import open_database
 from .database.base import DatabaseUnavailable, TaskDatabase
 from .durations import parse_duration
-from .jobfiles import ContainerSettings
+from .jobfiles import ContainerSettings, runs_of
+from .metrics.exposition import Scrape
 from .model.limits import SIZE_LIMITS, SizeLimits
 from .poller import Poller, PollerConfig
 from .settings import S3_STORE_KEYS, load_settings, named_s3_stores, sqlite_path
@@ -50,15 +52,29 @@ def load_checked_settings(overrides: dict | None = None, settings_file=None):
 def build_app(settings, database: TaskDatabase | None = None) -> connexion.FlaskApp:
     """The API app over `database`, by default the one the settings name."""
     from .api.app import create_app  # Connexion is slow to import: only where the API is served
+    from .api.operational import BackendCheck
 
     database = database if database is not None else open_database(settings)
     storage = storage_config(settings)
     backend_parameters = supported_backend_parameters(settings.backend.kind)
     service = TaskService(database, _validation_limits(settings, backend_parameters),
                           _preflight_at("create", settings, storage),
-                          wake_poller=partial(notify, wake_path(settings)))
+                          wake_poller=partial(notify, wake_path(settings)), runs=runs_of(settings.work_dir))
     service_info = build_service_info(settings, storage, backend_parameters, started_at=rfc3339(now_us()))
-    return create_app(settings, service, service_info)
+    # /readyz asks the backend whether it could take work; the API needs it for nothing else,
+    # so it is opened at the first question.
+    backend = cache(partial(open_backend, settings))
+    return create_app(settings, service, service_info,
+                      backend=BackendCheck(settings.backend.kind, lambda: backend().engine_problem()),
+                      scrape=_scrape(settings, database) if settings.metrics.enabled else None)
+
+
+def _scrape(settings, database: TaskDatabase) -> Scrape:
+    """/metrics over `database`, with the dead letters of each configured webhook."""
+    from .webhooks import webhooks_of
+
+    webhooks = webhooks_of(list(settings.events.webhooks))
+    return Scrape(database, tuple((webhook.name, webhook.url) for webhook in webhooks))
 
 
 def _validation_limits(settings, backend_parameters: tuple[str, ...]) -> ValidationLimits:
@@ -217,7 +233,7 @@ def check_storage(settings) -> None:
 
 
 def build_poller(settings, database: TaskDatabase) -> Poller:
-    return Poller(database, open_backend(settings), poller_config(settings), wakeups=_wakeups(settings))
+    return Poller(database, MeteredBackend(open_backend(settings)), poller_config(settings), wakeups=_wakeups(settings))
 
 
 def build_webhook_senders(settings, database: TaskDatabase) -> list:

@@ -513,3 +513,53 @@ def test_an_unexpected_failure_is_a_json_500_that_says_nothing_internal(client, 
     assert response.json() == {"title": "Internal Server Error", "status": 500,
                                "detail": "the server failed to answer this request; the failure is in its log"}
     assert "/secret/run/dir" in caplog.text  # the traceback is the operator's, in the log
+
+
+# --- metrics of the API itself (this process counts in memory; test_metrics.py: a live serve) --------------
+
+
+def scraped(client, **headers) -> dict:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = client.get("/metrics", headers=headers)
+    assert response.status_code == 200, response.text
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(response.text) for sample in family.samples}
+
+
+def requests_counted(values: dict, method: str, route: str, status: str) -> float:
+    return values.get(("tes_cts_http_requests_total", (("method", method), ("route", route), ("status", status))), 0)
+
+
+def test_requests_are_counted_by_route_template_and_status(client, sqlite_db):
+    before = scraped(client)
+    task_id = create(client)
+    advance(sqlite_db, task_id, Phase.PREFLIGHT)
+    client.get(f"/v1/tasks/{task_id}")
+    client.get("/v1/tasks/no-such-task")
+    client.post(f"/v1/tasks/{task_id}:cancel")
+    client.get("/v1/no-such-route")
+    after = scraped(client)
+    for method, route, status, more in [("POST", "/tasks", "200", 1), ("GET", "/tasks/{id}", "200", 1),
+                                        ("GET", "/tasks/{id}", "404", 1), ("POST", "/tasks/{id}:cancel", "200", 1),
+                                        ("GET", "other", "404", 1)]:
+        assert requests_counted(after, method, route, status) == requests_counted(before, method, route, status) + more
+    assert not [key for key in after if task_id in str(key)]  # no task id is ever a label
+    tasks = {labels[0][1]: count for (name, labels), count in after.items() if name == "tes_cts_tasks"}
+    assert tasks["CANCELING"] >= 1 and set(tasks) >= {"QUEUED", "RUNNING", "COMPLETE", "CANCELED"}
+    moved = ("tes_cts_task_transitions_total", (("phase", "canceling"), ("state", "CANCELING")))
+    assert after[moved] == before.get(moved, 0) + 1
+
+
+def test_metrics_can_be_protected_by_a_token_or_turned_off(make_settings, sqlite_db):
+    from tes_cts.auth.hashing import token_digest
+    from tes_cts.wiring import build_app
+
+    with build_app(make_settings(metrics__token_digest=token_digest("t0k3n")), sqlite_db).test_client() as client:
+        refused = client.get("/metrics")
+        assert refused.status_code == 401 and refused.headers["www-authenticate"] == 'Bearer realm="metrics"'
+        assert client.get("/metrics", headers={"Authorization": "Bearer nope"}).status_code == 401
+        assert scraped(client, Authorization="Bearer t0k3n")
+    with build_app(make_settings(metrics__enabled=False), sqlite_db).test_client() as client:
+        assert client.get("/metrics").status_code == 404
+        assert client.get("/healthz").status_code == 200

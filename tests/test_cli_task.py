@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 
 import pytest
@@ -20,7 +21,7 @@ from tes_cts.client.task_cmd import overlap, register
 from .auth_servers import toml_table
 from .docker_env import docker_env
 from .live_server import TES_CTS, free_port
-from .test_e2e_local import get, run, submit, task, wait_for
+from .test_e2e_local import TERMINAL, get, run, submit, task, wait_for
 
 TASK_ID = re.compile(r"[a-z0-9]{10,}")
 
@@ -167,6 +168,39 @@ def test_logs_follow_prints_each_executor_once_as_it_ends(server):
     result = tes_cts_task(server.url, "logs", task_id, "--follow")
     assert (result.returncode, result.stdout) == (0, "one\ntwo\n"), result.stderr
     assert get(server, task_id, "MINIMAL")["state"] == "COMPLETE"
+
+
+def test_logs_print_the_whole_log_not_only_the_tail_the_full_view_keeps(server):
+    """The server keeps the last 64 KiB in the FULL view; the logs extension has all of it."""
+    task_id = submit(server, task(run(["seq", "20000"])))
+    assert wait_for(server, task_id)["state"] == "COMPLETE"
+    printed = "".join(f"{n}\n" for n in range(1, 20001))
+    assert len(get(server, task_id)["logs"][0]["logs"][0]["stdout"]) < len(printed)
+    assert tes_cts_task(server.url, "logs", task_id).stdout == printed
+
+
+def test_logs_follow_prints_a_running_executors_output_as_it_comes(server):
+    task_id = submit(server, task(run(["sh", "-c", "echo first; sleep 4; echo second"])))
+    clean = {name: value for name, value in os.environ.items() if not name.startswith("TES_")}
+    follower = subprocess.Popen([TES_CTS, "task", "logs", task_id, "--follow"], stdout=subprocess.PIPE, text=True,
+                                env={**clean, "TES_SERVER": server.url})
+    try:
+        assert follower.stdout.readline() == "first\n"
+        assert get(server, task_id, "MINIMAL")["state"] not in TERMINAL  # printed while the executor runs
+        assert follower.stdout.read() == "second\n" and follower.wait(timeout=60) == 0
+    finally:
+        follower.kill()
+        follower.wait()
+
+
+def test_logs_without_the_full_log_print_the_tail_the_full_view_keeps(server):
+    """What an older server (no logs extension) gives, as does a run directory removed after its
+    retention: the FULL view's tail."""
+    task_id = submit(server, task(run(["sh", "-c", "echo from the tail; echo err >&2"])))
+    assert wait_for(server, task_id)["state"] == "COMPLETE"
+    shutil.rmtree(server.cwd / "work" / "runs" / task_id)
+    assert tes_cts_task(server.url, "logs", task_id).stdout == "from the tail\n"
+    assert tes_cts_task(server.url, "logs", task_id, "--stderr", "--follow").stdout == "err\n"
 
 
 @pytest.mark.parametrize("old,new,expected", [

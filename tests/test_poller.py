@@ -25,6 +25,7 @@ from tes_cts.backends.base import (  # the facts
     Running,
     Waiting,
 )
+from tes_cts.backends.metered import MeteredBackend
 from tes_cts.clock import now_us
 from tes_cts.jobfiles import Job, Progress, Result
 from tes_cts.model.states import Phase
@@ -546,3 +547,61 @@ def test_progress_seen_late_moves_through_every_executor_in_one_write(sqlite_db,
         ("running", "running executor 1"), ("running", "running executor 2")]
     assert record.version == submitted_version + 1
     assert record.logs[-1][attempts.EXECUTOR_KEY] == 2
+
+
+# --- what the poller counts (prometheus_client's default registry: this process counts in memory) --------
+
+
+def counted(name: str, **labels) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_a_cycle_counts_its_duration_the_tasks_it_handled_and_the_moves_it_made(sqlite_db, scripted_backend, poller):
+    cycles, handled = counted("tes_cts_poller_cycle_duration_seconds_count"), counted("tes_cts_poller_cycle_tasks_sum")
+    claimed = counted("tes_cts_task_transitions_total", phase="preflight", state="QUEUED")
+    submitted = counted("tes_cts_task_transitions_total", phase="submitted", state="INITIALIZING")
+    for _ in range(2):
+        queued(sqlite_db)
+    poller.cycle()
+    assert counted("tes_cts_poller_cycle_duration_seconds_count") == cycles + 1
+    assert counted("tes_cts_poller_cycle_tasks_sum") == handled + 2
+    assert counted("tes_cts_task_transitions_total", phase="preflight", state="QUEUED") == claimed + 2
+    assert counted("tes_cts_task_transitions_total", phase="submitted", state="INITIALIZING") == submitted + 2
+
+
+def test_the_backend_calls_are_counted_by_operation_failures_apart(sqlite_db, scripted_backend, settings):
+    poller = Poller(sqlite_db, MeteredBackend(scripted_backend), poller_config(settings), poller_id="p1")
+    calls = {operation: counted("tes_cts_backend_calls_total", backend="scripted", operation=operation)
+             for operation in ("submit", "poll", "engine_check")}
+    failures = counted("tes_cts_backend_call_failures_total", backend="scripted", operation="submit")
+    queued(sqlite_db)
+    poller.cycle()  # the engine check, one submit
+    poller.cycle()  # one poll
+    scripted_backend.refuse_submit = "the launcher is gone"
+    queued(sqlite_db)
+    poller.cycle()
+    assert {operation: counted("tes_cts_backend_calls_total", backend="scripted", operation=operation) - before
+            for operation, before in calls.items()} == {"submit": 2, "poll": 2, "engine_check": 2}
+    assert counted("tes_cts_backend_call_failures_total", backend="scripted", operation="submit") == failures + 1
+    assert poller.backend.submitted == scripted_backend.submitted  # the rest of the backend is its own
+
+
+def test_a_results_measurements_are_counted_once_and_never_shown(sqlite_db, scripted_backend, poller):
+    task_id = queued(sqlite_db)
+    poller.cycle()
+    measured = result()
+    measured.measurements = {"staging": [{"scheme": "s3", "direction": "output", "bytes": 1000, "seconds": 0.5}],
+                             "checksum_mismatches": [{"scheme": "s3", "direction": "output", "count": 1}]}
+    staged = counted("tes_cts_staging_bytes_total", scheme="s3", direction="output")
+    timed = counted("tes_cts_staging_duration_seconds_count", scheme="s3", direction="output")
+    mismatches = counted("tes_cts_checksum_mismatches_total", scheme="s3", direction="output")
+    scripted_backend.reports[f"job-{task_id}-1"] = Finished(measured, host="node-7")
+    poller.cycle()
+    poller.cycle()  # the task is finished: its result is not counted again
+    assert sqlite_db.get(task_id).phase is Phase.COMPLETE
+    assert counted("tes_cts_staging_bytes_total", scheme="s3", direction="output") == staged + 1000
+    assert counted("tes_cts_staging_duration_seconds_count", scheme="s3", direction="output") == timed + 1
+    assert counted("tes_cts_checksum_mismatches_total", scheme="s3", direction="output") == mismatches + 1
+    assert "measurements" not in str(render_task(sqlite_db.get(task_id), View.FULL))

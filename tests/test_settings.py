@@ -62,6 +62,8 @@ def test_a_named_settings_file_that_is_missing_is_an_error(tmp_path):
     ("TES_CTS_CONTAINERS__EXTRA_ARGS", '["--runtime", "runc"]', ["containers.extra_args", "docker", "Engine API", "podman"]),
     ("TES_CTS_STORAGE__HTTP_ALLOW", '["10.0.0.0/33"]', ["storage.http_allow", "10.0.0.0/33", "networks"]),
     ("TES_CTS_STORAGE__HTTP_ALLOW", '[""]', ["storage.http_allow"]),
+    ("TES_CTS_METRICS__ENABLED", "maybe", ["metrics.enabled", "true or false"]),
+    ("TES_CTS_METRICS__TOKEN_DIGEST", "plain-token", ["metrics.token_digest", "tes-cts hash-password --token"]),
 ])
 def test_bad_values_are_refused_with_the_setting_named(monkeypatch, variable, value, words):
     monkeypatch.setenv(variable, value)
@@ -75,3 +77,12 @@ def test_extra_args_are_podman_arguments(monkeypatch):
     monkeypatch.setenv("TES_CTS_CONTAINERS__RUNTIME", "podman")
     monkeypatch.setenv("TES_CTS_CONTAINERS__EXTRA_ARGS", '["--runtime", "runc"]')
     assert load_settings().containers.extra_args == ["--runtime", "runc"]
+
+
+def test_metrics_are_on_and_open_by_default_and_take_a_token_digest(monkeypatch):
+    from tes_cts.auth.hashing import token_digest
+
+    settings = load_settings()
+    assert settings.metrics.enabled is True and settings.metrics.token_digest == ""
+    monkeypatch.setenv("TES_CTS_METRICS__TOKEN_DIGEST", token_digest("scraper"))
+    assert load_settings().metrics.token_digest == token_digest("scraper")

@@ -38,18 +38,25 @@ from .spec_diff import (
     operation_params,
     prose_fingerprints,
     resolve,
+    stringify_keys,
     strip_prose,
     walk,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
 OURS_PATH = ROOT / "openapi" / "tes.yaml"
+EXTENSIONS_PATH = ROOT / "openapi" / "extensions.yaml"
 FACTS_PATH = ROOT / "tests" / "spec_data" / "tes-1.1.0-facts.json"
 DERIVE_SCRIPT = ROOT / "tests" / "spec_data" / "derive_tes_facts.py"
 BASE_PATH = "/ga4gh/tes/v1"
 
 #: Schemas ours defines that upstream has not.
 OUR_OWN_SCHEMAS = frozenset({"Error"})
+
+#: What each extension operation answers when it succeeds, besides the JSON of its errors: its
+#: handler answers with a response object of that type (or a middleware does), never a dict, so
+#: Connexion need not choose among the operation's media types.
+EXTENSION_MEDIA_TYPES = {"StreamEvents": {"text/event-stream"}, "GetExecutorLog": {"text/plain"}}
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +78,14 @@ def fingerprints(facts):
 @pytest.fixture(scope="module")
 def ours() -> dict:
     return load_spec(OURS_PATH)
+
+
+@pytest.fixture(scope="module")
+def served() -> dict:
+    """The document the app serves: tes.yaml with the paths of extensions.yaml."""
+    from tes_cts.api.app import served_spec
+
+    return stringify_keys(served_spec())
 
 
 # --------------------------------------------------------------------------------------------
@@ -181,22 +196,37 @@ def test_error_schema_and_responses(ours):
     assert not problems, "\n".join(problems)
 
 
-def test_single_response_media_type(ours):
+def test_single_response_media_type(served):
     """Connexion 3 picks a handler's response Content-Type from the set of ALL media types an
     operation declares; with more than one (say application/json for 200 and
     application/problem+json for errors), a handler returning a plain dict fails with
-    NonConformingResponseHeaders.  So every response, errors included, is application/json."""
+    NonConformingResponseHeaders.  So every response of a TES operation, errors included, is
+    application/json; an extension's successes have their own documented type
+    (EXTENSION_MEDIA_TYPES), and its errors are application/json too."""
     problems = []
-    for path, item in ours["paths"].items():
+    for path, item in served["paths"].items():
         for method, op in item.items():
             if method not in HTTP_METHODS:
                 continue
-            types = set()
-            for resp in op.get("responses", {}).values():
-                types |= set(resolve(ours, resp).get("content", {}))
-            if types != {"application/json"}:
-                problems.append(f"{method.upper()} {path}: {sorted(types)}")
-    assert not problems, "operations with other than exactly application/json:\n" + "\n".join(problems)
+            own = EXTENSION_MEDIA_TYPES.get(op["operationId"], set())
+            for code, resp in op.get("responses", {}).items():
+                types = set(resolve(served, resp).get("content", {}))
+                allowed = {"application/json"} if str(code).startswith(("4", "5")) else own or {"application/json"}
+                if types != allowed:
+                    problems.append(f"{method.upper()} {path} {code}: {sorted(types)}, not {sorted(allowed)}")
+    assert not problems, "responses of other media types than documented:\n" + "\n".join(problems)
+
+
+def test_served_document_is_tes_with_the_extensions(ours, served):
+    """tes.yaml stays the TES API; the served document adds the extensions' paths, and no
+    extension changes a TES path."""
+    extensions = load_spec(EXTENSIONS_PATH)["paths"]
+    assert set(served["paths"]) == set(ours["paths"]) | set(extensions)
+    assert not set(ours["paths"]) & set(extensions)
+    assert {path: served["paths"][path] for path in ours["paths"]} == ours["paths"]
+    extension_ids = {op["operationId"] for item in extensions.values() for method, op in item.items()
+                     if method in HTTP_METHODS}
+    assert extension_ids == set(EXTENSION_MEDIA_TYPES)
 
 
 def test_no_remote_refs(ours):
@@ -280,6 +310,13 @@ def test_connexion_loads_offline(dummy_app, ours):
     served = response.json()
     assert served["info"]["version"] == "1.1.0"
     assert set(served["paths"]) == set(ours["paths"])
+
+
+def test_the_app_serves_tes_with_the_extensions(client, served):
+    """The real app's document at openapi.json: tes.yaml's paths and the extensions'."""
+    response = client.get(f"{BASE_PATH}/openapi.json")
+    assert response.status_code == 200, response.text
+    assert set(response.json()["paths"]) == set(served["paths"])
 
 
 def test_connexion_routes_and_parameters(dummy_app):

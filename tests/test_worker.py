@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -228,6 +229,31 @@ def test_a_staging_error_is_a_system_error_before_any_executor(make_job, tmp_pat
 
     assert result.outcome == SYSTEM_ERROR and result.reason.startswith("input /in/a")
     assert result.executor_logs == []
+
+
+def test_the_result_carries_what_staging_moved_for_the_metrics(make_job, tmp_path):
+    (tmp_path / "in.txt").write_text("12345")
+    job = make_job({"command": ["sh", "-c", "cat /in/a /in/a > /out/b"]},
+                   inputs=[{"path": "/in/a", "url": f"file://{tmp_path}/in.txt", "type": "FILE"}],
+                   outputs=[{"path": "/out/b", "url": str(tmp_path / "b.txt"), "type": "FILE"}])
+    result = run_job(job)
+
+    assert result.outcome == COMPLETE, result.reason
+    staged = {(entry["scheme"], entry["direction"]): entry for entry in result.measurements["staging"]}
+    assert {key: entry["bytes"] for key, entry in staged.items()} == {("file", "input"): 5, ("file", "output"): 10}
+    assert all(entry["seconds"] >= 0 for entry in staged.values())
+    assert result.measurements["checksum_mismatches"] == []
+
+
+def test_an_input_changed_since_submission_is_measured_as_a_checksum_mismatch(make_job, tmp_path):
+    (tmp_path / "in.txt").write_text("changed")
+    url = f"file://{tmp_path}/in.txt"
+    job = make_job({"command": ["true"]}, inputs=[{"path": "/in/a", "url": url, "type": "FILE"}])
+    result = run_job(replace(job, verified_inputs={"0": [{"url": url, "size": 7, "etag": None, "crc64nvme": "AAAAAAAAAAA="}]}))
+
+    assert result.outcome == SYSTEM_ERROR and "changed since submission" in result.reason
+    assert result.measurements == {"staging": [], "checksum_mismatches": [
+        {"scheme": "file", "direction": "input", "count": 1}]}
 
 
 def test_unreachable_engine_gives_a_system_error_result(make_job, monkeypatch, tmp_path):

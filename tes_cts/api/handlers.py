@@ -11,6 +11,7 @@ import flask
 from ..auth.identity import USER, Identity
 from ..model.views import DEFAULT_VIEW, View
 from ..tasks.service import JsonText, ListRequest, TaskService
+from . import log_parts, task_body
 from .security import caller
 
 EXTENSION_KEY = "tes_cts"
@@ -32,10 +33,13 @@ def get_service_info():
     return _state().service_info
 
 
-def create_task(body, token_info=None):
+def create_task(token_info=None):
+    """No `body` parameter, which Connexion would decode (again): `task_body` decodes it once."""
     who = _caller(token_info)
     who.require(USER, "creating a task")
-    return {"id": _service().create(body, owner=who.owner)}
+    task_id = task_body.create_from(flask.request.get_data(cache=False),
+                                    lambda body: _service().create(body, owner=who.owner))
+    return {"id": task_id}
 
 
 def _json(result):
@@ -70,10 +74,24 @@ def cancel_task(id, token_info=None):  # noqa: A002
     return {}
 
 
+def get_executor_log(id, attempt, executor, stream, offset=None, length=None, token_info=None):  # noqa: A002
+    """The logs extension: a part of one executor's full stdout or stderr (api/log_parts.py)."""
+    wanted = log_parts.requested(flask.request.headers.get("Range"), offset, length)
+    with _service().executor_log(id, attempt, executor, stream, owner=_caller(token_info).visible_owner) as log:
+        return log_parts.log_response(log, wanted)
+
+
+def stream_events(**_parameters):
+    """Never reached: api/event_stream.py answers the operation before the Flask app."""
+    raise RuntimeError("StreamEvents reached the Flask app: the EventStream middleware is missing")
+
+
 OPERATIONS = {
     "GetServiceInfo": get_service_info,
     "CreateTask": create_task,
     "GetTask": get_task,
     "ListTasks": list_tasks,
     "CancelTask": cancel_task,
+    "StreamEvents": stream_events,
+    "GetExecutorLog": get_executor_log,
 }

@@ -9,6 +9,7 @@ reaches OIDC or KBase only when no earlier provider knows it.
 
 from __future__ import annotations
 
+import base64
 import copy
 import math
 from functools import partial
@@ -80,19 +81,61 @@ class _BearerHandler(_ProviderResolver, BearerSecurityHandler):
 
 def _check_with(provider):
     async def check(*credentials):
-        try:
-            # Providers block (scrypt, HTTP to the issuer or KBase): keep them off the event loop.
-            identity = await anyio.to_thread.run_sync(provider.authenticate, *credentials)
-        except CredentialsRejected as exc:
-            raise AuthProblem(401, "Unauthorized", f"{provider.name}: {exc}") from None
-        except TooManyFailures as exc:
-            raise AuthProblem(429, "Too Many Requests", f"{provider.name}: {exc}",
-                              headers={"Retry-After": str(math.ceil(exc.retry_after_s))}) from None
-        except AuthUnavailable as exc:
-            raise AuthProblem(503, "Service Unavailable", f"{exc}; retry later") from None
+        # Providers block (scrypt, HTTP to the issuer or KBase): keep them off the event loop.
+        identity = await anyio.to_thread.run_sync(_authenticate, provider, *credentials)
         return NO_VALUE if identity is None else {"sub": identity.owner, IDENTITY_KEY: identity}
 
     return check
+
+
+def _authenticate(provider, *credentials) -> Identity | None:
+    """The provider's answer, its refusals as the AuthProblem the API answers with."""
+    try:
+        return provider.authenticate(*credentials)
+    except CredentialsRejected as exc:
+        raise AuthProblem(401, "Unauthorized", f"{provider.name}: {exc}") from None
+    except TooManyFailures as exc:
+        raise AuthProblem(429, "Too Many Requests", f"{provider.name}: {exc}",
+                          headers={"Retry-After": str(math.ceil(exc.retry_after_s))}) from None
+    except AuthUnavailable as exc:
+        raise AuthProblem(503, "Service Unavailable", f"{exc}; retry later") from None
+
+
+def identify(providers: dict, anonymous: Identity | None, authorization: str | None, address: str = "") -> Identity:
+    """The caller of a request outside the spec (the dashboard's pages), found as Connexion's
+    security check finds it for an operation: the same providers in the same order. Raises
+    AuthProblem; a 401 carries the API's challenge, so that a browser asks for Basic credentials."""
+    if not providers:
+        return anonymous
+    challenge, how = _challenge(list(providers))
+    try:
+        identity = _identity_in(providers, authorization or "", address)
+    except AuthProblem as exc:
+        if exc.status != 401:
+            raise
+        detail = exc.detail
+    else:
+        if identity is not None:
+            return identity
+        detail = ("the credentials sent were not accepted" if authorization else "this page needs credentials") + f"; send {how}"
+    raise AuthProblem(401, "Unauthorized", detail, headers={"WWW-Authenticate": challenge})
+
+
+def _identity_in(providers: dict, authorization: str, address: str) -> Identity | None:
+    scheme, _, credential = authorization.strip().partition(" ")
+    credential = credential.strip()
+    if scheme.lower() == "basic" and "basic" in providers and credential:
+        try:
+            user, colon, password = base64.b64decode(credential, validate=True).decode("latin-1").partition(":")
+        except ValueError:
+            return None
+        return _authenticate(providers["basic"], _as_utf8(user), _as_utf8(password), address) if colon else None
+    if scheme.lower() == "bearer" and credential:
+        for provider in (p for name, p in providers.items() if name != "basic"):
+            identity = _authenticate(provider, credential)
+            if identity is not None:
+                return identity
+    return None
 
 
 def caller(token_info: dict | None, anonymous: Identity | None) -> Identity:
@@ -107,13 +150,7 @@ def caller(token_info: dict | None, anonymous: Identity | None) -> Identity:
 def auth_failed_handler(provider_names):
     """401s (Connexion's for no or malformed credentials, ours for rejected ones) with a
     challenge naming the accepted schemes; 503s when a provider could not decide."""
-    schemes = list(dict.fromkeys(_SENT_AS[name][0] for name in provider_names))
-    # RFC 7617: charset tells Basic clients to send UTF-8.
-    challenge = ", ".join(f'{scheme} realm="{REALM}"' + (', charset="UTF-8"' if scheme == "Basic" else "")
-                          for scheme in schemes)
-    how = " or ".join(
-        f"Authorization: {scheme} with " + _either([_SENT_AS[n][1] for n in provider_names if _SENT_AS[n][0] == scheme])
-        for scheme in schemes)
+    challenge, how = _challenge(provider_names)
 
     def handle(request, exc: ProblemException):
         if exc.status != 401:
@@ -127,6 +164,18 @@ def auth_failed_handler(provider_names):
         return errors.error_response(401, "Unauthorized", detail, headers={"WWW-Authenticate": challenge})
 
     return handle
+
+
+def _challenge(provider_names) -> tuple[str, str]:
+    """The WWW-Authenticate value naming the accepted schemes, and how to send credentials."""
+    schemes = list(dict.fromkeys(_SENT_AS[name][0] for name in provider_names))
+    # RFC 7617: charset tells Basic clients to send UTF-8.
+    challenge = ", ".join(f'{scheme} realm="{REALM}"' + (', charset="UTF-8"' if scheme == "Basic" else "")
+                          for scheme in schemes)
+    how = " or ".join(
+        f"Authorization: {scheme} with " + _either([_SENT_AS[n][1] for n in provider_names if _SENT_AS[n][0] == scheme])
+        for scheme in schemes)
+    return challenge, how
 
 
 def role_missing(_request, exc: RoleMissing):

@@ -22,7 +22,7 @@ import htcondor2
 
 from ..clock import now_us
 from ..durations import describe_duration
-from ..jobfiles import Job, read_result_or_failure, write_json_atomically
+from ..jobfiles import Job, read_result_or_failure, run_dir_in, runs_of, write_json_atomically
 from .base import Backend, BackendUnavailable, Finished, JobRef, JobStatus, Lost, NoNews, Waiting
 from .htcondor_description import ATTEMPT_ATTRIBUTE, SERVICE_ATTRIBUTE, TASK_ATTRIBUTE, JobTemplate, describe
 from .htcondor_status import PROJECTION, REMOVED, REMOVED_BY_SERVICE, departed_status, job_id, queued_status
@@ -59,7 +59,7 @@ class HTCondorBackend(Backend):
         account on the machine (23), no compatible shadow (24), a container runtime test (45).
         `lost_grace_s` (htcondor.lost_job_grace): how long a job may be found nowhere before it
         is lost."""
-        self.runs = Path(work_dir).resolve() / "runs"
+        self.runs = runs_of(work_dir)
         self.template = template
         self.transient_hold_codes = frozenset(transient_hold_codes)
         self.lost_grace_s = lost_grace_s
@@ -71,7 +71,7 @@ class HTCondorBackend(Backend):
         self._gone: set[str] = set()                    # jobs the last poll found out of the queue
 
     def run_dir(self, task_id: str, attempt: int) -> str:
-        return str(self.runs / task_id / str(attempt))
+        return str(run_dir_in(self.runs, task_id, attempt))
 
     def never_fits(self, job: Job) -> str | None:
         try:

@@ -18,7 +18,9 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..jobfiles import JOB_FILE, ContainerSettings, Job, read_progress, read_result, write_json_atomically
+from ..jobfiles import (
+    JOB_FILE, ContainerSettings, Job, read_progress, read_result, run_dir_in, runs_of, write_json_atomically,
+)
 from ..worker.launcher import LaunchRequest, proc_stat
 from ..worker.runtime import runtime_for
 from .base import Backend, BackendUnavailable, Finished, JobRef, JobStatus, Lost, Running
@@ -61,7 +63,7 @@ class LocalBackend(Backend):
         built-in worker; `wake_path` is the poller's FIFO, which each worker notifies once its
         result is written (wakeup.py). No task starts while the file system of the work dir or
         of one of `watched_paths` (the task store's) has less than `min_free_gb` free."""
-        self.runs = Path(work_dir).resolve() / "runs"
+        self.runs = runs_of(work_dir)
         self.worker_command = tuple(worker_command)
         # Added to the environment of every worker (the S3 secrets): never written to disk.
         self.worker_environment = dict(worker_environment or {})
@@ -77,7 +79,7 @@ class LocalBackend(Backend):
         self._engine_answered_at = -ENGINE_ANSWER_KEPT_S  # time.monotonic() of its last answer
 
     def run_dir(self, task_id: str, attempt: int) -> str:
-        return str(self.runs / task_id / str(attempt))
+        return str(run_dir_in(self.runs, task_id, attempt))
 
     def never_fits(self, job: Job) -> str | None:
         wanted = reservation(job)

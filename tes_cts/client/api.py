@@ -16,6 +16,11 @@ DEFAULT_SERVER = "http://127.0.0.1:8000"
 API_PATHS = ("/ga4gh/tes/v1", "/v1")
 TIMEOUT_S = 30
 TERMINAL_STATES = frozenset({"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED", "PREEMPTED"})
+# With the event stream, `wait` still reads every task this often: an event it missed (a stream
+# that broke) costs at most this long.
+STREAM_SAFETY_POLL_S = 5.0
+# The header of tes-cts's logs extension that gives a full executor log's size when it was read.
+LOG_SIZE_HEADER = "X-Log-Size"
 
 
 # Exit codes of `task wait` and `run --wait`: how the tasks ended (the worst of them, in this order
@@ -114,30 +119,57 @@ class TesApi:
     def cancel(self, task_id: str) -> None:
         self.call("POST", f"/tasks/{task_id}:cancel")
 
+    def executor_log(self, task_id: str, attempt: int, executor: int, stream: str, offset: int = 0,
+                     length: int | None = None) -> tuple[bytes, int] | None:
+        """Part of an executor's full log from `offset`, through tes-cts's logs extension: its
+        bytes and the log's size. None when the server does not serve that log: it has none (not
+        written yet, or removed after its retention), or it is not tes-cts (TES has no such
+        call); the FULL view's tail is then all there is."""
+        params = {"offset": offset, **({"length": length} if length is not None else {})}
+        response = self._send("GET", f"{self.base}/tasks/{task_id}/logs/{attempt}/{executor}/{stream}", params=params)
+        if response.status_code != 200 or LOG_SIZE_HEADER not in response.headers:
+            return None
+        return response.content, int(response.headers[LOG_SIZE_HEADER])
+
     def wait(self, task_ids: list[str], timeout_s: float | None = None, view: str = "BASIC",
              on_change=None, poll_s: float = 0.2, max_poll_s: float = 2.0) -> dict[str, dict]:
-        """Poll until every task is terminal; each task as last seen (`view`). `on_change(task,
+        """Until every task is terminal; each task as last seen (`view`). `on_change(task,
         previous_state)` is called at the first sight of a task and at each state change (and,
         with view FULL, which has the system logs, when the reason of a wait changes). Raises
-        WaitTimeout."""
+        WaitTimeout.
+
+        With the server's event stream (tes-cts), a task is read again when an event says it
+        changed, and all of them every STREAM_SAFETY_POLL_S; without, every task is polled,
+        from every `poll_s` slowing to every `max_poll_s`."""
+        from .events import EventFeed
+
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        feed = EventFeed(self._session, self.base + "/events")  # before the first look: no change is missed
         seen: dict[str, dict] = {}
-        while True:
-            for task_id in task_ids:
-                if task_id in seen and seen[task_id].get("state") in TERMINAL_STATES:
-                    continue
-                task = self.get(task_id, view)
-                before = seen.get(task_id)
-                if on_change is not None and (before is None or _news(before) != _news(task)):
-                    on_change(task, before.get("state") if before else None)
-                seen[task_id] = task
-            if all(seen[task_id].get("state") in TERMINAL_STATES for task_id in task_ids):
-                return seen
-            if deadline is not None and time.monotonic() >= deadline:
-                raise WaitTimeout(seen)
-            pause = poll_s if deadline is None else min(poll_s, max(deadline - time.monotonic(), 0))
-            time.sleep(pause)
-            poll_s = min(poll_s * 1.5, max_poll_s)
+        due = set(task_ids)
+        try:
+            while True:
+                for task_id in task_ids:
+                    if task_id not in due or seen.get(task_id, {}).get("state") in TERMINAL_STATES:
+                        continue
+                    task = self.get(task_id, view)
+                    before = seen.get(task_id)
+                    if on_change is not None and (before is None or _news(before) != _news(task)):
+                        on_change(task, before.get("state") if before else None)
+                    seen[task_id] = task
+                if all(seen[task_id].get("state") in TERMINAL_STATES for task_id in task_ids):
+                    return seen
+                left = None if deadline is None else max(deadline - time.monotonic(), 0)
+                if left == 0:
+                    raise WaitTimeout(seen)
+                if feed.live:
+                    changed = feed.changed(STREAM_SAFETY_POLL_S if left is None else min(STREAM_SAFETY_POLL_S, left))
+                    due = (changed & set(task_ids)) if changed else set(task_ids)
+                else:
+                    time.sleep(poll_s if left is None else min(poll_s, left))
+                    poll_s = min(poll_s * 1.5, max_poll_s)
+        finally:
+            feed.close()
 
     def list(self, view: str = "MINIMAL", page_size: int | None = None, every_page: bool = True,
              **filters) -> Iterator[dict]:

@@ -88,7 +88,8 @@ def _declare_wait(verbs) -> None:
 
 
 def _declare_logs(verbs) -> None:
-    parser = _verb(verbs, "logs", "print an executor's stdout (or stderr) as the FULL view holds it (its tail)", _logs)
+    parser = _verb(verbs, "logs", "print an executor's stdout (or stderr): all of it from a tes-cts server (live while "
+                   "it runs), else the tail the FULL view holds", _logs)
     parser.add_argument("task_id", metavar="ID")
     parser.add_argument("--attempt", type=_index, metavar="N", help="the attempt, from 0 (default: the last)")
     parser.add_argument("--executor", type=_index, metavar="N",
@@ -209,14 +210,20 @@ def _wait(args) -> int:
 
 def _logs(args) -> int:
     api = api_from(args)
-    printer = LogPrinter("stderr" if args.stderr else "stdout", args.attempt, args.executor, args.follow)
+    stream = "stderr" if args.stderr else "stdout"
+
+    def read_full(attempt: int, executor: int, offset: int, length: int | None = None):
+        return api.executor_log(args.task_id, attempt, executor, stream, offset, length)
+
+    printer = LogPrinter(stream, args.attempt, args.executor, args.follow, read_full)
     task = api.get(args.task_id, "FULL")
     printer.show(task)
     while args.follow and task.get("state") not in TERMINAL_STATES:
         time.sleep(FOLLOW_POLL_S)
         task = api.get(args.task_id, "FULL")
         printer.show(task)
-    _check_log_exists(task, args.attempt, args.executor)
+    if not printer.read_full_logs:  # the full logs are the server's word on what exists
+        _check_log_exists(task, args.attempt, args.executor)
     return EXIT_COMPLETE
 
 
@@ -224,14 +231,25 @@ class LogPrinter:
     """Prints one stream of a task's executor logs, each part once however often it is shown the
     task. The position (attempt, executor) is fixed where the arguments give it; otherwise it
     starts at the last attempt and its last executor (with `follow`, its first) and moves on to
-    the next executor and the next attempt as they appear."""
+    the next executor and the next attempt as they appear.
 
-    def __init__(self, stream: str, attempt: int | None, executor: int | None, follow: bool):
+    A position's log comes whole from `read_full(attempt, executor, offset, length)` (tes-cts's
+    logs extension: bytes and the log's size, or None), as it grows while the executor runs;
+    where that has nothing, from the tail the FULL view holds once the attempt has ended. With
+    the full logs, an executor has begun once its log is there (the one before has then ended,
+    and what it wrote last is printed before moving on); the last executor that ran is the last
+    that began."""
+
+    def __init__(self, stream: str, attempt: int | None, executor: int | None, follow: bool, read_full=None):
         self.stream = stream
         self.fixed_attempt, self.fixed_executor = attempt is not None, executor is not None
         self.attempt = attempt
         self.executor = 0 if follow and executor is None else executor
-        self.printed = ""  # the text of the current position as last shown
+        self.follow = follow
+        self.read_full = read_full
+        self.read_full_logs = False  # whether any full log was read
+        self.printed = ""  # the tail of the current position as last shown
+        self.printed_bytes = 0  # how much of the current position's full log was printed
 
     def show(self, task: dict) -> None:
         attempts = task.get("logs") or []
@@ -241,24 +259,56 @@ class LogPrinter:
             self.attempt = len(attempts) - 1
         while True:
             executor_logs = (attempts[self.attempt].get("logs") or []) if self.attempt < len(attempts) else []
-            if self.executor is None:
+            if self.executor is None:  # the last one that began
                 self.executor = max(len(executor_logs) - 1, 0)
-            if self.executor < len(executor_logs):
-                self._print_new(executor_logs[self.executor].get(self.stream) or "")
-            if not self._move_on(len(attempts), len(executor_logs)):
+                while self._executors_begun(len(executor_logs)) > self.executor + 1:
+                    self.executor += 1
+            self._print_position(executor_logs)
+            begun = self._executors_begun(len(executor_logs)) if self.follow else len(executor_logs)
+            following = self._next_position(len(attempts), begun)
+            if following is None:
                 return
+            self._print_position(executor_logs)  # what it wrote since, now that it has ended
+            self.attempt, self.executor = following
+            self.printed, self.printed_bytes = "", 0
 
-    def _move_on(self, attempt_count: int, executor_count: int) -> bool:
+    def _print_position(self, executor_logs: list[dict]) -> None:
+        if not self.printed and self._print_full():
+            return
+        if not self.printed_bytes and self.executor < len(executor_logs):
+            self._print_new(executor_logs[self.executor].get(self.stream) or "")
+
+    def _print_full(self) -> bool:
+        """What is new in the current position's full log, up to its size; False if it has none."""
+        while self.read_full is not None:
+            part = self.read_full(self.attempt, self.executor, self.printed_bytes)
+            if part is None:
+                return False
+            data, size = part
+            self.read_full_logs = True
+            sys.stdout.flush()
+            sys.stdout.buffer.write(data)  # the bytes as the executor wrote them
+            sys.stdout.buffer.flush()
+            self.printed_bytes += len(data)
+            if not data or self.printed_bytes >= size:
+                return True
+        return False
+
+    def _executors_begun(self, logged: int) -> int:
+        """How many executors of the current attempt have begun: those its FULL view logs (once it
+        ended), or, while it runs, the next one too once its full log is there."""
+        if self.read_full is None or self.fixed_executor or self.executor + 1 < logged:
+            return logged
+        next_one = self.executor + 1
+        return next_one + 1 if self.read_full(self.attempt, next_one, 0, 0) is not None else logged
+
+    def _next_position(self, attempt_count: int, executor_count: int) -> tuple[int, int] | None:
+        """The (attempt, executor) to print after the current one, once it has begun, or None."""
         if not self.fixed_executor and self.executor + 1 < executor_count:
-            self.executor += 1
-        elif not self.fixed_attempt and self.attempt + 1 < attempt_count:
-            self.attempt += 1
-            if not self.fixed_executor:
-                self.executor = 0
-        else:
-            return False
-        self.printed = ""
-        return True
+            return self.attempt, self.executor + 1
+        if not self.fixed_attempt and self.attempt + 1 < attempt_count:
+            return self.attempt + 1, self.executor if self.fixed_executor else 0
+        return None
 
     def _print_new(self, text: str) -> None:
         sys.stdout.write(text[overlap(self.printed, text):])

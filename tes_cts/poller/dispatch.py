@@ -28,14 +28,18 @@ class Dispatcher:
         self.config = config
         self.poller_id = poller_id
 
-    def dispatch(self) -> None:
+    def dispatch(self) -> int:
+        """Every queued task looked at, oldest first; returns how many there were."""
         engine = _EngineCheck(self.backend)
+        seen = 0
         for batch in batches(self.database, TesState.QUEUED, self.config.batch_size):
+            seen += len(batch)
             for record in batch:
                 if record.phase is Phase.CREATED:
                     self._dispatch(record, engine)
                 elif record.phase is Phase.PREFLIGHT and _lease_expired(record):
                     self._resume(record)
+        return seen
 
     def _dispatch(self, record: TaskRecord, engine: _EngineCheck) -> None:
         slot_note = f"waiting: the {self.backend.kind} backend has no free slot for this task's resources"

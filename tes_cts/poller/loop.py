@@ -8,9 +8,11 @@ import os
 import secrets
 import socket
 import threading
+import time
 
 from ..backends.base import Backend
 from ..database.base import DatabaseUnavailable, TaskDatabase
+from ..metrics import record as metrics
 from ..wakeup import WakeupFifo
 from .cancels import CancelRequests
 from .config import PollerConfig
@@ -46,17 +48,21 @@ class Poller:
                 self.cycle()
             except DatabaseUnavailable as exc:
                 log.warning("store unavailable, retrying: %s", exc)
+                metrics.poller_cycle_failed("store_unavailable")
             except Exception:  # one bad cycle must not stop the service's only reconciler
                 log.exception("poller cycle failed; continuing")
+                metrics.poller_cycle_failed("error")
             self._pause(stop)
 
     def cycle(self) -> None:
-        self.cancels.apply()
-        self.reconciler.reconcile()
-        self.dispatcher.dispatch()
+        started = time.monotonic()
+        handled = len(self.cancels.apply())
+        handled += self.reconciler.reconcile()
+        handled += self.dispatcher.dispatch()
         self.database.publish_events()  # what this cycle changed, where writes do not publish (MongoDB)
         self.retention.maybe_sweep()
         self.event_retention.maybe_sweep()
+        metrics.poller_cycle(time.monotonic() - started, handled)
 
     def _pause(self, stop: threading.Event) -> None:
         if self.wakeups is None:

@@ -24,6 +24,7 @@ from ..clock import now_us
 from ..database.base import TaskDatabase
 from ..durations import describe_duration
 from ..jobfiles import Progress, Result
+from ..metrics import record as metrics
 from ..model.record import TaskRecord
 from ..model.states import Phase, TesState
 from ..tasks.attempts import EXECUTOR_KEY, current_attempt, last_system_log, runtime_started_us
@@ -50,13 +51,16 @@ class Reconciler:
         self.backend = backend
         self.config = config
 
-    def reconcile(self) -> None:
+    def reconcile(self) -> int:
         """One poll for every task a backend holds, so that a backend which reads its whole queue
         in one call (HTCondor) makes the same few calls per cycle for ten tasks or ten thousand.
-        Tasks are read in batches twice: once for their jobs, once to decide."""
+        Tasks are read in batches twice: once for their jobs, once to decide. Returns how many
+        were decided on."""
         polled = self._jobs_held()
         statuses = self.backend.poll(list(polled.values())) if polled else {}
+        decided = 0
         for record in self._held_tasks():
+            decided += 1
             ref = job_ref(record, self.backend)
             if ref is not None and polled.get(record.id) != ref:
                 continue  # dispatched or retried since the poll: the next cycle decides
@@ -65,6 +69,7 @@ class Reconciler:
                 self._decide(record, ref, status or Lost(NO_RECORD))
             except BackendUnavailable as exc:
                 log.warning("task %s: backend unavailable, will retry: %s", record.id, exc)
+        return decided
 
     def _held_tasks(self) -> Iterator[TaskRecord]:
         for state in ACTIVE_STATES:
@@ -102,7 +107,9 @@ class Reconciler:
         if ref is not None:
             self.backend.cancel(ref)
         result, host = (status.result, status.host) if isinstance(status, Finished) else (None, None)
-        moves.apply(self.database, record, moves.canceled(ref is not None, result, host))
+        canceled = moves.apply(self.database, record, moves.canceled(ref is not None, result, host))
+        if canceled is not None and result is not None:
+            metrics.worker_measurements(result.measurements)
 
     def _finish(self, record: TaskRecord, ref: JobRef, result: Result, host: str | None) -> None:
         outcome = Phase(result.outcome)
@@ -111,7 +118,8 @@ class Reconciler:
             return
         # Outputs are staged before any outcome but a system error, so the task walks there first.
         steps = [] if outcome is Phase.SYSTEM_ERROR else steps_to(record, Phase.STAGING_OUT, None)
-        moves.apply(self.database, record, *steps, moves.finished(result, host))
+        if moves.apply(self.database, record, *steps, moves.finished(result, host)) is not None:
+            metrics.worker_measurements(result.measurements)  # once: only the move that stored the result counts
 
     def _follow(self, record: TaskRecord, ref: JobRef, progress: Progress | None) -> None:
         """Whatever the job reports while it runs, or if nothing: the runtime limit counts."""

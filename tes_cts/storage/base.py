@@ -28,7 +28,13 @@ class StorageError(Exception):
         super().__init__(f"{url}: {reason}")
 
 
-class ChangedSinceSubmission(StorageError):
+class ChecksumMismatch(StorageError):
+    """Bytes that are not the ones recorded for them: an input changed since submission, or an
+    output the store holds with another CRC64NVME than the one computed here (the service counts
+    these apart: metrics)."""
+
+
+class ChangedSinceSubmission(ChecksumMismatch):
     """The bytes of an input are not those recorded when the task was submitted (preflight)."""
 
     @classmethod

@@ -44,7 +44,16 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 from .atomic import atomic_directory, atomic_file
-from .base import ChangedSinceSubmission, ObjectInfo, Storage, StorageError, check_relative, compare_listing, missing_crc64nvme
+from .base import (
+    ChangedSinceSubmission,
+    ChecksumMismatch,
+    ObjectInfo,
+    Storage,
+    StorageError,
+    check_relative,
+    compare_listing,
+    missing_crc64nvme,
+)
 from .checksums import ALGORITHM, CHUNK_BYTES, Crc64Nvme, combine, crc64nvme, encode
 from .config import S3StoreConfig, StorageConfig
 from .s3_stores import check_key
@@ -309,7 +318,7 @@ class S3Storage(Storage):
             said += "; the object was deleted"
         except (ClientError, BotoCoreError) as exc:
             said += f"; the object could not be deleted: {self._describe(exc)}"
-        raise StorageError(url, said)
+        raise ChecksumMismatch(url, said)
 
     def join(self, url: str, relative: str) -> str:
         check_relative(url, relative)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 from ..database.base import TaskDatabase
+from ..metrics import record as metrics
 from ..model.record import TaskRecord, history_entry
 from ..model.states import Phase, check_transition
 
@@ -41,5 +42,6 @@ def move_through(store: TaskDatabase, record: TaskRecord, steps: Sequence[Step])
         if change is not None:
             change(changed)
     if store.compare_and_set(changed, expected_version=record.version):
+        metrics.transitions(phase for phase, _, _ in steps if phase is not None)  # the one place every move passes
         return changed
     return None

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Callable
 
 from ..clock import now_us
 from ..database.base import STORED_VIEWS, DuplicateTaskId, TaskDatabase
+from ..metrics import record as metrics
 from ..model.query import Cursor, TaskQuery
 from ..model.record import TaskRecord, history_entry, new_task_id
 from ..model.states import Phase, TesState
 from ..model.views import View, render_task
 from ..storage.preflight import InputPreflight
 from .cancel import DIRECT_CANCEL_MAX_CHARS, apply_cancel, finished_for_cancel
+from .executor_logs import ExecutorLog, LogNotThere, open_executor_log
+from .log_access import ExecutorLogNotFound, absence_detail, run_attempt
 from .paging import BadListRequest, decode_token, encode_token, page_size_or_default
 from .validation import Problem, TaskValidationError, ValidationLimits, validate_task
 
@@ -39,15 +43,18 @@ class ListRequest:
 
 class TaskService:
     def __init__(self, database: TaskDatabase, limits: ValidationLimits,
-                 preflight: InputPreflight | None = None, wake_poller: Callable[[], None] | None = None):
+                 preflight: InputPreflight | None = None, wake_poller: Callable[[], None] | None = None,
+                 runs: Path | None = None):
         """`preflight`, when given, checks url inputs at create (the `create` mode of
         s3.verify_inputs): a bad input is then a 400 naming it. `wake_poller`, when given, is
         called once a task is stored and once a cancel is accepted: it must be quick and
-        never raise."""
+        never raise. `runs` is where the backend keeps run directories (jobfiles.runs_of), whose
+        full executor logs `executor_log` reads; without it, none is found."""
         self.database = database
         self.limits = limits
         self.preflight = preflight
         self.wake_poller = wake_poller
+        self.runs = runs
 
     def create(self, body: object, owner: str = "") -> str:
         accepted = validate_task(body, self.limits)
@@ -67,6 +74,7 @@ class TaskService:
                 self.database.insert(record)
             except DuplicateTaskId:  # 128 random bits: never in practice, but never an overwrite
                 continue
+            metrics.transitions([Phase.CREATED])  # the one phase a task enters without a move
             self._poller_has_work()
             return record.id
 
@@ -133,6 +141,22 @@ class TaskService:
     def _canceled_now(self, task_id: str, owner: str | None) -> bool:
         record = self.database.get(task_id, owner)
         return record is not None and apply_cancel(self.database, record)
+
+    def executor_log(self, task_id: str, attempt: int, executor: int, stream: str,
+                     owner: str | None = None) -> ExecutorLog:
+        """The full log `stream` of `executor` in `attempt` (both from 0), open for reading; the
+        caller closes it. The task is looked up as `owner` before any file is touched, so another
+        owner's task is TaskNotFound; a log the task does not have is ExecutorLogNotFound."""
+        record = self._visible(task_id, owner)
+        number = run_attempt(record, attempt, executor, stream)
+        if self.runs is None:
+            raise ExecutorLogNotFound("this server reads no run directories")
+        try:
+            return open_executor_log(self.runs, record.id, number, executor, stream)
+        except LogNotThere as missing:
+            raise ExecutorLogNotFound(absence_detail(record, attempt, executor, stream, missing.absence)) from None
+        except ValueError as exc:  # an id in the store that names no run directory: never made by new_task_id
+            raise ExecutorLogNotFound(f"task {record.id} has no run directory: {exc}") from None
 
     def _poller_has_work(self) -> None:
         if self.wake_poller is not None:

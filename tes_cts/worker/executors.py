@@ -19,11 +19,12 @@ from ..jobfiles import (
     CANCELED,
     COMPLETE,
     EXECUTOR_ERROR,
-    LOGS_DIR,
+    EXECUTOR_STREAMS,
     RUNNING,
     SYSTEM_ERROR,
     Job,
     Progress,
+    executor_log,
     write_progress,
 )
 from .disk import DiskLimit, disk_limit_bytes
@@ -102,7 +103,7 @@ class TaskExecutors:
         return None
 
     def _run_one(self, index: int, executor: dict) -> _Failure | None:
-        stdout_log, stderr_log = (Path(self.job.run_dir) / LOGS_DIR / f"executor-{index}.{key}" for key in ("stdout", "stderr"))
+        stdout_log, stderr_log = (executor_log(self.job.run_dir, index, stream) for stream in EXECUTOR_STREAMS)
         failure = self._ensure_image(executor["image"]) or self._check_stdin(index, executor.get("stdin"))
         if failure:
             return self._not_run(now_us(), failure, stdout_log, stderr_log)

@@ -40,6 +40,7 @@ from ..storage.config import StorageConfig, stores_from_job
 from ..wakeup import notify
 from .disk import file_system_full
 from .executors import TaskExecutors
+from .measurements import StagingMeter
 from .paths import FileMapper
 from .runtime import ContainerRuntime, RuntimeUnavailable, runtime_for
 from .staging import StagingError, stage_inputs, stage_outputs
@@ -50,14 +51,16 @@ def run_job(job: Job, cancel: threading.Event | None = None) -> Result:
     result = Result(outcome=COMPLETE, reason="", start_time=rfc3339(now_us()), end_time="",
                     metadata={"host": socket.gethostname()})
     runtime = None
+    meter = StagingMeter()
     try:
         runtime = runtime_for(job.containers)
-        _run(job, cancel or threading.Event(), runtime, result)
+        _run(job, cancel or threading.Event(), runtime, result, meter)
     except Exception as exc:  # a worker must leave a result whatever happens
         result.outcome, result.reason = SYSTEM_ERROR, f"worker failed: {type(exc).__name__}: {exc}"
     finally:
         if runtime is not None:
             _remove_containers(job, runtime, result)
+    result.measurements = meter.measurements()
     if result.outcome in (EXECUTOR_ERROR, SYSTEM_ERROR):
         _blame_a_full_disk(job, result)
     if result.outcome != COMPLETE:
@@ -85,7 +88,7 @@ def _remove_containers(job: Job, runtime: ContainerRuntime, result: Result) -> N
         result.system_logs.append(f"could not remove the attempt's containers: {exc}")
 
 
-def _run(job: Job, cancel: threading.Event, runtime: ContainerRuntime, result: Result) -> None:
+def _run(job: Job, cancel: threading.Event, runtime: ContainerRuntime, result: Result, meter: StagingMeter) -> None:
     """The steps of one attempt; each records its failure in `result` and says whether to go on."""
     mapper = FileMapper(job.run_dir)
     (Path(job.run_dir) / LOGS_DIR).mkdir(parents=True, exist_ok=True)
@@ -93,10 +96,10 @@ def _run(job: Job, cancel: threading.Event, runtime: ContainerRuntime, result: R
         return
     _progress(job, STAGING_IN)
     storage = worker_storage_config(job)
-    if not (_stage_in(job, mapper, storage, result) and _execute(job, mapper, runtime, cancel, result)):
+    if not (_stage_in(job, mapper, storage, result, meter) and _execute(job, mapper, runtime, cancel, result)):
         return
     _progress(job, STAGING_OUT)
-    _stage_out(job, mapper, storage, result)
+    _stage_out(job, mapper, storage, result, meter)
 
 
 def _clear_earlier_containers(job: Job, runtime: ContainerRuntime, result: Result) -> bool:
@@ -110,9 +113,9 @@ def _clear_earlier_containers(job: Job, runtime: ContainerRuntime, result: Resul
     return True
 
 
-def _stage_in(job: Job, mapper: FileMapper, storage: StorageConfig, result: Result) -> bool:
+def _stage_in(job: Job, mapper: FileMapper, storage: StorageConfig, result: Result, meter: StagingMeter) -> bool:
     try:
-        result.system_logs += stage_inputs(job, mapper, storage, job.verified_inputs)
+        result.system_logs += stage_inputs(job, mapper, storage, job.verified_inputs, meter)
     except StagingError as exc:
         result.outcome, result.reason = SYSTEM_ERROR, str(exc)
         return False
@@ -135,9 +138,9 @@ def _execute(job: Job, mapper: FileMapper, runtime: ContainerRuntime, cancel: th
     return result.outcome in (COMPLETE, EXECUTOR_ERROR)
 
 
-def _stage_out(job: Job, mapper: FileMapper, storage: StorageConfig, result: Result) -> None:
+def _stage_out(job: Job, mapper: FileMapper, storage: StorageConfig, result: Result, meter: StagingMeter) -> None:
     try:
-        staged = stage_outputs(job, mapper, storage)
+        staged = stage_outputs(job, mapper, storage, meter)
     except StagingError as exc:
         _fault(result, str(exc))
         return
@@ -203,7 +206,8 @@ def _shortened(result: Result, exc: OSError) -> Result:
     reason = f"{result.reason} (the whole result could not be written: {exc.strerror})"
     logs = [{**log, "stdout": "", "stderr": ""} for log in result.executor_logs]
     return Result(result.outcome if result.outcome != COMPLETE else SYSTEM_ERROR, reason, result.start_time,
-                  result.end_time, executor_logs=logs, system_logs=[reason], metadata=result.metadata)
+                  result.end_time, executor_logs=logs, system_logs=[reason], metadata=result.metadata,
+                  measurements=result.measurements)
 
 
 @contextmanager

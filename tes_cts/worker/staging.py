@@ -6,7 +6,8 @@ still uploaded; an upload failure stops staging at once (the task is a system er
 
 Inputs are checked against what preflight recorded (`VerifiedInputs`, by input index): bytes that
 differ fail staging with "changed since submission", and nothing is left of them. Each uploaded
-output's CRC64NVME (S3 base64 form) is in its entry under `crc64nvme`.
+output's CRC64NVME (S3 base64 form) is in its entry under `crc64nvme`. What moved, and how long
+it took, goes to the attempt's `StagingMeter` (measurements.py) when one is given.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from pathlib import Path
 
 from ..jobfiles import Job
 from ..posix_paths import has_wildcard, normalize
-from ..storage import Storage, StorageConfig, StorageError, VerifiedInputs, storage_for
+from ..storage import INPUT, OUTPUT, Storage, StorageConfig, StorageError, VerifiedInputs, storage_for
 from ..storage.atomic import atomic_file
 from ..urls import without_password
+from .measurements import StagingMeter
 from .paths import LEADS_OUTSIDE, FileMapper, PathEscape
 
 
@@ -40,17 +42,20 @@ class StagedOutputs:
 # --- inputs -----------------------------------------------------------------------------------
 
 
-def stage_inputs(job: Job, mapper: FileMapper, config: StorageConfig, verified: VerifiedInputs) -> list[str]:
+def stage_inputs(job: Job, mapper: FileMapper, config: StorageConfig, verified: VerifiedInputs,
+                 meter: StagingMeter | None = None) -> list[str]:
     """Write every input into the mounts; one log line per input. Raises StagingError."""
     logs = []
     inputs = list(enumerate(job.task.get("inputs") or []))
+    meter = meter or StagingMeter()
     # Outer paths first, so an input inside a DIRECTORY input lands in (and wins over) it.
     for index, item in sorted(inputs, key=lambda pair: _depth(pair[1]["path"])):
-        logs.append(_stage_input(item, config, verified.get(str(index)), mapper))
+        logs.append(_stage_input(item, config, verified.get(str(index)), mapper, meter))
     return logs
 
 
-def _stage_input(item: dict, config: StorageConfig, expected: list[dict] | None, mapper: FileMapper) -> str:
+def _stage_input(item: dict, config: StorageConfig, expected: list[dict] | None, mapper: FileMapper,
+                 meter: StagingMeter) -> str:
     path, url, content = item["path"], item.get("url"), item.get("content")
     name = f"input {path}" if content is not None else f"input {path} ({without_password(url)})"
     is_dir = item.get("type") == "DIRECTORY"
@@ -63,7 +68,9 @@ def _stage_input(item: dict, config: StorageConfig, expected: list[dict] | None,
             return f"{name}: {len(content.encode('utf-8'))} bytes from content"
         if is_dir and os.path.lexists(host):
             _remove(host)  # put there by an outer DIRECTORY input; this one replaces it
-        size = storage_for(url, config).get(url, host, is_dir, expected)
+        with meter.transfer(url, INPUT) as moved:
+            size = storage_for(url, config).get(url, host, is_dir, expected)
+            moved(size)
     except StorageError as exc:
         raise StagingError(f"{name}: {exc.reason}") from None
     except PathEscape as exc:
@@ -88,15 +95,16 @@ def _depth(path: str) -> int:
 # --- outputs ----------------------------------------------------------------------------------
 
 
-def stage_outputs(job: Job, mapper: FileMapper, config: StorageConfig) -> StagedOutputs:
+def stage_outputs(job: Job, mapper: FileMapper, config: StorageConfig, meter: StagingMeter | None = None) -> StagedOutputs:
     """Upload every output the task produced. Raises StagingError at the first failed upload."""
     staged = StagedOutputs()
+    meter = meter or StagingMeter()
     for item in job.task.get("outputs") or []:
         try:
             storage = storage_for(item["url"], config)
         except StorageError as exc:
             raise StagingError(f"output {item['path']} ({without_password(item['url'])}): {exc.reason}") from None
-        output = _Output(item, storage, mapper, staged)
+        output = _Output(item, storage, mapper, staged, meter)
         if has_wildcard(item["path"]):
             output.wildcard()
         else:
@@ -107,11 +115,11 @@ def stage_outputs(job: Job, mapper: FileMapper, config: StorageConfig) -> Staged
 class _Output:
     """Staging of one output item; appends to `staged` as it goes."""
 
-    def __init__(self, item: dict, storage: Storage, mapper: FileMapper, staged: StagedOutputs):
+    def __init__(self, item: dict, storage: Storage, mapper: FileMapper, staged: StagedOutputs, meter: StagingMeter):
         self.path, self.url = item["path"], item["url"]
         self.is_dir = item.get("type") == "DIRECTORY"
         self.prefix = item.get("path_prefix")
-        self.storage, self.mapper, self.staged = storage, mapper, staged
+        self.storage, self.mapper, self.staged, self.meter = storage, mapper, staged, meter
         self.files = 0
         self.bytes = 0
 
@@ -181,7 +189,9 @@ class _Output:
             self.staged.missing.append(f"output {container}: not a regular file")
             return
         try:
-            info = self.storage.put(Path(os.path.realpath(host)), url)
+            with self.meter.transfer(url, OUTPUT) as moved:
+                info = self.storage.put(Path(os.path.realpath(host)), url)
+                moved(info.size)
         except StorageError as exc:
             raise StagingError(f"output {container} ({exc.url}): {exc.reason}") from None
         self.staged.outputs.append({"url": url, "path": container, "size_bytes": info.size, "crc64nvme": info.checksum})
