@@ -13,6 +13,8 @@ import pytest
 import requests
 
 from tes_cts.auth.hashing import hash_password
+from tes_cts.client.api import TesApi
+from tes_cts.client.events import EventFeed
 from tes_cts.database.sqlite import SqliteTaskDatabase
 from tes_cts.model.states import Phase
 from tes_cts.tasks.lifecycle import move_through
@@ -171,3 +173,22 @@ def test_under_basic_auth_each_user_sees_their_own_events_and_an_admin_everyone_
     assert [data["id"] for _, data in streams["root"].wait_for(2)] == [alices, bobs]
     for stream in streams.values():
         stream.close()
+
+
+def test_the_clis_wait_hears_a_change_from_the_stream_instead_of_its_next_poll(server):
+    api = TesApi(server.url)
+    task_id = create(server)
+    database = store_of(server)
+    threading.Timer(1.0, walk, args=(database, task_id, Phase.CANCELED)).start()
+    started = time.monotonic()
+    [done] = api.wait([task_id], timeout_s=20, poll_s=30, max_poll_s=30).values()  # polling alone: 30 s
+    assert done["state"] == "CANCELED" and time.monotonic() - started < 5
+    database.close()
+
+
+def test_without_a_stream_the_feed_is_not_live_and_wait_polls(server):
+    api = TesApi(server.url)
+    assert not EventFeed(api._session, f"{server.url}/v1/no-such-stream").live
+    feed = EventFeed(api._session, f"{server.url}/v1/events")
+    assert feed.live
+    feed.close()

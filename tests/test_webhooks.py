@@ -12,6 +12,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import requests
 
 from tes_cts.model.states import Phase
 from tes_cts.settings import load_settings
@@ -156,6 +157,35 @@ def test_webhook_settings_are_checked_and_named(tmp_path, monkeypatch):
     ):
         with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
             webhooks_of(entries)
-    monkeypatch.setenv("TES_CTS_EVENTS__WEBHOOKS", '[{"url": "gopher://x"}]')
+    monkeypatch.setenv("TES_CTS_EVENTS__WEBHOOKS", '[{url = "gopher://x"}]')  # TOML, as every variable
     with pytest.raises(InvalidSettings, match="events.webhooks"):
         load_settings()
+
+
+@pytest.mark.engine
+def test_through_the_service_a_receiver_down_for_a_while_still_gets_every_event_signed(
+        live_servers, receiver, docker_image, tmp_path):
+    from .docker_env import docker_env
+
+    receiver.status = 503
+    server = live_servers.start({
+        "DOCKER_HOST": docker_env()["DOCKER_HOST"],
+        "TES_CTS_EVENTS__WEBHOOKS": "@json " + json.dumps([{"name": "ops", "url": receiver.url, "secret": SECRET}]),
+    }, poller=True, cwd=tmp_path)
+    time.sleep(1.5)  # the sender has started (its cursor: from now on)
+    ids = [requests.post(server.tasks, json={"executors": [{"image": docker_image, "command": command}]},
+                         timeout=10).json()["id"] for command in (["true"], ["sh", "-c", "exit 3"])]
+    deadline = time.monotonic() + 60
+    while any(requests.get(f"{server.tasks}/{task_id}", timeout=10).json()["state"] not in ("COMPLETE", "EXECUTOR_ERROR")
+              for task_id in ids):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert receiver.received == []  # down all along
+    receiver.status = 200
+    wait_until(lambda: {e["subject"] for e in receiver.events() if e["data"]["state"] in ("COMPLETE", "EXECUTOR_ERROR")}
+               == set(ids), timeout=90)
+    for task_id, last in zip(ids, ("COMPLETE", "EXECUTOR_ERROR")):
+        history = [e["data"]["state"] for e in receiver.events() if e["subject"] == task_id]
+        assert history[0] == "QUEUED" and history[-1] == last and "RUNNING" in history
+    for _, body, headers in receiver.received:
+        assert headers[SIGNATURE_HEADER] == "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
