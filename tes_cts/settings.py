@@ -294,7 +294,7 @@ def _check_http_allow(entries: list) -> None:
 
 
 def _check_webhooks(entries: list) -> None:
-    from .webhooks import webhooks_of
+    from .webhook_settings import webhooks_of
 
     try:
         webhooks_of(list(entries))

@@ -71,7 +71,7 @@ def build_app(settings, database: TaskDatabase | None = None) -> connexion.Flask
 
 def _scrape(settings, database: TaskDatabase) -> Scrape:
     """/metrics over `database`, with the dead letters of each configured webhook."""
-    from .webhooks import webhooks_of
+    from .webhook_settings import webhooks_of
 
     webhooks = webhooks_of(list(settings.events.webhooks))
     return Scrape(database, tuple((webhook.name, webhook.url) for webhook in webhooks))
@@ -238,7 +238,8 @@ def build_poller(settings, database: TaskDatabase) -> Poller:
 
 def build_webhook_senders(settings, database: TaskDatabase) -> list:
     """One sender per webhook of `events.webhooks` (webhooks.py), run beside the poller."""
-    from .webhooks import WebhookSender, webhooks_of
+    from .webhook_settings import webhooks_of
+    from .webhooks import WebhookSender
 
     return [WebhookSender(database, webhook, source=settings.service.id) for webhook in webhooks_of(list(settings.events.webhooks))]
 

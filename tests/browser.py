@@ -64,6 +64,7 @@ def wait_until(condition, timeout: float = 20, what: str = "the condition"):
 
 def screenshot(driver, path: Path) -> Path:
     """The whole page, however long, as a PNG."""
+    driver.execute_script("window.scrollTo(0, 0)")
     height = driver.execute_script("return document.documentElement.scrollHeight")
     driver.set_window_size(WIDTH, max(height, HEIGHT))
     try:

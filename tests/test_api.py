@@ -57,10 +57,11 @@ def test_service_info_reports_settings_and_package_version(make_settings, sqlite
 
 
 def test_root_and_ui_lead_to_swagger_ui(client):
-    for path in ("/", "/ui"):
+    for path in ("/ui", "/ui/"):
         response = client.get(path, follow_redirects=False)
         assert response.status_code in (301, 302, 307, 308)
         assert response.headers["location"].endswith("/ga4gh/tes/v1/ui/")
+    assert 'href="/ga4gh/tes/v1/ui/"' in client.get("/").text  # the start page links it and the dashboard
     page = client.get("/ui", follow_redirects=True)
     assert page.status_code == 200
     assert "swagger" in page.text.lower()

@@ -2,13 +2,15 @@
 browser against a live `tes-cts serve` with its poller and Docker: under `none`, under `basic`
 (credentials in the URL: the browser's own answer to the challenge, and a header set through
 CDP) and under `bearer` (the token field). The browser tests save screenshots of both pages in
-a directory they print."""
+a directory they print (DASHBOARD_SCREENSHOTS chooses it)."""
 
 from __future__ import annotations
 
+import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from html import unescape
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -159,7 +161,8 @@ def retried_record() -> TaskRecord:
          "metadata": {"backend": "local", "attempt": "1", "backend_job_id": "vm/101"}, "logs": [], "outputs": []},
         {"start_time": "2026-01-01T00:00:05Z", "end_time": "2026-01-01T00:01:40Z",
          "metadata": {"backend": "local", "attempt": "2", "backend_job_id": "vm/202", "host": "node7",
-                      "crc64nvme:s3://lab/count": "D3gOhIHSoh8="},
+                      "crc64nvme:s3://lab/count": "D3gOhIHSoh8=", "result.message": "counted 42 reads",
+                      "result.status": "200", "result.metric.reads": "42"},
          "logs": [{"start_time": "2026-01-01T00:00:07Z", "end_time": "2026-01-01T00:00:09Z", "exit_code": 0,
                    "stdout": "42 reads\n", "stderr": "a warning\n"}],
          "outputs": [{"path": "/out/count", "url": "s3://lab/count", "size_bytes": "2048"}]},
@@ -177,6 +180,8 @@ def test_the_task_page_shows_attempts_side_by_side_executors_files_and_resources
     assert "the worker died" in first and "job vm/202" not in first
     assert "attempt 2 claimed" in second and "job vm/202" in second and "COMPLETE" in second
     assert "<code>vm/202</code>" in second and "node7" in second
+    for key, value in (("result.message", "counted 42 reads"), ("result.status", "200"), ("result.metric.reads", "42")):
+        assert f"<dt>{key}</dt><dd>{value}</dd>" in second  # what the task said of itself (TES_RESULT_FILE)
     assert "00:00:03.000" in first and "+1.0s" in first and "+1m31s" in second  # each move's time, and since the last
     executors = page[page.index('id="executors"'):page.index('id="files"')]
     assert "Attempt 2: exit code <span class=\"exit-code\">0</span>" in executors
@@ -322,8 +327,12 @@ def no_alert(driver) -> bool:
 
 @pytest.fixture(scope="module")
 def screenshots(tmp_path_factory, pytestconfig):
-    directory = tmp_path_factory.mktemp("dashboard-screenshots")
-    pytestconfig.pluginmanager.get_plugin("terminalreporter").write_line(f"dashboard screenshots: {directory}")
+    """Where the screenshots go: DASHBOARD_SCREENSHOTS, else a directory of the run's own."""
+    chosen = os.environ.get("DASHBOARD_SCREENSHOTS")
+    directory = Path(chosen) if chosen else tmp_path_factory.mktemp("dashboard-screenshots")
+    directory.mkdir(parents=True, exist_ok=True)
+    with pytestconfig.pluginmanager.getplugin("capturemanager").global_and_fixture_disabled():
+        print(f"\ndashboard screenshots: {directory}")
     return directory
 
 

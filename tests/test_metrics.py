@@ -22,6 +22,7 @@ from tes_cts.metrics.process import VARIABLE, remove_files_of_ended_processes
 
 from .docker_env import docker_env
 from .test_imports import modules_loaded_by
+from .test_webhooks import receiver, run_tasks, sending, wait_until  # noqa: F401 (fixtures)
 
 TERMINAL = {"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED"}
 IMAGE = "tes-cts-test/busybox:1"
@@ -213,12 +214,14 @@ def test_serve_starts_with_fresh_counts_but_keeps_those_of_running_processes(tmp
         sleeping.wait()
 
 
-@pytest.mark.parametrize("statement", ["import tes_cts.cli, tes_cts.wiring, tes_cts.server",
-                                       "import tes_cts.worker.launcher, tes_cts.worker.run"])
-def test_prometheus_client_is_loaded_only_once_a_process_counts(statement):
+@pytest.mark.parametrize("statement,unwanted", [
+    ("import tes_cts.cli, tes_cts.wiring, tes_cts.server", {"prometheus_client"}),
+    ("import tes_cts.worker.launcher, tes_cts.worker.run", {"prometheus_client", "tes_cts.metrics"}),
+])
+def test_prometheus_client_is_loaded_only_once_a_process_counts(statement, unwanted):
     """serve must choose the metrics directory before prometheus_client is imported, and a task's
-    worker never counts: neither loads it."""
-    assert "prometheus_client" not in modules_loaded_by(statement)
+    worker never counts."""
+    assert not unwanted & modules_loaded_by(statement)
 
 
 def test_measurements_that_are_not_in_the_expected_form_are_left_out(caplog):
@@ -267,3 +270,26 @@ def test_an_event_stream_is_counted_when_it_starts_and_kept_out_of_the_latency_h
     assert counted_at_start == [before + 1]
     assert _registry_value("tes_cts_http_requests_total", method="GET", route="/events", status="200") == before + 1
     assert _registry_value("tes_cts_http_request_duration_seconds_count", method="GET", route="/events") == timed
+
+
+def test_webhook_posts_are_counted_and_dead_letters_read_from_the_store(sqlite_db, receiver, sending):
+    from tes_cts.metrics.exposition import Scrape
+    from tes_cts.webhook_settings import Webhook
+
+    delivered = _registry_value("tes_cts_webhook_deliveries_total", webhook="hook")
+    failed = _registry_value("tes_cts_webhook_delivery_failures_total", webhook="hook")
+    receiver.status = 500
+    sending(Webhook(name="hook", url=receiver.url, give_up_after_s=0.5))
+    run_tasks(sqlite_db, 1)  # three events: created, preflight, system_error
+    wait_until(lambda: sqlite_db.delivery("hook")[1] >= 1)
+    receiver.status = 200
+    wait_until(lambda: sqlite_db.delivery("hook")[0] == sqlite_db.last_event_seq())
+
+    text, content_type = Scrape(sqlite_db, (("hook", receiver.url),)).render()
+    scraped = samples(text.decode())
+    dead = sqlite_db.delivery("hook")[1]
+    assert value(scraped, "tes_cts_webhook_dead_letters_total", webhook="hook") == dead >= 1
+    assert value(scraped, "tes_cts_webhook_deliveries_total", webhook="hook") == delivered + 3 - dead
+    assert value(scraped, "tes_cts_webhook_delivery_failures_total", webhook="hook") >= failed + 2
+    assert value(scraped, "tes_cts_tasks", state="SYSTEM_ERROR") == 1
+    assert content_type.startswith("text/plain")

@@ -18,7 +18,8 @@ from tes_cts.model.states import Phase
 from tes_cts.settings import load_settings
 from tes_cts.settings_error import InvalidSettings
 from tes_cts.tasks.lifecycle import move_through
-from tes_cts.webhooks import CONTENT_TYPE, EVENT_TYPE, SIGNATURE_HEADER, Webhook, WebhookSender, webhooks_of
+from tes_cts.webhook_settings import Webhook, webhooks_of
+from tes_cts.webhooks import CONTENT_TYPE, EVENT_TYPE, SIGNATURE_HEADER, WebhookSender
 
 from .builders import task_record
 

@@ -69,7 +69,8 @@ def create_app(settings, service: TaskService, service_info: dict, backend: Back
     _add_apis(app, spec, providers)
     if settings.cors.allow_origins:  # outermost, so that error answers carry CORS headers too
         _add_cors(app, list(settings.cors.allow_origins))
-    # Before the rest: the operational endpoints are not the API's, and every API answer is counted.
+    # Outside the rest: the operational endpoints are not the API's (nor counted); every other
+    # answer is counted, a 413 of the body limit included.
     app.add_middleware(OperationalEndpoints, position=MiddlewarePosition.BEFORE_EXCEPTION, database=service.database,
                        backend=backend, scrape=scrape, token_digest=settings.metrics.token_digest)
     app.add_middleware(HttpMetrics, position=MiddlewarePosition.BEFORE_EXCEPTION, routes=operation_routes(spec))

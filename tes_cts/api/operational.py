@@ -1,5 +1,5 @@
 """ASGI middleware answering the service's operational endpoints, outside the TES API and its
-spec (no credentials of the API's providers, no TES error shape):
+spec (no credentials of the API's providers):
 
 - `GET /healthz`: 200 while the process serves requests (liveness).
 - `GET /readyz`: 200 when the task store answers and the backend could take work, else 503;
@@ -7,16 +7,15 @@ spec (no credentials of the API's providers, no TES error shape):
 - `GET /metrics`: the Prometheus text exposition (`metrics/exposition.py`), when metrics are on;
   with `metrics.token_digest` set, only for `Authorization: Bearer <the token>`.
 
-The checks and the scrape read the store (and the engine): they run off the event loop, each
-bounded by CHECK_TIMEOUT_S so that a store or an engine that hangs makes /readyz answer 503
-instead of hanging too.
+The checks and the scrape read the store (and the engine), so they run off the event loop; each
+check is bounded by CHECK_TIMEOUT_S, so that a store or an engine that hangs makes /readyz
+answer 503 instead of hanging too.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
-import logging
 from dataclasses import dataclass
 from typing import Callable
 
@@ -25,8 +24,8 @@ import anyio
 from ..auth.hashing import token_digest
 from ..database.base import TaskDatabase
 from ..metrics.exposition import Scrape
+from .errors import error_body
 
-log = logging.getLogger("tes_cts.api")
 CHECK_TIMEOUT_S = 5.0
 JSON = b"application/json"
 
@@ -73,8 +72,8 @@ class OperationalEndpoints:
 
     async def _metrics(self, scope):
         if self.token_digest and not self._token_matches(scope):
-            body = b'{"title":"Unauthorized","status":401,"detail":"/metrics needs the bearer token of metrics.token_digest"}'
-            return 401, body, JSON, [(b"www-authenticate", b'Bearer realm="metrics"')]
+            body = error_body(401, "Unauthorized", "/metrics needs the bearer token whose digest is metrics.token_digest")
+            return 401, json.dumps(body).encode(), JSON, [(b"www-authenticate", b'Bearer realm="metrics"')]
         text, content_type = await anyio.to_thread.run_sync(self.scrape.render)
         return 200, text, content_type.encode(), []
 

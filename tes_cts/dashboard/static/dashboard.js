@@ -7,7 +7,7 @@ import { call, forgetToken, keepToken, token } from "./session.js";
 import { follow } from "./events.js";
 import { showLogPage } from "./logs.js";
 
-const REFRESH_DELAY_MS = 200; // a burst of events is one refresh
+const REFRESH_DELAY_MS = 300; // a burst of events is one refresh
 const LIVE_LABELS = { live: "live", reconnecting: "reconnecting…", off: "not live" };
 
 let stream = null; // the AbortController of the page's event stream
