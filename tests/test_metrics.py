@@ -1,7 +1,7 @@
 """`/metrics` of a live `tes-cts serve` (two gunicorn workers, its poller, the local backend and
 the real engine), parsed by prometheus_client's own parser: the values are what the test did.
-Also: the token that protects it, the setting that turns it off, and how the processes share
-their counts (the metrics directory, what the worker measures and the poller counts)."""
+Also: the setting that turns it off, how the processes share their counts (the metrics
+directory, what the worker measures and the poller counts), event streams and webhooks."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tes_cts.auth.hashing import token_digest
 from tes_cts.metrics import record
 from tes_cts.metrics.process import VARIABLE, remove_files_of_ended_processes
 
@@ -179,19 +178,12 @@ def test_metrics_count_what_five_tasks_did_across_two_workers_and_the_poller(ser
     assert "measurements" not in str(client.get(staged))
 
 
-def test_a_metrics_token_is_asked_for_and_the_setting_turns_metrics_off(live_servers, tmp_path):
-    digest = token_digest("scrape-me")
-    with live_servers.start({"TES_CTS_METRICS__TOKEN_DIGEST": digest}) as server:
-        assert scrape(server).status_code == 401
-        assert scrape(server).headers["WWW-Authenticate"] == 'Bearer realm="metrics"'
-        assert scrape(server, Authorization="Bearer wrong").status_code == 401
-        allowed = scrape(server, Authorization="Bearer scrape-me")
-        assert allowed.status_code == 200 and allowed.headers["Content-Type"].startswith("text/plain")
-        assert "tes_cts_tasks" in {family.name for family in text_string_to_metric_families(allowed.text)}
-        assert requests.get(f"{server.url}/healthz", timeout=5).status_code == 200  # never behind the token
+def test_with_metrics_off_there_is_no_metrics_endpoint_and_nothing_is_counted_to_files(live_servers, tmp_path):
+    """(The token that protects /metrics: test_api.py.)"""
     with live_servers.start({"TES_CTS_METRICS__ENABLED": "false"}, cwd=tmp_path) as server:
         assert scrape(server).status_code == 404
         assert requests.get(f"{server.url}/ga4gh/tes/v1/tasks", timeout=5).ok
+        assert requests.get(f"{server.url}/healthz", timeout=5).status_code == 200
         assert not list((tmp_path / "work").glob("metrics/*.db"))
 
 

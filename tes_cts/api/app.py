@@ -27,16 +27,16 @@ from ..dashboard import dashboard_blueprint
 from ..database.base import DatabaseUnavailable
 from ..metrics.exposition import Scrape
 from ..model.views import JSON_SEPARATORS
-from ..tasks.paging import BadListRequest
 from ..tasks.log_access import ExecutorLogNotFound
+from ..tasks.paging import BadListRequest
 from ..tasks.service import TaskNotFound, TaskService
 from ..tasks.validation import TaskValidationError
 from . import errors, handlers, security
 from .body_limit import BodyLimitMiddleware
 from .event_stream import EventStream
 from .http_metrics import HttpMetrics, operation_routes
-from .operational import BackendCheck, OperationalEndpoints
 from .log_parts import SIZE_HEADER, RangeNotSatisfiable, unsatisfiable_headers
+from .operational import BackendCheck, OperationalEndpoints
 from .parameters import InvalidParameters, NamingParameterValidator
 from .request_path import ControlCharacterPaths
 from .task_body import GatheredBody

@@ -19,7 +19,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..jobfiles import (
-    JOB_FILE, ContainerSettings, Job, read_progress, read_result, run_dir_in, runs_of, write_json_atomically,
+    JOB_FILE,
+    ContainerSettings,
+    Job,
+    read_progress,
+    read_result,
+    run_dir_in,
+    runs_of,
+    write_json_atomically,
 )
 from ..worker.launcher import LaunchRequest, proc_stat
 from ..worker.runtime import runtime_for

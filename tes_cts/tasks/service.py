@@ -20,6 +20,7 @@ from .log_access import ExecutorLogNotFound, absence_detail, run_attempt
 from .paging import BadListRequest, decode_token, encode_token, page_size_or_default
 from .validation import Problem, TaskValidationError, ValidationLimits, validate_task
 
+
 class JsonText(str):
     """A response already encoded as JSON: the API sends it as it is."""
 

@@ -27,8 +27,8 @@ from ..jobfiles import (
     executor_log,
     write_progress,
 )
-from .disk import DiskLimit, disk_limit_bytes
 from . import task_result
+from .disk import DiskLimit, disk_limit_bytes
 from .paths import FileMapper, Mount, PathEscape
 from .runtime import (
     NOT_RUN_EXIT_CODE,
