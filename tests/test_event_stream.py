@@ -143,6 +143,15 @@ def test_filters_by_task_and_by_state(server):
     database.close()
 
 
+@pytest.mark.parametrize("headers,params", [
+    ({"Last-Event-ID": "not a number"}, {}), ({"Last-Event-ID": "9" * 40}, {}), ({}, {"last_event_id": "-3"}),
+    ({}, {"state": "NO_SUCH_STATE"}), ({}, {"task_id": "\u00e9\u00e9 <x>"}), ({}, {"state": ",,"}),
+])
+def test_odd_parameters_start_a_stream_from_now_without_an_error(server, headers, params):
+    stream = Stream(f"{server.url}/v1/events", headers=headers, params=params)
+    stream.close()
+
+
 def test_a_stream_holds_no_request_thread(server):
     """More open streams than the WSGI pool has threads (10), and the API still answers."""
     streams = [Stream(f"{server.url}/v1/events") for _ in range(12)]

@@ -18,8 +18,9 @@ ST = str(Path(sys.executable).parent / "st")
 def test_no_generated_request_gets_a_server_error(live_servers, tmp_path):
     with live_servers.start(cwd=tmp_path) as server:
         run = subprocess.run(
+            # The event stream's answer never ends: its odd parameters are tested in test_event_stream.
             [ST, "run", f"{server.url}/ga4gh/tes/v1/openapi.json", "--checks", "not_a_server_error",
-             "--max-examples", "40", "--seed", "1", "--no-color"],
+             "--exclude-operation-id", "StreamEvents", "--max-examples", "40", "--seed", "1", "--no-color"],
             capture_output=True, text=True, timeout=600, cwd=tmp_path)
     summary = run.stdout[-3000:]
     assert run.returncode == 0, summary
