@@ -18,8 +18,7 @@ PASSWORDS = {"alice": "alice's long passphrase", "bob": "b0b-pw with spaces ", "
              "dora": "pässwörd €", "émile": "crème brûlée"}
 
 
-@pytest.fixture(scope="module")
-def server(live_servers, tmp_path_factory):
+def basic_server(live_servers, tmp_path_factory):
     users_file = tmp_path_factory.mktemp("basic") / "users"
     users_file.write_text(f"# file users\ncarol:{hash_password(PASSWORDS['carol'])}\n")
     return live_servers.start({
@@ -27,6 +26,18 @@ def server(live_servers, tmp_path_factory):
         "TES_CTS_AUTH__BASIC__USERS": toml_table({n: hash_password(PASSWORDS[n]) for n in PASSWORDS if n != "carol"}),
         "TES_CTS_AUTH__BASIC__USERS_FILE": str(users_file),
     })
+
+
+@pytest.fixture(scope="module")
+def server(live_servers, tmp_path_factory):
+    return basic_server(live_servers, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def refusing_server(live_servers, tmp_path_factory):
+    """A server of its own for the wrong passwords: more than auth.throttle's free failures from
+    one address would make the other tests' right ones wait (429)."""
+    return basic_server(live_servers, tmp_path_factory)
 
 
 @pytest.mark.parametrize("user", ["alice", "bob", "carol"])
@@ -47,8 +58,8 @@ def test_non_ascii_credentials_in_utf_8_or_latin_1(server, user, encoding):
     ("alice", "wrong"), ("alice", PASSWORDS["bob"]), ("alice", PASSWORDS["alice"].upper()), ("nobody", "x"), ("", ""),
     ("None", "None"),  # what the Snakemake plugin sends when it has no credentials
 ])
-def test_a_wrong_password_or_unknown_user_is_a_401_with_a_challenge(server, user, password):
-    response = requests.get(server.tasks, headers=basic_auth(user, password), timeout=30)
+def test_a_wrong_password_or_unknown_user_is_a_401_with_a_challenge(refusing_server, user, password):
+    response = requests.get(refusing_server.tasks, headers=basic_auth(user, password), timeout=30)
     assert response.status_code == 401
     assert response.headers["content-type"] == "application/json"
     assert response.headers["www-authenticate"] == 'Basic realm="tes-cts", charset="UTF-8"'
