@@ -52,6 +52,7 @@ sys.path.insert(0, str(REPO))  # run from a checkout: tes_cts and tests/ are imp
 
 import requests  # noqa: E402
 
+from benchmarks.tables import table  # noqa: E402
 from tes_cts import __version__  # noqa: E402
 from tes_cts.database.sqlite import SqliteTaskDatabase  # noqa: E402
 from tests.docker_env import TEST_IMAGE, docker, docker_env, docker_reachable, ensure_test_image  # noqa: E402
@@ -92,14 +93,6 @@ def seconds(rfc3339: str) -> float:
 
 def ms(value: float) -> str:
     return f"{value * 1000:.0f}"
-
-
-def table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    line = lambda cells: "| " + " | ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)  # noqa: E731
-                                            for i, (c, w) in enumerate(zip(cells, widths))) + " |"
-    rule = "|" + "|".join(("-" * (w + 1) + ":") if i else ("-" * (w + 2)) for i, w in enumerate(widths)) + "|"
-    return "\n".join([line(header), rule, *(line(r) for r in rows)])
 
 
 def timed_docker(args: list[str]) -> float:

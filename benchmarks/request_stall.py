@@ -43,6 +43,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run from a checkout: tes_cts and tests/ are importable
 
+from benchmarks.tables import table  # noqa: E402
 from tes_cts import __version__  # noqa: E402
 from tes_cts.model.views import View, view_json  # noqa: E402
 from tes_cts.tasks.validation import TaskValidationError, validate_task  # noqa: E402
@@ -178,14 +179,6 @@ def _raise_problem(posters: list[big_tasks.Poster]) -> None:
 
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f}"
-
-
-def table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    line = lambda cells: "| " + " | ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)  # noqa: E731
-                                            for i, (c, w) in enumerate(zip(cells, widths))) + " |"
-    rule = "|" + "|".join(("-" * (w + 1) + ":") if i else ("-" * (w + 2)) for i, w in enumerate(widths)) + "|"
-    return "\n".join([line(header), rule, *(line(r) for r in rows)])
 
 
 def load_average() -> str:

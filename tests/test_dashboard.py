@@ -268,61 +268,8 @@ def test_under_bearer_a_page_without_a_token_offers_the_token_field(make_setting
 # --- in a real browser, against a live server --------------------------------------------------
 
 
-def submit(server, body, auth=None) -> str:
-    response = requests.post(server.tasks, json=body, auth=auth, timeout=10)
-    assert response.status_code == 200, response.text
-    return response.json()["id"]
-
-
-def state_of(server, task_id, auth=None) -> str:
-    return requests.get(f"{server.tasks}/{task_id}", auth=auth, timeout=10).json()["state"]
-
-
-def wait_for_state(server, task_id, states, auth=None, timeout=30) -> str:
-    return wait_until(lambda: (s := state_of(server, task_id, auth)) in states and s, timeout,
-                      f"task {task_id} reaching {sorted(states)}")
-
-
-def run(*command) -> dict:
-    return {"image": "tes-cts-test/busybox:1", "command": list(command)}
-
-
-def list_ids(driver) -> list[str]:
-    from selenium.webdriver.common.by import By
-
-    return [row.get_attribute("data-task-id") for row in driver.find_elements(By.CSS_SELECTOR, "#task-list tr[data-task-id]")]
-
-
-def row_state(driver, task_id) -> str:
-    from selenium.webdriver.common.by import By
-
-    return driver.find_element(By.CSS_SELECTOR, f'tr[data-task-id="{task_id}"] .state').text
-
-
-def text_of(driver, css) -> str:
-    from selenium.webdriver.common.by import By
-
-    return driver.find_element(By.CSS_SELECTOR, css).text
-
-
 def click(driver, css) -> None:
-    from selenium.webdriver.common.by import By
-
-    driver.find_element(By.CSS_SELECTOR, css).click()
-
-
-def wait_live(driver) -> None:
-    wait_until(lambda: text_of(driver, "#live") == "live", 15, "the event stream connecting")
-
-
-def no_alert(driver) -> bool:
-    from selenium.common.exceptions import NoAlertPresentException
-
-    try:
-        driver.switch_to.alert
-    except NoAlertPresentException:
-        return True
-    return False
+    find(driver, css).click()
 
 
 @pytest.fixture(scope="module")

@@ -474,12 +474,9 @@ def test_a_version_2_file_gets_the_tag_triggers_and_keeps_its_rows(tmp_path):
         conn.execute("PRAGMA user_version = 2")
         before = stored_rows_of(conn)
 
-    database = SqliteTaskDatabase(path)
+    database = opened_keeping(path, before)
     try:
         with closing(sqlite3.connect(path)) as conn:
-            assert stored_rows_of(conn) == before
-            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-            assert schema_objects(conn) == {*TABLES, *INDEXES, *TRIGGERS}
             indexes = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"))
             assert indexes == {name: f"CREATE INDEX {name} ON {columns}" for name, columns in INDEXES.items()}
         assert database.query_plan(TaskQuery(limit=5), "tasks.id, tasks.state") == [
@@ -507,12 +504,8 @@ def test_a_version_3_file_gets_the_cancel_requests_and_keeps_its_rows(tmp_path):
         conn.execute("PRAGMA user_version = 3")
         before = stored_rows_of(conn)
 
-    database = SqliteTaskDatabase(path)
+    database = opened_keeping(path, before)
     try:
-        with closing(sqlite3.connect(path)) as conn:
-            assert stored_rows_of(conn) == before
-            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-            assert schema_objects(conn) == {*TABLES, *INDEXES, *TRIGGERS}
         database.request_cancel("v3-1")
         assert database.cancel_requests(10) == ["v3-1"]
         assert database.events(EventQuery()) == []  # none made up for the changes before
@@ -520,6 +513,17 @@ def test_a_version_3_file_gets_the_cancel_requests_and_keeps_its_rows(tmp_path):
         assert [(e.task_id, e.phase) for e in database.events(EventQuery())] == [("v3-2", "preflight")]
     finally:
         database.close()
+
+
+def opened_keeping(path, before) -> SqliteTaskDatabase:
+    """The older file opened (so migrated), with its rows as they were `before` and every table,
+    index and trigger of this version."""
+    database = SqliteTaskDatabase(path)
+    with closing(sqlite3.connect(path)) as conn:
+        assert stored_rows_of(conn) == before
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert schema_objects(conn) == {*TABLES, *INDEXES, *TRIGGERS}
+    return database
 
 
 def schema_objects(conn: sqlite3.Connection) -> set[str]:
